@@ -1,0 +1,262 @@
+"""Orders (*bons de commande*), their lines and their history.
+
+Nothing here changes an order: `orders.services` does, and only it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q, Sum
+
+from orders.states import (
+    CLOSE_OUTCOME_LABELS,
+    OPEN_STATES,
+    STATE_LABELS,
+    SUSPEND_REASON_LABELS,
+    Action,
+    allowed_actions,
+)
+from portal.models import VAT_RATES, Asset, BillingAccount, Contract, PriceItem, Role, ServiceCode
+
+if TYPE_CHECKING:
+    from portal.models import User
+
+StateChoices = models.TextChoices("StateChoices", [(s.name, (s.value, label)) for s, label in STATE_LABELS.items()])
+
+
+class WorkType(models.TextChoices):
+    CORRECTIVE = "corrective", "Curatif"
+    PREVENTIVE = "preventive", "Préventif"
+
+
+class CriticalLevel(models.IntegerChoices):
+    UNSPECIFIED = 0, "Non précisée"
+    NOT_URGENT = 1, "Non urgent"
+    URGENT = 2, "Urgent"
+    STRATEGIC = 3, "Stratégique"
+    PRIORITY = 4, "Prioritaire"
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def visible_to(self, user: User) -> OrderQuerySet:
+        """Technicians see the orders assigned to them; supervisors and office staff see all."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser or user.role in (Role.SUPERVISOR, Role.OFFICE):
+            return self
+        if user.role == Role.TECHNICIAN:
+            return self.filter(technician=user)
+        return self.none()
+
+    def open(self) -> OrderQuerySet:
+        return self.filter(state__in=OPEN_STATES)
+
+
+class Order(models.Model):
+    contract = models.ForeignKey(Contract, models.PROTECT, related_name="orders", verbose_name="marché")
+    reference = models.CharField("référence", max_length=100, help_text="La référence de la plateforme du client.")
+    billing_account = models.ForeignKey(
+        BillingAccount, models.PROTECT, null=True, blank=True, verbose_name="compte de facturation"
+    )
+    asset = models.ForeignKey(
+        Asset, models.PROTECT, null=True, blank=True, related_name="orders", verbose_name="patrimoine"
+    )
+    service_code = models.ForeignKey(
+        ServiceCode, models.PROTECT, null=True, blank=True, related_name="orders", verbose_name="code prestation"
+    )
+    work_type = models.CharField("type de travaux", max_length=20, choices=WorkType, default=WorkType.CORRECTIVE)
+    critical_level = models.PositiveSmallIntegerField("criticité", choices=CriticalLevel, default=0)
+    description = models.TextField("description", blank=True)
+
+    occupant_name = models.CharField("occupant", max_length=200, blank=True)
+    occupant_phone = models.CharField("téléphone de l'occupant", max_length=30, blank=True)
+    occupant_mobile = models.CharField("mobile de l'occupant", max_length=30, blank=True)
+    occupant_email = models.EmailField("e-mail de l'occupant", blank=True)
+    access_notes = models.CharField("accès", max_length=300, blank=True, help_text="Bâtiment, étage, code…")
+
+    state = models.CharField(
+        "état", max_length=20, choices=StateChoices, default=StateChoices.TO_ACKNOWLEDGE, db_index=True
+    )
+    received_at = models.DateTimeField("reçue le")
+    notified_at = models.DateTimeField("notifiée le", help_text="Début du délai d'exécution (CCAG §14.1.2).")
+    due_at = models.DateTimeField("échéance", null=True, blank=True, db_index=True)
+    appointment_at = models.DateTimeField("rendez-vous", null=True, blank=True, db_index=True)
+    planned_start = models.DateTimeField("début prévu", null=True, blank=True)
+    planned_end = models.DateTimeField("fin prévue", null=True, blank=True)
+    actual_start = models.DateTimeField("début réel", null=True, blank=True)
+    actual_end = models.DateTimeField("fin réelle", null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(
+        "avancement (%)", default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    suspend_reason = models.CharField(
+        "motif de suspension", max_length=30, blank=True, choices=list(SUSPEND_REASON_LABELS.items())
+    )
+    reception_date = models.DateField("date de réception", null=True, blank=True)
+    invoice_date = models.DateField("date de facture", null=True, blank=True)
+    invoice_number = models.CharField("n° de facture", max_length=50, blank=True)
+    close_outcome = models.CharField(
+        "issue", max_length=30, blank=True, choices=list(CLOSE_OUTCOME_LABELS.items())
+    )
+    cancel_reason = models.TextField("motif d'annulation", blank=True)
+
+    technician = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_orders",
+        limit_choices_to={"role": Role.TECHNICIAN, "is_active": True},
+        verbose_name="technicien",
+    )
+    pilot = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="piloted_orders",
+        limit_choices_to={"is_active": True, "role__in": [Role.SUPERVISOR, Role.TECHNICIAN]},
+        verbose_name="pilote",
+    )
+    created_at = models.DateTimeField("créée le", auto_now_add=True)
+    updated_at = models.DateTimeField("modifiée le", auto_now=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "commande"
+        verbose_name_plural = "commandes"
+        ordering = ["-received_at", "-pk"]
+        indexes = [
+            models.Index(fields=["technician", "state"], name="orders_order_tech_state_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "reference"], name="%(app_label)s_%(class)s_unique_reference"),
+            models.CheckConstraint(
+                condition=Q(state__in=StateChoices.values), name="%(app_label)s_%(class)s_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=100), name="%(app_label)s_%(class)s_progress_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(critical_level__gte=0) & Q(critical_level__lte=4),
+                name="%(app_label)s_%(class)s_critical_level_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(actual_end__isnull=True) | Q(actual_start__isnull=False, actual_end__gte=F("actual_start")),
+                name="%(app_label)s_%(class)s_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(planned_end__isnull=True)
+                | Q(planned_start__isnull=False, planned_end__gt=F("planned_start")),
+                name="%(app_label)s_%(class)s_planned_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="invoiced") | Q(invoice_date__isnull=False),
+                name="%(app_label)s_%(class)s_invoiced_has_date",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="cancelled") | ~Q(cancel_reason=""),
+                name="%(app_label)s_%(class)s_cancelled_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def state_label(self) -> str:
+        return self.get_state_display()
+
+    @property
+    def allowed_actions(self) -> list[Action]:
+        return allowed_actions(self.state)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    def value_excl_vat(self) -> Decimal:
+        """The order's value: the sum of its lines, excluding VAT."""
+        total = self.lines.aggregate(total=Sum(F("quantity") * F("unit_price")))["total"]
+        return Decimal(total or 0).quantize(Decimal("0.01"))
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, models.CASCADE, related_name="lines", verbose_name="commande")
+    position = models.PositiveSmallIntegerField("position", default=0)
+    reference = models.CharField("référence", max_length=100)
+    price_item = models.ForeignKey(
+        PriceItem, models.PROTECT, null=True, blank=True, related_name="+", verbose_name="prix du bordereau"
+    )
+    label = models.CharField("libellé", max_length=300)
+    quantity = models.DecimalField(
+        "quantité", max_digits=10, decimal_places=2, default=Decimal(1), validators=[MinValueValidator(Decimal("0.01"))]
+    )
+    unit = models.CharField("unité", max_length=20, default="u")
+    unit_price = models.DecimalField(
+        "prix unitaire HT (€)",
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+    )
+    vat_rate = models.DecimalField(
+        "taux de TVA (%)", max_digits=5, decimal_places=2, choices=VAT_RATES, default=Decimal("10.00")
+    )
+    done = models.BooleanField("réalisée", default=False)
+    done_at = models.DateTimeField("réalisée le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "ligne de commande"
+        verbose_name_plural = "lignes de commande"
+        ordering = ["order", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "reference"], name="%(app_label)s_%(class)s_unique_reference"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="%(app_label)s_%(class)s_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="%(app_label)s_%(class)s_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} – {self.label}"
+
+    @property
+    def amount_excl_vat(self) -> Decimal:
+        return (self.quantity * self.unit_price).quantize(Decimal("0.01"))
+
+
+class OrderEvent(models.Model):
+    """One entry of an order's history. Append-only: never changed, never deleted."""
+
+    order = models.ForeignKey(Order, models.CASCADE, related_name="events", verbose_name="commande")
+    at = models.DateTimeField("date", db_index=True, help_text="Quand cela s'est produit.")
+    recorded_at = models.DateTimeField("enregistré le", auto_now_add=True)
+    kind = models.CharField("nature", max_length=30)
+    label = models.CharField("libellé", max_length=300)
+    state_before = models.CharField("état avant", max_length=20, choices=StateChoices, blank=True)
+    state_after = models.CharField("état après", max_length=20, choices=StateChoices, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="auteur"
+    )
+    data = models.JSONField("données", default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "événement"
+        verbose_name_plural = "historique"
+        ordering = ["order", "at", "pk"]
+        indexes = [models.Index(fields=["order", "at"], name="orders_event_order_at_idx")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("L'historique d'une commande ne se modifie pas.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("L'historique d'une commande ne se supprime pas.")

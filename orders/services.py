@@ -1,0 +1,583 @@
+"""The only code that changes orders.
+
+One function per action. Each runs in one transaction: it asks the state
+machine (`orders.states`) whether the action is allowed, applies the change
+with a guarded update (so that of two concurrent requests exactly one wins),
+appends an `OrderEvent` with a French label, and passes that event to
+`_share`, the one place where the change is handed to the relay.
+
+`at` is when the action happened, which may be earlier than now (a technician
+acting offline); it defaults to now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import formats, timezone, translation
+
+from orders import states
+from orders.models import Order, OrderEvent, OrderLine
+from orders.states import Action, Facts, State, TransitionError
+from portal.models import Asset, Contract, ServiceCode, User
+
+__all__ = ["ConcurrentChange", "ServiceError", "TransitionError"]
+
+
+class ServiceError(Exception):
+    """A change refused for a reason people can fix; `str()` is French."""
+
+
+class ConcurrentChange(ServiceError):
+    def __init__(self, order: Order, current_state: str | None) -> None:
+        label = states.STATE_LABELS.get(State(current_state)) if current_state else None
+        detail = f" (elle est maintenant « {label} »)" if label else ""
+        super().__init__(
+            f"La commande {order.reference} a été modifiée entre-temps{detail}. "
+            "Rechargez la page et recommencez."
+        )
+
+
+# Order fields that describe the order (as opposed to its execution); they can
+# be edited by office staff, and each edit is recorded in the history.
+DETAIL_FIELDS = (
+    "billing_account",
+    "asset",
+    "service_code",
+    "work_type",
+    "critical_level",
+    "description",
+    "occupant_name",
+    "occupant_phone",
+    "occupant_mobile",
+    "occupant_email",
+    "access_notes",
+    "notified_at",
+    "due_at",
+)
+LINE_FIELDS = ("reference", "label", "quantity", "unit", "unit_price", "vat_rate", "price_item", "position")
+
+
+def format_datetime(value: datetime) -> str:
+    """`lundi 25 novembre à 8 h 30`, in Paris time, whatever language is active."""
+    with translation.override("fr"):
+        local = timezone.localtime(value)
+        text = formats.date_format(local, "l j F")
+        minutes = f"{local.minute:02d}" if local.minute else ""
+        return f"{text} à {local.hour} h {minutes}".rstrip()
+
+
+def format_date(value: date) -> str:
+    with translation.override("fr"):
+        return formats.date_format(value, "j F Y")
+
+
+def compute_due_at(notified_at: datetime, contract: Contract, service_code: ServiceCode | None) -> datetime:
+    """The execution period starts at notification (CCAG §14.1.2); the service
+    code's completion delay wins over the contract's default delay."""
+    if service_code is not None and service_code.completion_delay_hours:
+        return notified_at + timedelta(hours=service_code.completion_delay_hours)
+    return notified_at + timedelta(days=contract.default_delay_days)
+
+
+def _share(order: Order, event: OrderEvent) -> None:
+    """The seam with the relay: every change to an order passes here, inside
+    the service's transaction, so the message that tells the client's platform
+    is recorded atomically with the change itself. The relay's outbox is
+    plugged in here; until it is, changes stay in the order's history only."""
+
+
+def _record(
+    order: Order,
+    *,
+    kind: str,
+    label: str,
+    actor: User | None,
+    at: datetime | None = None,
+    before: str = "",
+    after: str = "",
+    data: Mapping[str, Any] | None = None,
+) -> OrderEvent:
+    event = OrderEvent.objects.create(
+        order=order,
+        at=at or timezone.now(),
+        kind=kind,
+        label=label,
+        state_before=before,
+        state_after=after,
+        actor=actor if actor is not None and actor.pk else None,
+        data=dict(data or {}),
+    )
+    _share(order, event)
+    return event
+
+
+def _transition(
+    order: Order,
+    action: Action,
+    facts: Facts,
+    *,
+    actor: User | None,
+    at: datetime,
+    label: str,
+    changes: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> OrderEvent:
+    """Check `action` against the state machine and apply it to the row only if
+    the order is still in the state we checked against."""
+    before = order.state
+    after = states.apply(before, action, facts)
+    changes = dict(changes or {})
+    updated = Order.objects.filter(pk=order.pk, state=before).update(
+        state=after, updated_at=timezone.now(), **changes
+    )
+    if updated != 1:
+        current = Order.objects.filter(pk=order.pk).values_list("state", flat=True).first()
+        raise ConcurrentChange(order, current)
+    order.refresh_from_db()
+    return _record(
+        order, kind=action.value, label=label, actor=actor, at=at, before=before, after=after, data=data
+    )
+
+
+def _lock(order: Order, action: Action) -> Order:
+    """For updates that keep the state: lock the row, then check the action is
+    allowed in the state it is really in."""
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    if not states.is_allowed(locked.state, action):
+        raise states.IllegalTransition(State(locked.state), action)
+    return locked
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# --- Receiving and describing orders --------------------------------------
+
+
+@transaction.atomic
+def register_order(
+    *,
+    contract: Contract,
+    reference: str,
+    actor: User | None,
+    notified_at: datetime | None = None,
+    received_at: datetime | None = None,
+    lines: Iterable[Mapping[str, Any]] = (),
+    technician: User | None = None,
+    pilot: User | None = None,
+    **details: Any,
+) -> Order:
+    """Record an order the client sent (from the platform or typed in by office staff)."""
+    unknown = set(details) - set(DETAIL_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown order fields: {sorted(unknown)}")
+    reference = reference.strip()
+    if not reference:
+        raise ServiceError("La référence de la commande est obligatoire.")
+    now = timezone.now()
+    received_at = received_at or now
+    notified_at = notified_at or received_at
+    if details.get("due_at") is None:
+        details["due_at"] = compute_due_at(notified_at, contract, details.get("service_code"))
+    _check_belongs_to_client(contract, details.get("asset"), details.get("service_code"))
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                contract=contract,
+                reference=reference,
+                received_at=received_at,
+                notified_at=notified_at,
+                state=State.TO_ACKNOWLEDGE,
+                **details,
+            )
+    except IntegrityError as error:
+        if Order.objects.filter(contract=contract, reference=reference).exists():
+            raise ServiceError(
+                f"Une commande {reference} existe déjà sur le marché {contract.reference}."
+            ) from error
+        raise
+    _record(
+        order,
+        kind="received",
+        label=f"Commande reçue, échéance le {format_datetime(order.due_at)}",
+        actor=actor,
+        at=received_at,
+        after=State.TO_ACKNOWLEDGE,
+        data={"due_at": _iso(order.due_at)},
+    )
+    for position, line in enumerate(lines, start=1):
+        add_line(order, actor=actor, at=received_at, **{"position": position, **line})
+    if technician is not None or pilot is not None:
+        assign_order(order, actor=actor, technician=technician, pilot=pilot)
+    return order
+
+
+def _check_belongs_to_client(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> None:
+    if asset is not None and asset.client_id != contract.client_id:
+        raise ServiceError("Cet élément de patrimoine n'appartient pas au client du marché.")
+    if service_code is not None and service_code.contract_id != contract.pk:
+        raise ServiceError("Ce code prestation n'appartient pas au marché de la commande.")
+
+
+def _describe(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return format_date(value)
+    return str(value)
+
+
+@transaction.atomic
+def update_order_details(order: Order, *, actor: User | None, changes: Mapping[str, Any]) -> OrderEvent | None:
+    """Correct what describes the order (asset, contacts, description...)."""
+    unknown = set(changes) - set(DETAIL_FIELDS)
+    if unknown:
+        raise TypeError(f"Not editable here: {sorted(unknown)}")
+    locked = _lock(order, Action.EDIT)
+    changed = {name: value for name, value in changes.items() if getattr(locked, name) != value}
+    if not changed:
+        return None
+    _check_belongs_to_client(
+        locked.contract, changed.get("asset", locked.asset), changed.get("service_code", locked.service_code)
+    )
+    if "notified_at" in changed and "due_at" not in changes:
+        changed["due_at"] = compute_due_at(
+            changed["notified_at"], locked.contract, changed.get("service_code", locked.service_code)
+        )
+    before = {name: _describe(getattr(locked, name)) for name in changed}
+    Order.objects.filter(pk=locked.pk).update(updated_at=timezone.now(), **changed)
+    order.refresh_from_db()
+    names = ", ".join(str(Order._meta.get_field(name).verbose_name) for name in changed)
+    return _record(
+        order,
+        kind="edited",
+        label=f"Commande modifiée : {names}",
+        actor=actor,
+        data={
+            name: {"avant": before[name], "après": _describe(getattr(order, name))} for name in changed
+        },
+    )
+
+
+@transaction.atomic
+def add_line(order: Order, *, actor: User | None, at: datetime | None = None, **fields: Any) -> OrderLine:
+    _lock(order, Action.EDIT)
+    fields = _line_fields(order, fields)
+    if order.lines.filter(reference=fields["reference"]).exists():
+        raise ServiceError(f"La commande a déjà une ligne {fields['reference']}.")
+    line = OrderLine.objects.create(order=order, **fields)
+    _record(
+        order,
+        kind="line_added",
+        label=f"Ligne ajoutée : {line.reference} – {line.label} ({line.quantity} {line.unit})",
+        actor=actor,
+        at=at,
+        data={"line": line.reference},
+    )
+    return line
+
+
+def _line_fields(order: Order, fields: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {name: value for name, value in fields.items() if name in LINE_FIELDS}
+    price_item = fields.get("price_item")
+    if price_item is not None:
+        if price_item.contract_id != order.contract_id:
+            raise ServiceError("Ce prix n'appartient pas au bordereau du marché de la commande.")
+        # A line from the price schedule takes its label, unit and prices unless given.
+        fields.setdefault("label", price_item.label)
+        fields.setdefault("unit", price_item.unit)
+        fields.setdefault("unit_price", price_item.unit_price)
+        fields.setdefault("vat_rate", price_item.vat_rate)
+        fields.setdefault("reference", price_item.code)
+    if not str(fields.get("reference") or "").strip():
+        fields["reference"] = f"L{order.lines.count() + 1}"
+    if not str(fields.get("label") or "").strip():
+        raise ServiceError("Une ligne de commande doit avoir un libellé.")
+    if "quantity" in fields and Decimal(fields["quantity"]) <= 0:
+        raise ServiceError("La quantité d'une ligne doit être positive.")
+    return fields
+
+
+@transaction.atomic
+def update_line(line: OrderLine, *, actor: User | None, changes: Mapping[str, Any]) -> OrderEvent | None:
+    order = _lock(line.order, Action.EDIT)
+    changes = _line_fields(order, {**{name: getattr(line, name) for name in LINE_FIELDS}, **changes})
+    current = OrderLine.objects.get(pk=line.pk)
+    changed = {name: value for name, value in changes.items() if getattr(current, name) != value}
+    if not changed:
+        return None
+    OrderLine.objects.filter(pk=line.pk).update(**changed)
+    line.refresh_from_db()
+    names = ", ".join(str(OrderLine._meta.get_field(name).verbose_name) for name in changed)
+    return _record(
+        order,
+        kind="line_changed",
+        label=f"Ligne {line.reference} modifiée : {names}",
+        actor=actor,
+        data={"line": line.reference},
+    )
+
+
+@transaction.atomic
+def remove_line(line: OrderLine, *, actor: User | None) -> OrderEvent:
+    order = _lock(line.order, Action.EDIT)
+    if line.done:
+        raise ServiceError(f"La ligne {line.reference} est réalisée : elle ne peut plus être retirée.")
+    reference, label = line.reference, line.label
+    OrderLine.objects.filter(pk=line.pk).delete()
+    return _record(
+        order, kind="line_removed", label=f"Ligne retirée : {reference} – {label}", actor=actor, data={"line": reference}
+    )
+
+
+# --- The actions of the state machine -------------------------------------
+
+
+@transaction.atomic
+def acknowledge_order(order: Order, *, actor: User | None, at: datetime | None = None) -> OrderEvent:
+    return _transition(
+        order, Action.ACKNOWLEDGE, Facts(), actor=actor, at=at or timezone.now(), label="Commande prise en compte"
+    )
+
+
+@transaction.atomic
+def plan_order(
+    order: Order,
+    *,
+    actor: User | None,
+    appointment: datetime | None = None,
+    planned_start: datetime | None = None,
+    planned_end: datetime | None = None,
+    at: datetime | None = None,
+) -> OrderEvent:
+    """Set the appointment, or the planned period; doing it again is a replanning."""
+    replanning = order.state != State.ACKNOWLEDGED
+    if appointment is not None:
+        label = f"Rendez-vous {'reporté au' if replanning else 'fixé le'} {format_datetime(appointment)}"
+    elif planned_start is not None and planned_end is not None:
+        label = (
+            f"Travaux {'replanifiés' if replanning else 'planifiés'} du {format_datetime(planned_start)} "
+            f"au {format_datetime(planned_end)}"
+        )
+    else:
+        label = "Planification"
+    return _transition(
+        order,
+        Action.PLAN,
+        Facts(appointment=appointment, planned_start=planned_start, planned_end=planned_end),
+        actor=actor,
+        at=at or timezone.now(),
+        label=label,
+        changes={
+            "appointment_at": appointment,
+            "planned_start": planned_start,
+            "planned_end": planned_end,
+            "suspend_reason": "",
+        },
+        data={
+            "replanned": replanning,
+            "appointment": _iso(appointment),
+            "planned_start": _iso(planned_start),
+            "planned_end": _iso(planned_end),
+        },
+    )
+
+
+@transaction.atomic
+def start_work(order: Order, *, actor: User | None, at: datetime | None = None) -> OrderEvent:
+    at = at or timezone.now()
+    return _transition(
+        order,
+        Action.START,
+        Facts(at=at),
+        actor=actor,
+        at=at,
+        label=f"Travaux démarrés le {format_datetime(at)}",
+        changes={"actual_start": at},
+    )
+
+
+@transaction.atomic
+def suspend_work(
+    order: Order, *, actor: User | None, reason: str, note: str = "", at: datetime | None = None
+) -> OrderEvent:
+    reason_label = states.SUSPEND_REASON_LABELS.get(reason, "")  # type: ignore[call-overload]
+    label = f"Intervention suspendue : {reason_label.lower()}" + (f" ({note.strip()})" if note.strip() else "")
+    return _transition(
+        order,
+        Action.SUSPEND,
+        Facts(reason=reason),
+        actor=actor,
+        at=at or timezone.now(),
+        label=label,
+        changes={"suspend_reason": reason},
+        data={"reason": reason, "note": note.strip()},
+    )
+
+
+@transaction.atomic
+def resume_work(order: Order, *, actor: User | None, at: datetime | None = None) -> OrderEvent:
+    at = at or timezone.now()
+    changes: dict[str, Any] = {"suspend_reason": ""}
+    if order.actual_start is None:
+        changes["actual_start"] = at
+    return _transition(
+        order, Action.RESUME, Facts(at=at), actor=actor, at=at, label="Travaux repris", changes=changes
+    )
+
+
+@transaction.atomic
+def finish_work(order: Order, *, actor: User | None, at: datetime | None = None) -> OrderEvent:
+    at = at or timezone.now()
+    return _transition(
+        order,
+        Action.FINISH,
+        Facts(at=at, actual_start=order.actual_start),
+        actor=actor,
+        at=at,
+        label=f"Travaux terminés le {format_datetime(at)}",
+        changes={"actual_end": at, "progress": 100},
+    )
+
+
+@transaction.atomic
+def record_reception(
+    order: Order, *, actor: User | None, reception_date: date, at: datetime | None = None
+) -> OrderEvent:
+    return _transition(
+        order,
+        Action.RECORD_RECEPTION,
+        Facts(reception_date=reception_date),
+        actor=actor,
+        at=at or timezone.now(),
+        label=f"Travaux réceptionnés le {format_date(reception_date)}",
+        changes={"reception_date": reception_date},
+        data={"reception_date": _iso(reception_date)},
+    )
+
+
+@transaction.atomic
+def invoice_order(
+    order: Order, *, actor: User | None, invoice_date: date, invoice_number: str, at: datetime | None = None
+) -> OrderEvent:
+    invoice_number = invoice_number.strip()
+    return _transition(
+        order,
+        Action.INVOICE,
+        Facts(invoice_date=invoice_date, invoice_number=invoice_number),
+        actor=actor,
+        at=at or timezone.now(),
+        label=f"Facture {invoice_number} émise le {format_date(invoice_date)}",
+        changes={"invoice_date": invoice_date, "invoice_number": invoice_number},
+        data={"invoice_date": _iso(invoice_date), "invoice_number": invoice_number},
+    )
+
+
+@transaction.atomic
+def close_order(order: Order, *, actor: User | None, outcome: str, at: datetime | None = None) -> OrderEvent:
+    outcome_label = states.CLOSE_OUTCOME_LABELS.get(outcome, "")  # type: ignore[call-overload]
+    return _transition(
+        order,
+        Action.CLOSE,
+        Facts(outcome=outcome),
+        actor=actor,
+        at=at or timezone.now(),
+        label=f"Commande clôturée : {outcome_label.lower()}",
+        changes={"close_outcome": outcome},
+        data={"outcome": outcome},
+    )
+
+
+@transaction.atomic
+def cancel_order(order: Order, *, actor: User | None, reason: str, at: datetime | None = None) -> OrderEvent:
+    reason = reason.strip()
+    return _transition(
+        order,
+        Action.CANCEL,
+        Facts(reason=reason),
+        actor=actor,
+        at=at or timezone.now(),
+        label=f"Commande annulée : {reason}",
+        changes={"cancel_reason": reason},
+        data={"reason": reason},
+    )
+
+
+# --- Updates that keep the state ------------------------------------------
+
+
+@transaction.atomic
+def set_progress(
+    order: Order, *, actor: User | None, progress: int, at: datetime | None = None
+) -> OrderEvent | None:
+    states.apply(order.state, Action.SET_PROGRESS, Facts(progress=progress))
+    locked = _lock(order, Action.SET_PROGRESS)
+    if locked.progress == progress:
+        return None
+    Order.objects.filter(pk=locked.pk).update(progress=progress, updated_at=timezone.now())
+    order.refresh_from_db()
+    return _record(
+        order,
+        kind=Action.SET_PROGRESS.value,
+        label=f"Avancement : {progress} %",
+        actor=actor,
+        at=at,
+        data={"progress": progress, "previous": locked.progress},
+    )
+
+
+@transaction.atomic
+def mark_line(line: OrderLine, *, actor: User | None, done: bool, at: datetime | None = None) -> OrderEvent | None:
+    """Mark a line done or not done; marking it as it already is changes nothing."""
+    order = _lock(line.order, Action.MARK_LINE)
+    at = at or timezone.now()
+    updated = OrderLine.objects.filter(pk=line.pk, order=order, done=not done).update(
+        done=done, done_at=at if done else None
+    )
+    line.refresh_from_db()
+    if not updated:
+        return None
+    return _record(
+        order,
+        kind=Action.MARK_LINE.value,
+        label=f"Ligne {line.reference} {'réalisée' if done else 'non réalisée'} : {line.label}",
+        actor=actor,
+        at=at,
+        data={"line": line.reference, "done": done},
+    )
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def assign_order(
+    order: Order, *, actor: User | None, technician: User | None = _UNSET, pilot: User | None = _UNSET
+) -> list[OrderEvent]:
+    """Give the order to a technician and/or a pilot (None takes it away)."""
+    locked = _lock(order, Action.ASSIGN)
+    events = []
+    for field, person, noun in (("technician", technician, "Technicien"), ("pilot", pilot, "Pilote")):
+        if person is _UNSET or getattr(locked, f"{field}_id") == (person.pk if person else None):
+            continue
+        if person is not None and not person.is_active:
+            raise ServiceError(f"{person} n'est plus actif : choisissez une autre personne.")
+        if field == "technician" and person is not None and not person.is_technician:
+            raise ServiceError(f"{person} n'est pas technicien.")
+        Order.objects.filter(pk=locked.pk).update(**{field: person}, updated_at=timezone.now())
+        label = f"{noun} : {person}" if person else f"{noun} retiré"
+        data: dict[str, Any] = {field: person.pk if person else None}
+        if field == "pilot" and person is not None:
+            data["pilot_name"] = person.get_full_name()
+            data["pilot_mobile"] = person.mobile
+        events.append((label, data))
+    order.refresh_from_db()
+    return [_record(order, kind=Action.ASSIGN.value, label=label, actor=actor, data=data) for label, data in events]

@@ -1,0 +1,282 @@
+"""The shared core: the contractor, its people, its clients and their contracts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+
+def validate_siret(value: str) -> None:
+    """A SIRET is 14 digits passing the Luhn check (La Poste's SIRETs excepted)."""
+    digits = value.replace(" ", "")
+    if not digits.isdigit() or len(digits) != 14:
+        raise ValidationError("Un SIRET compte 14 chiffres.")
+    if digits.startswith("356000000"):  # La Poste: sum of digits divisible by 5
+        if sum(int(d) for d in digits) % 5:
+            raise ValidationError("Ce SIRET n'est pas valide.")
+        return
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        number = int(char) * (2 if index % 2 else 1)
+        total += number - 9 if number > 9 else number
+    if total % 10:
+        raise ValidationError("Ce SIRET n'est pas valide (clé de contrôle incorrecte).")
+
+
+phone_validator = RegexValidator(
+    r"^\+?[0-9 .()-]{10,20}$", "Saisissez un numéro de téléphone valide, par exemple 06 12 34 56 78."
+)
+mobile_validator = RegexValidator(
+    r"^(?:(?:\+|00)33 ?[67]|0[67])(?:[ .-]?[0-9]{2}){4}$",
+    "Saisissez un numéro de mobile français, par exemple 06 12 34 56 78.",
+)
+
+
+class Address(models.Model):
+    address = models.CharField("adresse", max_length=200, blank=True)
+    address_complement = models.CharField("complément d'adresse", max_length=200, blank=True)
+    postcode = models.CharField("code postal", max_length=10, blank=True)
+    city = models.CharField("ville", max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def full_address(self) -> str:
+        town = " ".join(part for part in (self.postcode, self.city) if part)
+        return ", ".join(part for part in (self.address, self.address_complement, town) if part)
+
+
+class Company(Address):
+    """The contractor (the *titulaire*) that runs this portal."""
+
+    name = models.CharField("raison sociale", max_length=200)
+    siret = models.CharField("SIRET", max_length=14, validators=[validate_siret])
+    vat_number = models.CharField("n° de TVA intracommunautaire", max_length=20, blank=True)
+    phone = models.CharField("téléphone", max_length=20, blank=True, validators=[phone_validator])
+    email = models.EmailField("e-mail", blank=True)
+    logo = models.ImageField("logo", upload_to="company/", blank=True)
+
+    class Meta:
+        verbose_name = "entreprise"
+        verbose_name_plural = "entreprise"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    TECHNICIAN = "technician", "Technicien"
+    SUPERVISOR = "supervisor", "Conducteur de travaux"
+    OFFICE = "office", "Bureau"
+
+
+class User(AbstractUser):
+    role = models.CharField("rôle", max_length=20, choices=Role, default=Role.TECHNICIAN)
+    mobile = models.CharField("mobile", max_length=20, blank=True, validators=[mobile_validator])
+
+    class Meta:
+        verbose_name = "utilisateur"
+        verbose_name_plural = "utilisateurs"
+        ordering = ["last_name", "first_name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="%(app_label)s_%(class)s_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    @property
+    def is_technician(self) -> bool:
+        return self.role == Role.TECHNICIAN
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == Role.SUPERVISOR
+
+    @property
+    def is_office(self) -> bool:
+        return self.role == Role.OFFICE
+
+
+class Client(Address):
+    """A property manager or social landlord (*gestionnaire immobilier*, *bailleur*)."""
+
+    name = models.CharField("nom", max_length=200, unique=True)
+    siret = models.CharField("SIRET", max_length=14, blank=True, validators=[validate_siret])
+    email = models.EmailField("e-mail", blank=True)
+    phone = models.CharField("téléphone", max_length=20, blank=True, validators=[phone_validator])
+
+    class Meta:
+        verbose_name = "client"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BillingAccount(Address):
+    """Where the client wants invoices sent (sent by the manager, never edited there)."""
+
+    client = models.ForeignKey(Client, models.PROTECT, related_name="billing_accounts", verbose_name="client")
+    reference = models.CharField("référence", max_length=100)
+    label = models.CharField("libellé", max_length=200)
+    siret = models.CharField("SIRET", max_length=14, blank=True, validators=[validate_siret])
+    service_code = models.CharField(
+        "code service", max_length=100, blank=True, help_text="Le code du service payeur (Chorus Pro)."
+    )
+    email = models.EmailField("e-mail", blank=True)
+
+    class Meta:
+        verbose_name = "compte de facturation"
+        verbose_name_plural = "comptes de facturation"
+        ordering = ["client__name", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "reference"], name="%(app_label)s_%(class)s_unique_reference"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.reference})"
+
+
+class Contract(models.Model):
+    """A framework contract (*marché à bons de commande*) with one client."""
+
+    client = models.ForeignKey(Client, models.PROTECT, related_name="contracts", verbose_name="client")
+    reference = models.CharField("référence du marché", max_length=100, help_text="La référence de la plateforme.")
+    label = models.CharField("libellé", max_length=200)
+    starts_on = models.DateField("début")
+    ends_on = models.DateField("fin", null=True, blank=True)
+    default_delay_days = models.PositiveSmallIntegerField(
+        "délai d'exécution par défaut (jours)",
+        default=15,
+        help_text="Appliqué quand ni la commande ni le code prestation n'en fixent un.",
+    )
+    billing_account = models.ForeignKey(
+        BillingAccount,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="contracts",
+        verbose_name="compte de facturation",
+    )
+    active = models.BooleanField("actif", default=True)
+
+    class Meta:
+        verbose_name = "marché"
+        ordering = ["client__name", "reference"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "reference"], name="%(app_label)s_%(class)s_unique_reference"),
+            models.CheckConstraint(
+                condition=Q(ends_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
+                name="%(app_label)s_%(class)s_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} – {self.label}"
+
+
+class AssetKind(models.TextChoices):
+    SITE = "site", "Groupe / résidence"
+    BUILDING = "building", "Bâtiment"
+    ENTRANCE = "entrance", "Entrée / cage d'escalier"
+    DWELLING = "dwelling", "Logement"
+    COMMON_AREA = "common_area", "Parties communes"
+    EQUIPMENT = "equipment", "Équipement"
+
+
+class Asset(Address):
+    """An element of the client's property (*patrimoine*): building, dwelling, equipment."""
+
+    client = models.ForeignKey(Client, models.PROTECT, related_name="assets", verbose_name="client")
+    reference = models.CharField("référence", max_length=100)
+    label = models.CharField("libellé", max_length=200)
+    kind = models.CharField("nature", max_length=20, choices=AssetKind, default=AssetKind.DWELLING)
+    parent = models.ForeignKey(
+        "self", models.PROTECT, null=True, blank=True, related_name="children", verbose_name="parent"
+    )
+
+    class Meta:
+        verbose_name = "élément de patrimoine"
+        verbose_name_plural = "patrimoine"
+        ordering = ["client__name", "reference"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "reference"], name="%(app_label)s_%(class)s_unique_reference"),
+            models.CheckConstraint(condition=Q(kind__in=AssetKind.values), name="%(app_label)s_%(class)s_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} – {self.label}"
+
+
+class ServiceCode(models.Model):
+    """A service (*prestation*) of a contract's catalogue, with its SLA delays."""
+
+    contract = models.ForeignKey(Contract, models.CASCADE, related_name="service_codes", verbose_name="marché")
+    code = models.CharField("code", max_length=50)
+    label = models.CharField("libellé", max_length=200)
+    intervention_delay_hours = models.PositiveIntegerField(
+        "délai d'intervention (heures)", null=True, blank=True
+    )
+    completion_delay_hours = models.PositiveIntegerField(
+        "délai de remise en état (heures)",
+        null=True,
+        blank=True,
+        help_text="Fixe l'échéance des commandes de ce code.",
+    )
+
+    class Meta:
+        verbose_name = "code prestation"
+        verbose_name_plural = "codes prestation"
+        ordering = ["contract", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "code"], name="%(app_label)s_%(class)s_unique_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} – {self.label}"
+
+
+# Renovation of dwellings over two years old is at 10 %, energy work at 5.5 %.
+VAT_RATES = [
+    (Decimal("20.00"), "20 %"),
+    (Decimal("10.00"), "10 %"),
+    (Decimal("5.50"), "5,5 %"),
+    (Decimal("0.00"), "0 %"),
+]
+
+
+class PriceItem(models.Model):
+    """A line of a contract's price schedule (*bordereau de prix unitaires*, BPU)."""
+
+    contract = models.ForeignKey(Contract, models.CASCADE, related_name="price_items", verbose_name="marché")
+    code = models.CharField("code", max_length=50)
+    label = models.CharField("libellé", max_length=300)
+    unit = models.CharField("unité", max_length=20, default="u")
+    unit_price = models.DecimalField(
+        "prix unitaire HT (€)", max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal(0))]
+    )
+    vat_rate = models.DecimalField(
+        "taux de TVA (%)", max_digits=5, decimal_places=2, choices=VAT_RATES, default=Decimal("10.00")
+    )
+
+    class Meta:
+        verbose_name = "prix du bordereau"
+        verbose_name_plural = "bordereau de prix"
+        ordering = ["contract", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "code"], name="%(app_label)s_%(class)s_unique_code"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="%(app_label)s_%(class)s_price_positive"),
+            models.CheckConstraint(
+                condition=Q(vat_rate__gte=0) & Q(vat_rate__lte=100), name="%(app_label)s_%(class)s_vat_rate_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} – {self.label}"

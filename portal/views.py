@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+
+from portal.models import Role
+
+
+def home_url_for(user) -> str:
+    """Where each role lands after signing in."""
+    if user.role == Role.OFFICE or (user.is_superuser and user.role != Role.SUPERVISOR):
+        return "admin:index"
+    if user.role == Role.SUPERVISOR:
+        return "orders:overview"
+    return "orders:my_orders"
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect(home_url_for(request.user))
+
+
+class PortalLoginView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """For the load balancer: the process answers and the database too."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
