@@ -99,9 +99,7 @@ class Order(models.Model):
     reception_date = models.DateField("date de réception", null=True, blank=True)
     invoice_date = models.DateField("date de facture", null=True, blank=True)
     invoice_number = models.CharField("n° de facture", max_length=50, blank=True)
-    close_outcome = models.CharField(
-        "issue", max_length=30, blank=True, choices=list(CLOSE_OUTCOME_LABELS.items())
-    )
+    close_outcome = models.CharField("issue", max_length=30, blank=True, choices=list(CLOSE_OUTCOME_LABELS.items()))
     cancel_reason = models.TextField("motif d'annulation", blank=True)
 
     technician = models.ForeignKey(

@@ -37,8 +37,7 @@ class ConcurrentChange(ServiceError):
         label = states.STATE_LABELS.get(State(current_state)) if current_state else None
         detail = f" (elle est maintenant « {label} »)" if label else ""
         super().__init__(
-            f"La commande {order.reference} a été modifiée entre-temps{detail}. "
-            "Rechargez la page et recommencez."
+            f"La commande {order.reference} a été modifiée entre-temps{detail}. Rechargez la page et recommencez."
         )
 
 
@@ -132,16 +131,12 @@ def _transition(
     before = order.state
     after = states.apply(before, action, facts)
     changes = dict(changes or {})
-    updated = Order.objects.filter(pk=order.pk, state=before).update(
-        state=after, updated_at=timezone.now(), **changes
-    )
+    updated = Order.objects.filter(pk=order.pk, state=before).update(state=after, updated_at=timezone.now(), **changes)
     if updated != 1:
         current = Order.objects.filter(pk=order.pk).values_list("state", flat=True).first()
         raise ConcurrentChange(order, current)
     order.refresh_from_db()
-    return _record(
-        order, kind=action.value, label=label, actor=actor, at=at, before=before, after=after, data=data
-    )
+    return _record(order, kind=action.value, label=label, actor=actor, at=at, before=before, after=after, data=data)
 
 
 def _lock(order: Order, action: Action) -> Order:
@@ -198,9 +193,7 @@ def register_order(
             )
     except IntegrityError as error:
         if Order.objects.filter(contract=contract, reference=reference).exists():
-            raise ServiceError(
-                f"Une commande {reference} existe déjà sur le marché {contract.reference}."
-            ) from error
+            raise ServiceError(f"Une commande {reference} existe déjà sur le marché {contract.reference}.") from error
         raise
     _record(
         order,
@@ -261,9 +254,7 @@ def update_order_details(order: Order, *, actor: User | None, changes: Mapping[s
         kind="edited",
         label=f"Commande modifiée : {names}",
         actor=actor,
-        data={
-            name: {"avant": before[name], "après": _describe(getattr(order, name))} for name in changed
-        },
+        data={name: {"avant": before[name], "après": _describe(getattr(order, name))} for name in changed},
     )
 
 
@@ -334,7 +325,11 @@ def remove_line(line: OrderLine, *, actor: User | None) -> OrderEvent:
     reference, label = line.reference, line.label
     OrderLine.objects.filter(pk=line.pk).delete()
     return _record(
-        order, kind="line_removed", label=f"Ligne retirée : {reference} – {label}", actor=actor, data={"line": reference}
+        order,
+        kind="line_removed",
+        label=f"Ligne retirée : {reference} – {label}",
+        actor=actor,
+        data={"line": reference},
     )
 
 
@@ -429,9 +424,7 @@ def resume_work(order: Order, *, actor: User | None, at: datetime | None = None)
     changes: dict[str, Any] = {"suspend_reason": ""}
     if order.actual_start is None:
         changes["actual_start"] = at
-    return _transition(
-        order, Action.RESUME, Facts(at=at), actor=actor, at=at, label="Travaux repris", changes=changes
-    )
+    return _transition(order, Action.RESUME, Facts(at=at), actor=actor, at=at, label="Travaux repris", changes=changes)
 
 
 @transaction.atomic
@@ -515,9 +508,7 @@ def cancel_order(order: Order, *, actor: User | None, reason: str, at: datetime 
 
 
 @transaction.atomic
-def set_progress(
-    order: Order, *, actor: User | None, progress: int, at: datetime | None = None
-) -> OrderEvent | None:
+def set_progress(order: Order, *, actor: User | None, progress: int, at: datetime | None = None) -> OrderEvent | None:
     states.apply(order.state, Action.SET_PROGRESS, Facts(progress=progress))
     locked = _lock(order, Action.SET_PROGRESS)
     if locked.progress == progress:

@@ -162,8 +162,8 @@ TRANSITIONS: dict[Action, dict[State, State | None]] = {
         S.SUSPENDED: _SAME,
         S.FINISHED: _SAME,
     },
-    Action.ASSIGN: {state: _SAME for state in OPEN_STATES},
-    Action.EDIT: {state: _SAME for state in OPEN_STATES},
+    Action.ASSIGN: dict.fromkeys(OPEN_STATES, _SAME),
+    Action.EDIT: dict.fromkeys(OPEN_STATES, _SAME),
 }
 
 
@@ -195,8 +195,7 @@ class MissingRequirement(TransitionError):
         super().__init__(
             state,
             action,
-            f"Action « {ACTION_LABELS[action]} » impossible à l'état "
-            f"« {STATE_LABELS[state]} » : {detail}",
+            f"Action « {ACTION_LABELS[action]} » impossible à l'état « {STATE_LABELS[state]} » : {detail}",
         )
 
 

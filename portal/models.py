@@ -221,9 +221,7 @@ class ServiceCode(models.Model):
     contract = models.ForeignKey(Contract, models.CASCADE, related_name="service_codes", verbose_name="marché")
     code = models.CharField("code", max_length=50)
     label = models.CharField("libellé", max_length=200)
-    intervention_delay_hours = models.PositiveIntegerField(
-        "délai d'intervention (heures)", null=True, blank=True
-    )
+    intervention_delay_hours = models.PositiveIntegerField("délai d'intervention (heures)", null=True, blank=True)
     completion_delay_hours = models.PositiveIntegerField(
         "délai de remise en état (heures)",
         null=True,
