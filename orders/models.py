@@ -42,6 +42,11 @@ class CriticalLevel(models.IntegerChoices):
     PRIORITY = 4, "Prioritaire"
 
 
+class Origin(models.TextChoices):
+    PLATFORM = "platform", "Plateforme du client"
+    MANUAL = "manual", "Saisie manuelle"
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
     def visible_to(self, user: User) -> OrderQuerySet:
         """Technicians see the orders assigned to them; supervisors and office staff see all."""
@@ -60,6 +65,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
 class Order(models.Model):
     contract = models.ForeignKey(Contract, models.PROTECT, related_name="orders", verbose_name="marché")
     reference = models.CharField("référence", max_length=100, help_text="La référence de la plateforme du client.")
+    origin = models.CharField("origine", max_length=20, choices=Origin, default=Origin.MANUAL, editable=False)
     billing_account = models.ForeignKey(
         BillingAccount, models.PROTECT, null=True, blank=True, verbose_name="compte de facturation"
     )

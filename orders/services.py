@@ -24,6 +24,7 @@ from orders import states
 from orders.models import Order, OrderEvent, OrderLine
 from orders.states import Action, Facts, State, TransitionError
 from portal.models import Asset, Contract, ServiceCode, User
+from portal.relay import outbox
 
 __all__ = ["ConcurrentChange", "ServiceError", "TransitionError"]
 
@@ -86,8 +87,8 @@ def compute_due_at(notified_at: datetime, contract: Contract, service_code: Serv
 def _share(order: Order, event: OrderEvent) -> None:
     """The seam with the relay: every change to an order passes here, inside
     the service's transaction, so the message that tells the client's platform
-    is recorded atomically with the change itself. The relay's outbox is
-    plugged in here; until it is, changes stay in the order's history only."""
+    is recorded atomically with the change itself."""
+    outbox.record(order, event)
 
 
 def _record(
@@ -166,6 +167,7 @@ def register_order(
     lines: Iterable[Mapping[str, Any]] = (),
     technician: User | None = None,
     pilot: User | None = None,
+    origin: str = "manual",
     **details: Any,
 ) -> Order:
     """Record an order the client sent (from the platform or typed in by office staff)."""
@@ -189,6 +191,7 @@ def register_order(
                 received_at=received_at,
                 notified_at=notified_at,
                 state=State.TO_ACKNOWLEDGE,
+                origin=origin,
                 **details,
             )
     except IntegrityError as error:
@@ -207,7 +210,7 @@ def register_order(
     for position, line in enumerate(lines, start=1):
         add_line(order, actor=actor, at=received_at, **{"position": position, **line})
     if technician is not None or pilot is not None:
-        assign_order(order, actor=actor, technician=technician, pilot=pilot)
+        assign_order(order, actor=actor, technician=technician, pilot=pilot, at=received_at)
     return order
 
 
@@ -229,7 +232,9 @@ def _describe(value: Any) -> str:
 
 
 @transaction.atomic
-def update_order_details(order: Order, *, actor: User | None, changes: Mapping[str, Any]) -> OrderEvent | None:
+def update_order_details(
+    order: Order, *, actor: User | None, changes: Mapping[str, Any], at: datetime | None = None
+) -> OrderEvent | None:
     """Correct what describes the order (asset, contacts, description...)."""
     unknown = set(changes) - set(DETAIL_FIELDS)
     if unknown:
@@ -254,6 +259,7 @@ def update_order_details(order: Order, *, actor: User | None, changes: Mapping[s
         kind="edited",
         label=f"Commande modifiée : {names}",
         actor=actor,
+        at=at,
         data={name: {"avant": before[name], "après": _describe(getattr(order, name))} for name in changed},
     )
 
@@ -551,7 +557,12 @@ _UNSET: Any = object()
 
 @transaction.atomic
 def assign_order(
-    order: Order, *, actor: User | None, technician: User | None = _UNSET, pilot: User | None = _UNSET
+    order: Order,
+    *,
+    actor: User | None,
+    technician: User | None = _UNSET,
+    pilot: User | None = _UNSET,
+    at: datetime | None = None,
 ) -> list[OrderEvent]:
     """Give the order to a technician and/or a pilot (None takes it away)."""
     locked = _lock(order, Action.ASSIGN)
@@ -571,4 +582,6 @@ def assign_order(
             data["pilot_mobile"] = person.mobile
         events.append((label, data))
     order.refresh_from_db()
-    return [_record(order, kind=Action.ASSIGN.value, label=label, actor=actor, data=data) for label, data in events]
+    return [
+        _record(order, kind=Action.ASSIGN.value, label=label, actor=actor, at=at, data=data) for label, data in events
+    ]

@@ -52,6 +52,10 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The embedded sandbox (a stand-in for the manager's platform, under /sandbox/):
+# development, demo and tests only, never in production. It answers without a
+# login and can wipe its data, so it is off whenever DEBUG is off unless asked.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -65,7 +69,10 @@ INSTALLED_APPS = [
     "axes",
     "portal",
     "orders",
+    "portal.relay",
 ]
+if SANDBOX_ENABLED:
+    INSTALLED_APPS.append("portal.sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -226,12 +233,13 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
 else:
     CELERY_BROKER_URL = "filesystem://"
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.5,
     }
@@ -247,6 +255,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
+    "relay-sweep": {"task": "portal.relay.tasks.sweep_outbox", "schedule": 15.0},
+    "relay-watch": {"task": "portal.relay.tasks.watch_service_level", "schedule": 60.0},
+    "relay-retry-notifications": {"task": "portal.relay.tasks.retry_notifications", "schedule": 60.0},
+    "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},
     "clear-expired-sessions": {
         "task": "portal.tasks.clear_expired_sessions",
         "schedule": timedelta(hours=6),

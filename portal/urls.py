@@ -37,8 +37,12 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("", include("orders.urls")),
+    path("relais/", include("portal.relay.urls")),
     path("admin/", admin.site.urls),
 ]
+
+if settings.SANDBOX_ENABLED:
+    urlpatterns.append(path("sandbox/", include("portal.sandbox.urls")))
 
 if settings.DEBUG:
     from django.conf.urls.static import static

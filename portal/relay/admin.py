@@ -1,0 +1,351 @@
+"""The relay in the admin: platform connections, the messages and their error
+queue (*reprise sur erreur*), notifications received, breaches of the 15 minutes."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from orders.services import ServiceError
+from portal.relay import services, watch
+from portal.relay.models import (
+    Breach,
+    Connection,
+    DeliveryAttempt,
+    InboundNotification,
+    MessageAudit,
+    MessageStatus,
+    NotificationStatus,
+    OutboxMessage,
+    ServiceLevelWarning,
+)
+
+
+class ConnectionForm(forms.ModelForm):
+    """Secrets are written, never shown back: an empty field keeps the stored one."""
+
+    client_secret = forms.CharField(
+        label="Secret client OAuth",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Laissez vide pour conserver le secret enregistré.",
+    )
+    webhook_hmac_secret = forms.CharField(
+        label="Secret HMAC du webhook",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Facultatif. Si la plateforme signe ses appels, la signature est vérifiée. "
+        "Laissez vide pour conserver ; saisissez « - » pour le retirer.",
+    )
+
+    class Meta:
+        model = Connection
+        fields = [
+            "client",
+            "kind",
+            "enabled",
+            "auth_base_url",
+            "api_base_url",
+            "oauth_client_id",
+            "document_type",
+            "document_family",
+            "timeout_seconds",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == "intent" and cleaned.get("enabled"):
+            for name in ("auth_base_url", "api_base_url", "oauth_client_id"):
+                if not cleaned.get(name):
+                    self.add_error(name, "Obligatoire pour une connexion Intent active.")
+            if not cleaned.get("client_secret") and not self.instance.client_secret_encrypted:
+                self.add_error("client_secret", "Obligatoire pour une connexion Intent active.")
+        return cleaned
+
+    def save(self, commit: bool = True):
+        connection = super().save(commit=False)
+        if self.cleaned_data.get("client_secret"):
+            connection.client_secret = self.cleaned_data["client_secret"]
+            # A new secret invalidates the cached token.
+            connection.access_token_encrypted = ""
+            connection.token_expires_at = None
+        hmac_secret = self.cleaned_data.get("webhook_hmac_secret")
+        if hmac_secret == "-":
+            connection.webhook_hmac_secret = ""
+        elif hmac_secret:
+            connection.webhook_hmac_secret = hmac_secret
+        if commit:
+            connection.save()
+        return connection
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = ["client", "kind", "enabled", "api_base_url", "waiting", "oldest_waiting"]
+    list_filter = ["kind", "enabled"]
+    readonly_fields = ["webhook_address", "secret_state", "token_expires_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["client", "kind", "enabled"]}),
+        (
+            "Accès à l'API",
+            {"fields": ["auth_base_url", "api_base_url", "oauth_client_id", "client_secret", "timeout_seconds"]},
+        ),
+        ("Webhook (appels de la plateforme)", {"fields": ["webhook_address", "webhook_hmac_secret", "secret_state"]}),
+        ("Documents", {"fields": ["document_type", "document_family"]}),
+        ("État", {"fields": ["token_expires_at", "created_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("client")
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        self._health = {item.connection.pk: item for item in watch.health()}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="en attente")
+    def waiting(self, connection: Connection) -> int:
+        item = getattr(self, "_health", {}).get(connection.pk)
+        return item.waiting + item.rejected if item else 0
+
+    @admin.display(description="plus ancien en attente")
+    def oldest_waiting(self, connection: Connection) -> str:
+        item = getattr(self, "_health", {}).get(connection.pk)
+        if not item or item.oldest_age is None:
+            return "—"
+        return f"{int(item.oldest_age.total_seconds() // 60)} min"
+
+    @admin.display(description="adresse à déclarer sur la plateforme")
+    def webhook_address(self, connection: Connection) -> str:
+        return connection.webhook_url if connection.pk else "Disponible après l'enregistrement."
+
+    @admin.display(description="secrets enregistrés")
+    def secret_state(self, connection: Connection) -> str:
+        oauth = "oui" if connection.client_secret_encrypted else "non"
+        signing = "oui" if connection.webhook_hmac_secret_encrypted else "non"
+        return f"Secret OAuth : {oauth} · Secret HMAC : {signing}"
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ["started_at", "outcome", "status_code", "duration_ms", "error", "worker"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AuditInline(admin.TabularInline):
+    model = MessageAudit
+    extra = 0
+    can_delete = False
+    fields = ["at", "actor", "action", "note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ResolutionForm(forms.Form):
+    note = forms.CharField(
+        label="Motif / correction apportée", widget=forms.Textarea(attrs={"rows": 3}), required=False
+    )
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """All messages; filtered on « Refusé par la plateforme » it is the error queue."""
+
+    list_display = ["order_link", "sequence", "kind", "description", "status", "created_at", "delivered_at", "error"]
+    list_filter = ["status", "kind", "connection"]
+    search_fields = ["order__reference", "last_error"]
+    date_hierarchy = "created_at"
+    list_select_related = ["order", "connection__client"]
+    inlines = [AttemptInline, AuditInline]
+    readonly_fields = [
+        "connection",
+        "order_link",
+        "sequence",
+        "kind",
+        "status",
+        "payload_pretty",
+        "created_at",
+        "next_attempt_at",
+        "attempts",
+        "ambiguous",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+        "rejected_at",
+        "resolved_at",
+        "resolved_by",
+        "resolution_note",
+    ]
+    fields = readonly_fields
+    change_form_template = "admin/relay/outboxmessage/change_form.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="commande", ordering="order__reference")
+    def order_link(self, message: OutboxMessage) -> str:
+        url = reverse("admin:orders_order_change", args=[message.order_id])
+        return format_html('<a href="{}">{}</a>', url, message.order.reference)
+
+    @admin.display(description="libellé")
+    def description(self, message: OutboxMessage) -> str:
+        return str(message.payload.get("description", ""))[:80]
+
+    @admin.display(description="erreur")
+    def error(self, message: OutboxMessage) -> str:
+        return message.last_error[:120]
+
+    @admin.display(description="données envoyées")
+    def payload_pretty(self, message: OutboxMessage) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(message.payload, ensure_ascii=False, indent=2))
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:message_id>/renvoyer/",
+                self.admin_site.admin_view(self.resolve_view),
+                {"action": "resend"},
+                name="relay_outboxmessage_resend",
+            ),
+            path(
+                "<int:message_id>/abandonner/",
+                self.admin_site.admin_view(self.resolve_view),
+                {"action": "cancel"},
+                name="relay_outboxmessage_cancel",
+            ),
+            *super().get_urls(),
+        ]
+
+    def resolve_view(self, request: HttpRequest, message_id: int, action: str) -> HttpResponse:
+        message = get_object_or_404(OutboxMessage.objects.select_related("order"), pk=message_id)
+        if not self.has_change_permission(request, message):
+            raise PermissionDenied
+        form = ResolutionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                if action == "resend":
+                    services.resend_message(message, actor=request.user, note=form.cleaned_data["note"])
+                    self.message_user(request, "Message renvoyé : il part dans les secondes qui viennent.")
+                else:
+                    services.cancel_message(message, actor=request.user, reason=form.cleaned_data["note"])
+                    self.message_user(request, "Message abandonné.", messages.WARNING)
+                return HttpResponseRedirect(reverse("admin:relay_outboxmessage_change", args=[message.pk]))
+            except ServiceError as error:
+                form.add_error(None, str(error))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "message_obj": message,
+            "form": form,
+            "action": action,
+            "title": "Renvoyer le message" if action == "resend" else "Abandonner le message",
+            "order_url": reverse("admin:orders_order_change", args=[message.order_id]),
+        }
+        return render(request, "admin/relay/outboxmessage/resolve.html", context)
+
+    @admin.action(description="Renvoyer les messages refusés sélectionnés (données actuelles)")
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done, failed = 0, []
+        for message in queryset.filter(status=MessageStatus.REJECTED):
+            try:
+                services.resend_message(message, actor=request.user)
+                done += 1
+            except ServiceError as error:
+                failed.append(f"{message}: {error}")
+        self.message_user(request, f"{done} message(s) renvoyé(s).")
+        for line in failed:
+            self.message_user(request, line, messages.ERROR)
+
+    actions = ["resend_selected"]
+
+
+@admin.register(InboundNotification)
+class InboundNotificationAdmin(admin.ModelAdmin):
+    list_display = ["notification_id", "type", "connection", "status", "received_at", "order", "error"]
+    list_filter = ["status", "type", "connection"]
+    search_fields = ["notification_id", "error"]
+    date_hierarchy = "received_at"
+    readonly_fields = [
+        "connection",
+        "notification_id",
+        "type",
+        "body_pretty",
+        "received_at",
+        "status",
+        "attempts",
+        "processed_at",
+        "error",
+        "order",
+    ]
+    fields = readonly_fields
+    actions = ["process_again"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="contenu")
+    def body_pretty(self, notification: InboundNotification) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(notification.body, ensure_ascii=False, indent=2))
+
+    @admin.action(description="Traiter à nouveau (après correction, par exemple création du marché)")
+    def process_again(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from portal.relay.tasks import ingest_notification
+
+        ids = list(queryset.exclude(status=NotificationStatus.PROCESSED).values_list("pk", flat=True))
+        InboundNotification.objects.filter(pk__in=ids).update(status=NotificationStatus.RECEIVED, error="")
+        for notification_id in ids:
+            ingest_notification.delay(notification_id)
+        self.message_user(request, f"{len(ids)} notification(s) remise(s) en traitement.")
+
+
+@admin.register(Breach)
+class BreachAdmin(admin.ModelAdmin):
+    list_display = ["message", "connection", "changed_at", "delivered_at", "delay_minutes"]
+    list_filter = ["connection"]
+    date_hierarchy = "changed_at"
+    readonly_fields = ["message", "connection", "changed_at", "delivered_at", "delay_seconds", "recorded_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="retard")
+    def delay_minutes(self, breach: Breach) -> str:
+        minutes = breach.delay_seconds // 60
+        still = " (toujours en attente)" if breach.delivered_at is None else ""
+        return f"{minutes} min{still}"
+
+
+@admin.register(ServiceLevelWarning)
+class ServiceLevelWarningAdmin(admin.ModelAdmin):
+    list_display = ["connection", "sent_at", "age_seconds"]
+    readonly_fields = ["connection", "oldest_message", "sent_at", "age_seconds"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,0 +1,263 @@
+"""Delivering outbox messages: claim, send outside any transaction, record.
+
+A message is claimed with a lease (`lease_until`): while the lease runs no
+other worker takes it; a worker killed mid-delivery simply lets it expire.
+Because a claim may have sent the log before dying, every claim after the
+first starts by reading the operation back, and skips the send when the
+platform already has the log (the platform has no idempotency key).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from portal.relay import intent, mapping
+from portal.relay.models import Breach, Connection, DeliveryAttempt, MessageKind, MessageStatus, OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+SERVICE_LEVEL = timedelta(minutes=15)
+MAX_BACKOFF = timedelta(minutes=10)
+BASE_BACKOFF = timedelta(seconds=2)
+REQUEUE_AFTER = timedelta(seconds=60)  # a queued task not run by then is queued again
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+Outcome = DeliveryAttempt.Outcome
+
+
+def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter: half the delay fixed, half random, capped
+    so that a waiting message is tried at least every 10 minutes."""
+    rng = rng or random
+    delay = min(MAX_BACKOFF.total_seconds(), BASE_BACKOFF.total_seconds() * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=delay / 2 + rng.uniform(0, delay / 2))
+
+
+def lease_for(connection: Connection) -> timedelta:
+    # Long enough for a read-back, a token renewal and the send, each with its timeout.
+    return timedelta(seconds=connection.timeout_seconds * 4 + 30)
+
+
+def earlier_undelivered() -> Exists:
+    return Exists(
+        OutboxMessage.objects.filter(
+            order=OuterRef("order"),
+            sequence__lt=OuterRef("sequence"),
+            status__in=[MessageStatus.PENDING, MessageStatus.REJECTED],
+        )
+    )
+
+
+def due_messages(now: datetime | None = None):
+    """Messages that can be sent now: pending, due, unclaimed, first of their order."""
+    now = now or timezone.now()
+    return (
+        OutboxMessage.objects.filter(
+            status=MessageStatus.PENDING,
+            next_attempt_at__lte=now,
+            connection__enabled=True,
+            connection__kind="intent",
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(~earlier_undelivered())
+    )
+
+
+def claim(message_id: int) -> OutboxMessage | None:
+    """Take the message for this worker, or None if it is not ours to send now."""
+    now = timezone.now()
+    with transaction.atomic():
+        message = (
+            due_messages(now)
+            .filter(pk=message_id)
+            .select_related("connection", "order")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if message is None:
+            return None
+        # Set by an earlier claim whose outcome is unknown (a timeout, or a
+        # worker that died before recording anything).
+        was_ambiguous = message.ambiguous
+        message.lease_until = now + lease_for(message.connection)
+        message.attempts += 1
+        # Until we know better, a claimed message may have reached the platform.
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            lease_until=message.lease_until, attempts=F("attempts") + 1, ambiguous=True
+        )
+        message.ambiguous = was_ambiguous
+    return message
+
+
+@dataclass
+class Result:
+    outcome: str
+    status_code: int | None = None
+    error: str = ""
+    retry_after: float | None = None
+
+
+_clients: dict[int, tuple[intent.IntentClient, tuple]] = {}
+
+
+def client_for(connection: Connection) -> intent.IntentClient:
+    """One client per connection per process, rebuilt when the connection changes."""
+    key = (
+        connection.auth_base_url,
+        connection.api_base_url,
+        connection.oauth_client_id,
+        connection.client_secret_encrypted,
+        connection.timeout_seconds,
+    )
+    cached = _clients.get(connection.pk)
+    if cached is None or cached[1] != key:
+        if cached is not None:
+            cached[0].close()
+        cached = (intent.IntentClient(connection), key)
+        _clients[connection.pk] = cached
+    return cached[0]
+
+
+def already_on_platform(client: intent.IntentClient, message: OutboxMessage) -> bool:
+    payload = message.payload
+    try:
+        operation = client.get_operation(payload["reference"], payload["contractReference"])
+    except intent.NotFound:
+        return False
+    return any(mapping.same_log(payload, log) for log in operation.get("logs") or [])
+
+
+def send(message: OutboxMessage, *, check_first: bool) -> Result:
+    """Call the platform. No database transaction is open here."""
+    client = client_for(message.connection)
+    try:
+        if check_first and message.kind == MessageKind.INTERVENTION_LOG and already_on_platform(client, message):
+            return Result(Outcome.ALREADY_THERE)
+        if message.kind == MessageKind.INTERVENTION_LOG:
+            client.post_log(message.payload)
+        elif message.kind == MessageKind.QUOTATION_LOG:
+            client.post_log(message.payload, element="quotations")
+        else:
+            raise intent.Rejection(f"Nature de message inconnue : {message.kind}")
+    except intent.AmbiguousError as error:
+        return Result(Outcome.AMBIGUOUS, error.status_code, error.message)
+    except intent.TransientError as error:
+        retry_after = None
+        if error.status_code == 429:
+            retry_after = 1.0
+        return Result(Outcome.RETRY, error.status_code, error.message, retry_after)
+    except intent.Rejection as error:
+        return Result(Outcome.REJECTED, error.status_code, error.message)
+    return Result(Outcome.DELIVERED, 204)
+
+
+def deliver(message_id: int) -> str | None:
+    """Claim, send and record one message. Returns the outcome, or None when
+    the message was not ours to send (delivered, claimed elsewhere, not due,
+    or waiting for an earlier message of its order)."""
+    message = claim(message_id)
+    if message is None:
+        return None
+    started = timezone.now()
+    clock = time.monotonic()
+    result = send(message, check_first=message.ambiguous)
+    duration_ms = int((time.monotonic() - clock) * 1000)
+    finish(message, result, started=started, duration_ms=duration_ms)
+    return result.outcome
+
+
+def finish(message: OutboxMessage, result: Result, *, started: datetime, duration_ms: int) -> None:
+    now = timezone.now()
+    changes: dict = {"lease_until": None, "last_status_code": result.status_code, "last_error": result.error}
+    if result.outcome in (Outcome.DELIVERED, Outcome.ALREADY_THERE):
+        changes |= {"status": MessageStatus.DELIVERED, "delivered_at": now, "ambiguous": False, "last_error": ""}
+    elif result.outcome == Outcome.REJECTED:
+        changes |= {"status": MessageStatus.REJECTED, "rejected_at": now, "ambiguous": False}
+    else:
+        wait = backoff(message.attempts)
+        if result.retry_after:
+            wait = max(wait, timedelta(seconds=result.retry_after))
+        changes |= {"next_attempt_at": now + wait, "ambiguous": result.outcome == Outcome.AMBIGUOUS}
+    with transaction.atomic():
+        # Only the holder of the lease records an outcome.
+        updated = OutboxMessage.objects.filter(pk=message.pk, lease_until=message.lease_until).update(**changes)
+        DeliveryAttempt.objects.create(
+            message=message,
+            started_at=started,
+            duration_ms=duration_ms,
+            outcome=result.outcome,
+            status_code=result.status_code,
+            error=result.error[:5000],
+            worker=WORKER,
+        )
+        if updated and changes.get("status") == MessageStatus.DELIVERED:
+            record_breach_if_late(message, delivered_at=now)
+    if not updated:
+        logger.warning("Lease of message %s expired before its outcome was recorded.", message.pk)
+        return
+    if changes.get("status") == MessageStatus.DELIVERED:
+        queue_next(message)
+    elif changes.get("status") == MessageStatus.REJECTED:
+        from portal.relay import notify
+
+        notify.message_rejected(message.pk)
+
+
+def queue_next(message: OutboxMessage) -> None:
+    """The next message of the same order may go now."""
+    from portal.relay.outbox import queue_delivery
+
+    following = (
+        OutboxMessage.objects.filter(
+            order_id=message.order_id, status=MessageStatus.PENDING, sequence__gt=message.sequence
+        )
+        .order_by("sequence")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if following is not None:
+        OutboxMessage.objects.filter(pk=following).update(queued_at=timezone.now())
+        queue_delivery(following)
+
+
+def record_breach_if_late(message: OutboxMessage, *, delivered_at: datetime) -> None:
+    delay = delivered_at - message.created_at
+    if delay <= SERVICE_LEVEL:
+        return
+    Breach.objects.update_or_create(
+        message=message,
+        defaults={
+            "connection_id": message.connection_id,
+            "changed_at": message.created_at,
+            "delivered_at": delivered_at,
+            "delay_seconds": int(delay.total_seconds()),
+        },
+    )
+
+
+def sweep(*, batch: int = 1000) -> int:
+    """Queue every message that is due and not recently queued. Returns how many."""
+    from portal.relay.outbox import queue_delivery
+
+    now = timezone.now()
+    ids = list(
+        due_messages(now)
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - REQUEUE_AFTER))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    if ids:
+        OutboxMessage.objects.filter(pk__in=ids).update(queued_at=now)
+    for message_id in ids:
+        queue_delivery(message_id)
+    return len(ids)

@@ -1,0 +1,238 @@
+"""Portal data → Intent logs, tags and vCards. Pure functions, no Django, no I/O.
+
+Every convention the platform's public documentation leaves open ([gap] in
+docs/platform.md) lives here and nowhere else: the codes sent for the states
+that have none, the tags that carry progress, planned dates, lines, reception
+and invoice, and how the pilot travels as a vCard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
+
+StatusEvent = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Person:
+    first_name: str
+    last_name: str
+    mobile: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Line:
+    reference: str
+    done: bool
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """What the platform needs to know of an order, at the moment of an event."""
+
+    reference: str
+    contract_reference: str
+    state: str
+    service_code: str = ""
+    work_type: str = "corrective"
+    critical_level: int = 0
+    asset_reference: str = ""
+    appointment_at: datetime | None = None
+    planned_start: datetime | None = None
+    planned_end: datetime | None = None
+    actual_start: datetime | None = None
+    actual_end: datetime | None = None
+    progress: int = 0
+    lines: tuple[Line, ...] = ()
+    pilot: Person | None = None
+    reception_date: date | None = None
+    invoice_date: date | None = None
+    invoice_number: str = ""
+    suspend_reason: str = ""
+    close_outcome: str = ""
+    cancel_reason: str = ""
+
+
+@dataclass(frozen=True)
+class EventSnapshot:
+    kind: str
+    label: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+# The code each state shows on the platform when nothing more specific applies.
+# Réceptionné and facturé have no code of their own [gap]: the order stays at
+# pending/end and the reception or invoice travels in tags.
+STATE_CODES: dict[str, StatusEvent] = {
+    "to_acknowledge": ("open", "requested"),
+    "acknowledged": ("open", "acknowledged"),
+    "planned": ("open", "planned"),
+    "in_progress": ("pending", "start"),
+    "finished": ("pending", "end"),
+    "received": ("pending", "end"),
+    "invoiced": ("pending", "end"),
+    "cancelled": ("denied", "canceled"),
+}
+
+# The codes a state may legitimately show; an earlier code outside this set is
+# stale and the state's own code is sent instead.
+ACCEPTED_CODES: dict[str, set[StatusEvent]] = {
+    "planned": {("open", "planned"), ("pending", "replanned")},
+    "suspended": {("hold", "occupant_absent"), ("hold", "quote_request")},
+    "closed": {("closed", "done"), ("closed", "solved"), ("closed", "partial_repair"), ("closed", "occupant_absent")},
+}
+
+# Order events that change what the platform shows; the rest re-send the
+# current code with the event's label and fresh tags.
+TRANSITION_CODES: dict[str, StatusEvent] = {
+    "received": ("open", "requested"),
+    "acknowledge": ("open", "acknowledged"),
+    "start": ("pending", "start"),
+    "resume": ("pending", "start"),
+    "finish": ("pending", "end"),
+    "cancel": ("denied", "canceled"),
+}
+
+
+def state_code(order: OrderSnapshot) -> StatusEvent:
+    if order.state == "suspended":
+        return ("hold", order.suspend_reason or "occupant_absent")
+    if order.state == "closed":
+        return ("closed", order.close_outcome or "done")
+    return STATE_CODES[order.state]
+
+
+def status_event(order: OrderSnapshot, event: EventSnapshot, previous: StatusEvent | None = None) -> StatusEvent:
+    """The Intent `status`/`event` pair for `event`, given the last pair sent for the order."""
+    if event.kind == "plan":
+        return ("pending", "replanned") if event.data.get("replanned") else ("open", "planned")
+    if event.kind == "suspend":
+        return ("hold", str(event.data.get("reason") or order.suspend_reason or "occupant_absent"))
+    if event.kind == "close":
+        return ("closed", str(event.data.get("outcome") or order.close_outcome or "done"))
+    if event.kind in TRANSITION_CODES:
+        return TRANSITION_CODES[event.kind]
+    current = state_code(order)
+    if previous is not None and tuple(previous) in ACCEPTED_CODES.get(order.state, {current}):
+        return (previous[0], previous[1])
+    return current
+
+
+def event_date(order: OrderSnapshot, event: EventSnapshot) -> datetime:
+    """When the step happens: for planning it is the appointment (maybe in the future)."""
+    if event.kind == "plan":
+        return order.appointment_at or order.planned_start or event.at
+    if event.kind == "start" and order.actual_start:
+        return order.actual_start
+    if event.kind == "finish" and order.actual_end:
+        return order.actual_end
+    return event.at
+
+
+def iso(value: datetime) -> str:
+    """ISO 8601 in Paris time with an explicit offset: 2026-11-22T09:30:00+01:00."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: the platform needs an explicit offset")
+    return value.astimezone(PARIS).isoformat(timespec="seconds")
+
+
+def tags(order: OrderSnapshot) -> dict[str, str]:
+    """Progress, planned period, lines, reception and invoice, as string tags [gap]."""
+    result = {"progress_percent": str(int(order.progress))}
+    if order.appointment_at is None and order.planned_start and order.planned_end:
+        result["planned_start"] = iso(order.planned_start)
+        result["planned_end"] = iso(order.planned_end)
+    if order.lines:
+        done = sum(1 for line in order.lines if line.done)
+        result["lines_done"] = f"{done}/{len(order.lines)}"
+        for line in order.lines:
+            result[f"line_{line.reference}"] = "done" if line.done else "not_done"
+    if order.reception_date:
+        result["reception_date"] = order.reception_date.isoformat()
+    if order.invoice_date:
+        result["invoice_date"] = order.invoice_date.isoformat()
+    if order.invoice_number:
+        result["invoice_number"] = order.invoice_number
+    return result
+
+
+def _vcard_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;").replace("\n", "\\n")
+
+
+def _phone(number: str) -> str:
+    return "".join(char for char in number if char.isdigit() or char == "+")
+
+
+def pilot_vcard(person: Person) -> str:
+    """The pilot as a vCard 3.0 with ROLE:Pilote and TEL;TYPE=CELL (requirement D2)."""
+    first, last = _vcard_escape(person.first_name.strip()), _vcard_escape(person.last_name.strip())
+    lines = [
+        "BEGIN:VCARD",
+        "VERSION:3.0",
+        f"FN:{' '.join(part for part in (first, last) if part)}",
+        f"N:{last};{first};;;",
+    ]
+    if person.mobile:
+        lines.append(f"TEL;TYPE=CELL:{_phone(person.mobile)}")
+    if person.email:
+        lines.append(f"EMAIL;TYPE=INTERNET:{person.email}")
+    lines += ["ROLE:Pilote", "END:VCARD"]
+    return "\r\n".join(lines)
+
+
+def technical_reason(order: OrderSnapshot, event: EventSnapshot) -> str:
+    if event.kind == "cancel":
+        return order.cancel_reason
+    if event.kind == "close":
+        return order.close_outcome
+    if event.kind == "suspend":
+        return str(event.data.get("note") or "")
+    return ""
+
+
+def intervention_log(
+    order: OrderSnapshot, event: EventSnapshot, *, logged_at: datetime, previous: StatusEvent | None = None
+) -> dict[str, Any]:
+    """The log to POST to /operations/v2/interventions/logs for `event`."""
+    status, code = status_event(order, event, previous)
+    log: dict[str, Any] = {
+        "reference": order.reference,
+        "contractReference": order.contract_reference,
+        "status": status,
+        "event": code,
+        "eventDate": iso(event_date(order, event)),
+        "logDate": iso(logged_at),
+        "description": event.label,
+        "serviceCode": order.service_code,
+        "workType": order.work_type,
+        "criticalLevel": int(order.critical_level),
+        "location": {"assetReference": order.asset_reference},
+        "tags": tags(order),
+    }
+    if order.pilot is not None:
+        log["contacts"] = [pilot_vcard(order.pilot)]
+    reason = technical_reason(order, event)
+    if reason:
+        log["technicalReason"] = reason
+    return log
+
+
+def same_log(sent: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
+    """Whether a log read back from the platform is the one we sent (after an
+    ambiguous failure): same status, event, description and event date."""
+    keys = ("status", "event", "description")
+    if tuple(sent.get(key) for key in keys) != tuple(found.get(key) for key in keys):
+        return False
+    try:
+        return datetime.fromisoformat(str(sent["eventDate"])) == datetime.fromisoformat(str(found["eventDate"]))
+    except (KeyError, ValueError):
+        return False
