@@ -84,6 +84,7 @@ run: $(RUNTIME_STAMP)
 	else \
 	  $(VPY) manage.py seed_demo && touch $(DEMO_MARKER); \
 	fi
+	$(VPY) manage.py sandbox_connect_demo
 	@ADDR=$(ADDR) VENV=$(VENV) exec bin/run-dev
 
 .PHONY: test
