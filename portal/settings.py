@@ -56,6 +56,9 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # development, demo and tests only, never in production. It answers without a
 # login and can wipe its data, so it is off whenever DEBUG is off unless asked.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
+# Encrypts the platforms' secrets at rest (a Fernet key: 32 url-safe base64 bytes).
+# Unset, a key is derived from SECRET_KEY; set it to rotate SECRET_KEY freely.
+RELAY_ENCRYPTION_KEY = env("RELAY_ENCRYPTION_KEY")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -259,6 +262,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "relay-watch": {"task": "portal.relay.tasks.watch_service_level", "schedule": 60.0},
     "relay-retry-notifications": {"task": "portal.relay.tasks.retry_notifications", "schedule": 60.0},
     "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},
+    "relay-sync-contracts": {"task": "portal.relay.tasks.sync_contracts", "schedule": timedelta(hours=24)},
     "clear-expired-sessions": {
         "task": "portal.tasks.clear_expired_sessions",
         "schedule": timedelta(hours=6),

@@ -212,12 +212,20 @@ def service_code_for(contract: Contract, service: Any, code: str) -> ServiceCode
     return found
 
 
-def asset_for(contract: Contract, location: Any) -> Asset | None:
-    """The client's asset, created from the operation's location when new."""
+def asset_for(connection: Connection, contract: Contract, location: Any) -> Asset | None:
+    """The client's asset; a new one is read from the platform's estate, or
+    made from the operation's location when the platform cannot say more."""
     location = location if isinstance(location, dict) else {}
     reference = str(location.get("assetReference") or "").strip()
     if not reference:
         return None
+    known = Asset.objects.filter(client=contract.client, reference=reference[:100]).first()
+    if known is not None:
+        return known
+    try:
+        return sync_asset(connection, contract, reference[:100])
+    except intent.Rejection:
+        pass  # unknown to the asset API: the location is all there is
     address = location.get("address") if isinstance(location.get("address"), dict) else {}
     found, _ = Asset.objects.get_or_create(
         client=contract.client,
@@ -272,7 +280,7 @@ def upsert_order(connection: Connection, contract: Contract, operation: dict[str
         "description": str(operation.get("description") or "")[:5000],
         "work_type": work_type if work_type in WorkType.values else WorkType.CORRECTIVE,
         "critical_level": critical if critical in CriticalLevel.values else 0,
-        "asset": asset_for(contract, location),
+        "asset": asset_for(connection, contract, location),
         "service_code": service_code_for(contract, operation.get("service"), str(operation.get("serviceCode") or "")),
         "access_notes": str((address or {}).get("complement") or "")[:300],
         **occupant_from(operation.get("contacts")),

@@ -56,7 +56,7 @@ def retry_notifications() -> int:
     return len(stale)
 
 
-@shared_task(ignore_result=True, time_limit=600)
+@shared_task(ignore_result=True, time_limit=600, soft_time_limit=540)
 def reconcile_operations() -> int:
     from portal.relay import ingest, intent
     from portal.relay.models import Connection
@@ -69,3 +69,21 @@ def reconcile_operations() -> int:
             # The platform is unreachable or refuses: the next round tries again.
             continue
     return created
+
+
+@shared_task(ignore_result=True, time_limit=600, soft_time_limit=540)
+def sync_contracts() -> int:
+    """Every night: each active contract's service codes from its client's platform."""
+    from portal.models import Contract
+    from portal.relay import ingest, intent
+    from portal.relay.models import Connection
+
+    synced = 0
+    for connection in Connection.objects.filter(enabled=True, kind="intent").select_related("client"):
+        for contract in Contract.objects.filter(client=connection.client, active=True):
+            try:
+                ingest.sync_contract(connection, contract)
+            except intent.PlatformError:
+                continue  # tried again tomorrow; the admin action says why
+            synced += 1
+    return synced
