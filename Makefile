@@ -16,6 +16,7 @@ DEMO_MARKER := $(or $(VAR_DIR),var)/.demo-loaded
 PYTHON ?=
 ADDR ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # Prints "major minor micro<TAB>path" for a usable interpreter (>= 3.12, with
 # venv and ensurepip, which Debian ships separately), nothing otherwise.
@@ -41,7 +42,7 @@ help:
 	@echo "make test    ruff, migrations check and pytest (PYTEST_ARGS=... passed to pytest)"
 	@echo "make lint    ruff check and format check"
 	@echo "make format  ruff format and safe fixes"
-	@echo "make bench   run every bench/*.py"
+	@echo "make bench   run every bench/*.py (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make clean   remove var/ (database, broker, files) and .venv"
 
 $(VPY):
@@ -92,6 +93,7 @@ test: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VPY) manage.py makemigrations --check --dry-run
+	@rm -rf var/test/broker  # tasks the tests queued on the file-system broker
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -113,7 +115,7 @@ bench: $(DEV_STAMP)
 	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks yet"; exit 0; fi; \
 	for script in "$${scripts[@]}"; do \
 	  echo "== $$script"; \
-	  PYTHONPATH=$(CURDIR) DJANGO_SETTINGS_MODULE=portal.settings $(VPY) $$script || exit 1; \
+	  PYTHONPATH=$(CURDIR) DJANGO_SETTINGS_MODULE=portal.settings $(VPY) $$script $(BENCH_ARGS) || exit 1; \
 	done
 
 .PHONY: clean

@@ -23,6 +23,13 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture
+def database_before_the_live_server(django_db_setup) -> None:
+    """For files that use the live server: the test database exists before the
+    session's live server starts, so that on SQLite the server thread shares the
+    in-memory connection instead of opening its own and never closing it."""
+
+
 def make_user(username: str, role: Role, **extra) -> User:
     return User.objects.create_user(
         username=username,

@@ -33,6 +33,8 @@ from portal.sandbox.models import (
     WebhookTarget,
 )
 
+pytestmark = pytest.mark.usefixtures("database_before_the_live_server")
+
 CLIENT_ID = "multiservices-metz"
 CLIENT_SECRET = "secret-du-bac-a-sable-42"
 CONTRACT = "MULTITECH-2024-07"

@@ -106,6 +106,10 @@ def process_notification(notification_pk: int) -> str:
         order = apply_operation(notification.connection, summary, operation_url=summary.get("operation_url"))
     except IngestError as error:
         return _conclude(notification, NotificationStatus.FAILED, str(error))
+    except (services.ServiceError, services.TransitionError) as error:
+        # The order cannot take the change (e.g. cancelled on the platform after the
+        # work was finished): kept failed with the French reason, for a person to decide.
+        return _conclude(notification, NotificationStatus.FAILED, str(error))
     except intent.Rejection as error:
         return _conclude(notification, NotificationStatus.FAILED, f"Lecture de l'opération refusée : {error.message}")
     return _conclude(notification, NotificationStatus.PROCESSED, "", order=order)

@@ -163,8 +163,10 @@ class IntentClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An authenticated call; on a 401 the token is renewed once and the call retried."""
+        # Taken out once: the retry after a renewal sends the same headers (e.g. the JSON content type).
+        extra_headers = kwargs.pop("headers", {})
         for attempt in (1, 2):
-            headers = {**kwargs.pop("headers", {}), "authorization": f"Bearer {self.token(renew=attempt == 2)}"}
+            headers = {**extra_headers, "authorization": f"Bearer {self.token(renew=attempt == 2)}"}
             try:
                 response = self.http.request(method, self._api_url(path), headers=headers, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:

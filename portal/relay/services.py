@@ -17,7 +17,9 @@ from portal.relay.models import MessageAudit, MessageKind, MessageStatus, Outbox
 def resend_message(message: OutboxMessage, *, actor: User | None, note: str = "") -> OutboxMessage:
     """Send a rejected message again, its payload rebuilt from the order as it is now
     (after the person corrected it)."""
-    locked = OutboxMessage.objects.select_for_update().select_related("order", "event").get(pk=message.pk)
+    # Lock the message row only: `event` is nullable, and PostgreSQL refuses FOR UPDATE
+    # on the nullable side of the outer join select_related makes for it.
+    locked = OutboxMessage.objects.select_for_update(of=("self",)).select_related("order", "event").get(pk=message.pk)
     if locked.status != MessageStatus.REJECTED:
         raise ServiceError(
             f"Seul un message refusé peut être renvoyé (celui-ci est « {locked.get_status_display()} »)."
