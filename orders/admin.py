@@ -23,10 +23,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats
+from django.utils.html import format_html
 
 from orders import services, states
 from orders.forms import ACTION_FORMS, OrderForm, OrderLineForm
-from orders.models import Order, OrderEvent, OrderLine
+from orders.models import Document, InterventionReport, Order, OrderEvent, OrderLine, ReportPhoto
 from orders.states import ACTION_LABELS, Action, TransitionError
 
 REFUSALS = (services.ServiceError, TransitionError)
@@ -408,3 +409,95 @@ class OrderAdmin(admin.ModelAdmin):
         if acknowledged:
             noun = "commande prise" if acknowledged == 1 else "commandes prises"
             messages.success(request, f"{acknowledged} {noun} en compte.")
+
+
+# --- Reports and documents: read-mostly --------------------------------------
+# They are written by the technicians' pages and the render task, through the
+# services; the office looks at them, opens the files, and relaunches a PDF
+# whose production failed.
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _file_link(document: Document | None) -> str:
+    if document is None:
+        return "—"
+    return format_html('<a href="{}">{}</a>', reverse("orders:document", args=[document.pk]), document.file_name)
+
+
+@admin.register(Document)
+class DocumentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("title", "order", "kind", "created_at", "created_by", "size")
+    list_filter = ("kind",)
+    search_fields = ("title", "order__reference")
+    list_select_related = ("order", "created_by")
+    date_hierarchy = "created_at"
+    fields = ("order", "kind", "title", "file_link", "mime", "size", "sha256", "created_by", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="fichier")
+    def file_link(self, document: Document) -> str:
+        return _file_link(document)
+
+
+class ReportPhotoInline(ReadOnlyMixin, admin.TabularInline):
+    model = ReportPhoto
+    fields = ("kind", "position", "width", "height")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(InterventionReport)
+class InterventionReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("__str__", "created_by", "signature_status", "quote_needed", "pdf_status")
+    list_filter = ("pdf_status", "quote_needed", "signature_status")
+    search_fields = ("order__reference",)
+    list_select_related = ("order", "created_by")
+    date_hierarchy = "created_at"
+    fields = (
+        "order",
+        "created_by",
+        "created_at",
+        "works_done",
+        "observations",
+        "materials_used",
+        "time_on_site_minutes",
+        "signature_status",
+        "signatory_name",
+        "quote_needed",
+        "quote_description",
+        "pdf_status",
+        "pdf_error",
+        "pdf_attempts",
+        "pdf_link",
+    )
+    readonly_fields = fields
+    inlines = (ReportPhotoInline,)
+    actions = ("retry_pdf",)
+
+    @admin.display(description="PDF")
+    def pdf_link(self, report: InterventionReport) -> str:
+        return _file_link(report.document)
+
+    def has_retry_pdf_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.view_interventionreport")
+
+    @admin.action(description="Relancer la production du PDF", permissions=["retry_pdf"])
+    def retry_pdf(self, request: HttpRequest, queryset: QuerySet[InterventionReport]) -> None:
+        for report in queryset:
+            try:
+                services.retry_report_pdf(report, actor=request.user)
+            except services.ServiceError as error:
+                messages.error(request, f"{report} : {error}")
+            else:
+                messages.success(request, f"{report} : production du PDF relancée.")

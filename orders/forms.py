@@ -9,7 +9,7 @@ cleaned data of an action form is exactly the keyword arguments of its service.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -117,3 +117,102 @@ ACTION_FORMS: dict[Action, type[forms.Form]] = {
     Action.CLOSE: CloseForm,
     Action.CANCEL: CancelForm,
 }
+
+
+# --- The technician's pages ------------------------------------------------
+#
+# Each action form carries `client_at`: when the technician took the action,
+# as their phone saw it (filled in by static/js/portal.js, later by the offline
+# queue). An action sent late keeps the time it was taken; a missing, unreadable
+# or implausible time means "now".
+
+CLIENT_AT_MAX_AGE = timedelta(days=7)
+CLIENT_AT_MAX_AHEAD = timedelta(minutes=5)
+
+
+def plausible_client_time(value: str, now: datetime) -> datetime | None:
+    """The time in `value` (ISO 8601 with an offset) if it is plausible: not more
+    than 7 days ago, nor more than 5 minutes ahead (a phone's clock drifts)."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if timezone.is_naive(moment):
+        return None  # without an offset, the phone's time zone is a guess
+    if not now - CLIENT_AT_MAX_AGE <= moment <= now + CLIENT_AT_MAX_AHEAD:
+        return None
+    return moment
+
+
+class TechnicianActionForm(forms.Form):
+    """Acknowledging, starting, resuming, finishing: nothing to type. The cleaned
+    data of a technician's form are the keyword arguments of its service."""
+
+    client_at = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        now = timezone.now()
+        cleaned["at"] = plausible_client_time(cleaned.pop("client_at", "") or "", now) or now
+        return cleaned
+
+
+def _datetime_field(label: str, **options: Any) -> forms.DateTimeField:
+    # A native date and time picker: the phone's own, big enough for gloves.
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+    return forms.DateTimeField(label=label, required=False, widget=widget, **options)
+
+
+class TechnicianPlanForm(TechnicianActionForm):
+    appointment = _datetime_field("Rendez-vous")
+    planned_start = _datetime_field("Début prévu")
+    planned_end = _datetime_field("Fin prévue")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        appointment, start, end = (cleaned.get(name) for name in ("appointment", "planned_start", "planned_end"))
+        if self.errors:
+            return cleaned
+        if appointment is None and start is None and end is None:
+            raise forms.ValidationError("Indiquez la date et l'heure du rendez-vous, ou une période de travaux.")
+        if appointment is not None and (start or end):
+            raise forms.ValidationError("Indiquez soit un rendez-vous, soit une période de travaux, pas les deux.")
+        if appointment is None and (start is None or end is None):
+            raise forms.ValidationError("Une période de travaux a un début et une fin.")
+        if start and end and end <= start:
+            self.add_error("planned_end", "La fin prévue doit être après le début prévu.")
+        return cleaned
+
+
+class TechnicianSuspendForm(TechnicianActionForm):
+    reason = forms.ChoiceField(
+        label="Motif", choices=list(SUSPEND_REASON_LABELS.items()), widget=forms.RadioSelect, required=True
+    )
+    note = forms.CharField(
+        label="Précision",
+        required=False,
+        max_length=200,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Facultatif : ce que vous avez constaté, la pièce à chiffrer…",
+    )
+
+
+class ProgressForm(TechnicianActionForm):
+    progress = forms.IntegerField(
+        label="Avancement des travaux (%)",
+        min_value=0,
+        max_value=100,
+        step_size=10,
+        widget=forms.NumberInput(attrs={"type": "range", "list": "progress-steps"}),
+    )
+
+
+class LineForm(TechnicianActionForm):
+    """Mark a line done or not done: the state wanted, not a toggle, so that
+    sending it twice (a double tap, a replay) changes nothing the second time."""
+
+    done = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class OrderSearchForm(forms.Form):
+    q = forms.CharField(label="Rechercher", required=False, max_length=100)

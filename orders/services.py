@@ -12,21 +12,44 @@ acting offline); it defaults to now.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import hashlib
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.files import File
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import formats, timezone, translation
 
 from orders import states
-from orders.models import Order, OrderEvent, OrderLine
+from orders.images import ProcessedImage
+from orders.models import (
+    Document,
+    DocumentKind,
+    InterventionReport,
+    Order,
+    OrderEvent,
+    OrderLine,
+    PdfStatus,
+    PhotoKind,
+    ReportPhoto,
+    SignatureStatus,
+)
 from orders.states import Action, Facts, State, TransitionError
 from portal.models import Asset, Contract, ServiceCode, User
 from portal.relay import outbox
 
 __all__ = ["ConcurrentChange", "ServiceError", "TransitionError"]
+
+logger = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -585,3 +608,247 @@ def assign_order(
     return [
         _record(order, kind=Action.ASSIGN.value, label=label, actor=actor, at=at, data=data) for label, data in events
     ]
+
+
+# --- Intervention reports and documents -----------------------------------
+
+# A report (or a PDF made elsewhere) follows a visit: from the start of the
+# works on, the order's closure included (a report often comes in after it).
+REPORT_STATES = frozenset(
+    {State.IN_PROGRESS, State.SUSPENDED, State.FINISHED, State.RECEIVED, State.INVOICED, State.CLOSED}
+)
+MAX_TIME_ON_SITE_MINUTES = 24 * 60
+REPORT_LABELS = {DocumentKind.GENERATED_REPORT, DocumentKind.UPLOADED_REPORT}
+
+
+@dataclass(frozen=True)
+class ReportPhotoUpload:
+    """A photo already checked and shrunk by `orders.images.process_photo`."""
+
+    kind: PhotoKind
+    image: ProcessedImage
+
+
+def _lock_for_report(order: Order) -> Order:
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    if locked.state not in REPORT_STATES:
+        raise ServiceError(
+            f"La commande est à l'état « {locked.get_state_display()} » : un rapport d'intervention ne peut y être "
+            "joint qu'une fois les travaux démarrés."
+        )
+    return locked
+
+
+def _queue_report_pdf(report_id: int) -> None:
+    from orders.tasks import render_report_pdf
+
+    # After commit, so that the worker finds the report; `robust` because a
+    # broker that is down must not turn a saved report into an error page: the
+    # report stays "en attente" and the page offers to ask again later.
+    transaction.on_commit(functools.partial(render_report_pdf.delay, report_id), robust=True)
+
+
+@transaction.atomic
+def submit_report(
+    order: Order,
+    *,
+    actor: User | None,
+    works_done: str,
+    time_on_site_minutes: int,
+    signature_status: str,
+    signature: ProcessedImage | None = None,
+    signatory_name: str = "",
+    observations: str = "",
+    materials_used: str = "",
+    quote_needed: bool = False,
+    quote_description: str = "",
+    photos: Sequence[ReportPhotoUpload] = (),
+    at: datetime | None = None,
+) -> InterventionReport:
+    """Store the technician's report with its photos and signature, record it in
+    the order's history, and have its PDF rendered once the transaction commits."""
+    works_done, quote_description = works_done.strip(), quote_description.strip()
+    if not works_done:
+        raise ServiceError("Décrivez les travaux réalisés.")
+    if not 0 < time_on_site_minutes <= MAX_TIME_ON_SITE_MINUTES:
+        raise ServiceError("Le temps passé sur place doit être compris entre 1 minute et 24 heures.")
+    if signature_status not in SignatureStatus.values:
+        raise ServiceError("Indiquez si l'occupant a signé, était absent ou a refusé de signer.")
+    if (signature_status == SignatureStatus.SIGNED) != (signature is not None):
+        raise ServiceError("Une signature n'accompagne que le choix « l'occupant signe ».")
+    if quote_needed and not quote_description:
+        raise ServiceError("Décrivez les travaux qui demandent un devis.")
+    locked = _lock_for_report(order)
+    now = at or timezone.now()
+    report = InterventionReport(
+        order=locked,
+        works_done=works_done,
+        observations=observations.strip(),
+        materials_used=materials_used.strip(),
+        time_on_site_minutes=time_on_site_minutes,
+        signature_status=signature_status,
+        signatory_name=signatory_name.strip() if signature is not None else "",
+        quote_needed=quote_needed,
+        quote_description=quote_description if quote_needed else "",
+        created_by=actor if actor is not None and actor.pk else None,
+        created_at=now,
+        pdf_requested_at=timezone.now(),
+    )
+    if signature is not None:
+        report.signature.save("signature.png", ContentFile(signature.content), save=False)
+    report.save()
+    positions = dict.fromkeys(PhotoKind.values, 0)
+    for photo in photos:
+        positions[photo.kind] += 1
+        row = ReportPhoto(
+            report=report,
+            kind=photo.kind,
+            position=positions[photo.kind],
+            width=photo.image.width,
+            height=photo.image.height,
+        )
+        row.image.save("photo.jpg", ContentFile(photo.image.content), save=False)
+        row.save()
+    _record(
+        locked,
+        kind="report_submitted",
+        label="Rapport d'intervention saisi",
+        actor=actor,
+        at=now,
+        data={
+            "report": report.pk,
+            "photos": len(photos),
+            "signature": signature_status,
+            "quote_needed": quote_needed,
+        },
+    )
+    _queue_report_pdf(report.pk)
+    return report
+
+
+def start_report_pdf(report_id: int) -> bool:
+    """The render task begins (again): False when the PDF is already there."""
+    updated = (
+        InterventionReport.objects.filter(pk=report_id)
+        .exclude(pdf_status=PdfStatus.DONE)
+        .update(pdf_status=PdfStatus.RENDERING, pdf_attempts=F("pdf_attempts") + 1)
+    )
+    return updated == 1
+
+
+def record_report_pdf_error(report_id: int, *, error: str, final: bool) -> None:
+    """A render failed: it waits for the task's next try, or, `final`, for a
+    person to ask again (the page then offers « Relancer »)."""
+    InterventionReport.objects.filter(pk=report_id).exclude(pdf_status=PdfStatus.DONE).update(
+        pdf_status=PdfStatus.FAILED if final else PdfStatus.PENDING, pdf_error=error[:5000]
+    )
+
+
+def report_title(report: InterventionReport) -> str:
+    return f"Rapport d'intervention {report.order.reference} du {timezone.localtime(report.created_at):%d/%m/%Y}"
+
+
+@transaction.atomic
+def attach_report_pdf(report: InterventionReport, *, content: bytes) -> Document | None:
+    """Keep the rendered PDF as the report's document. Of two renders of the same
+    report (a task run twice), the first to get here wins; the other's PDF is dropped."""
+    locked = InterventionReport.objects.select_for_update().select_related("order").get(pk=report.pk)
+    if locked.pdf_status == PdfStatus.DONE:
+        return None
+    stamp = timezone.localtime(locked.created_at)
+    document = attach_document(
+        locked.order,
+        actor=locked.created_by,
+        file=ContentFile(content),
+        kind=DocumentKind.GENERATED_REPORT,
+        title=report_title(locked),
+        file_name=f"rapport-intervention-{locked.order.reference}-{stamp:%Y%m%d-%H%M}.pdf",
+    )
+    InterventionReport.objects.filter(pk=locked.pk).update(pdf_status=PdfStatus.DONE, pdf_error="", document=document)
+    return document
+
+
+@transaction.atomic
+def retry_report_pdf(report: InterventionReport, *, actor: User | None) -> InterventionReport:
+    """« Relancer »: a render that failed, or that never started (its task lost), is asked again."""
+    locked = InterventionReport.objects.select_for_update().get(pk=report.pk)
+    if not locked.can_retry_pdf:
+        raise ServiceError("Le PDF de ce rapport est déjà produit, ou en cours de production : patientez un instant.")
+    InterventionReport.objects.filter(pk=locked.pk).update(
+        pdf_status=PdfStatus.PENDING, pdf_error="", pdf_requested_at=timezone.now()
+    )
+    logger.info("PDF of report %s asked again by %s", locked.pk, actor)
+    _queue_report_pdf(locked.pk)
+    locked.refresh_from_db()
+    return locked
+
+
+def _share_document(order: Order, event: OrderEvent, document: Document) -> None:
+    """The seam with the relay for documents: the file goes to the platform as a
+    document message, in sequence with the order's logs (same outbox)."""
+    outbox.record_document(order, event, document)
+
+
+def _download_name(name: str, default: str) -> str:
+    """What the browser proposes when saving: a plain ASCII file name ending in
+    .pdf (`Rapport été.pdf` → `Rapport_ete.pdf`), which every browser takes as it is."""
+    name = unicodedata.normalize("NFKD", name.replace("\\", "/").rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name.encode("ascii", "ignore").decode())[:150]
+    stem = name[:-4] if name.lower().endswith(".pdf") else name
+    return f"{stem.strip('._') or default}.pdf"
+
+
+@transaction.atomic
+def attach_document(
+    order: Order,
+    *,
+    actor: User | None,
+    file: File,
+    kind: str,
+    title: str,
+    file_name: str = "",
+    mime: str = "application/pdf",
+) -> Document:
+    """Keep a file for the order (a generated or uploaded report...), record it
+    in the history and have it sent to the client's platform.
+
+    The file must already be checked (`orders.uploads.check_pdf` for uploads)."""
+    if kind == DocumentKind.GENERATED_REPORT:
+        # It belongs to a report accepted earlier: kept whatever the order became since.
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+    else:
+        locked = _lock_for_report(order)
+    title = " ".join(title.split())[:200]
+    if not title:
+        raise ServiceError("Donnez un titre au document.")
+    digest, size = hashlib.sha256(), 0
+    for chunk in file.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    if size == 0:
+        raise ServiceError("Le fichier est vide.")
+    document = Document(
+        order=locked,
+        kind=kind,
+        title=title,
+        file_name=_download_name(file_name or getattr(file, "name", "") or "", f"document-{locked.reference}"),
+        mime=mime,
+        size=size,
+        sha256=digest.hexdigest(),
+        created_by=actor if actor is not None and actor.pk else None,
+        created_at=timezone.now().replace(microsecond=0),  # the platform keeps seconds
+    )
+    document.file.save(document.file_name, file, save=False)
+    document.save()
+    label = "Rapport d'intervention ajouté" if kind in REPORT_LABELS else f"Document ajouté : {title}"
+    # Not `_record`: the document message itself tells the platform, no log is sent for it.
+    event = OrderEvent.objects.create(
+        order=locked,
+        at=timezone.now(),
+        kind="document_added",
+        label=label,
+        actor=document.created_by,
+        data={"document": document.pk, "kind": kind, "title": title},
+    )
+    _share_document(locked, event, document)
+    return document

@@ -59,6 +59,14 @@ SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
 # Encrypts the platforms' secrets at rest (a Fernet key: 32 url-safe base64 bytes).
 # Unset, a key is derived from SECRET_KEY; set it to rotate SECRET_KEY freely.
 RELAY_ENCRYPTION_KEY = env("RELAY_ENCRYPTION_KEY")
+# How long a worker's claim on an outbox message lasts before another worker
+# may take it (a killed worker). 0 means the default: 4 x the connection's
+# timeout + 30 s, longer than any delivery. A shorter lease than a delivery
+# can take risks a double send; the integration tests shorten it to run fast.
+RELAY_LEASE_SECONDS = env_int("RELAY_LEASE_SECONDS", 0)
+# A message queued this long ago and still not taken by a worker (the broker
+# lost its task) is queued again by the sweep.
+RELAY_REQUEUE_SECONDS = env_int("RELAY_REQUEUE_SECONDS", 60)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -9,6 +9,7 @@ platform already has the log (the platform has no idempotency key).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -29,7 +31,6 @@ logger = logging.getLogger(__name__)
 SERVICE_LEVEL = timedelta(minutes=15)
 MAX_BACKOFF = timedelta(minutes=10)
 BASE_BACKOFF = timedelta(seconds=2)
-REQUEUE_AFTER = timedelta(seconds=60)  # a queued task not run by then is queued again
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 Outcome = DeliveryAttempt.Outcome
@@ -44,8 +45,15 @@ def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
 
 
 def lease_for(connection: Connection) -> timedelta:
+    if settings.RELAY_LEASE_SECONDS:
+        return timedelta(seconds=settings.RELAY_LEASE_SECONDS)
     # Long enough for a read-back, a token renewal and the send, each with its timeout.
     return timedelta(seconds=connection.timeout_seconds * 4 + 30)
+
+
+def requeue_after() -> timedelta:
+    """A queued task not run by then was lost by the broker: queue it again."""
+    return timedelta(seconds=settings.RELAY_REQUEUE_SECONDS)
 
 
 def earlier_undelivered() -> Exists:
@@ -80,7 +88,7 @@ def claim(message_id: int) -> OutboxMessage | None:
         message = (
             due_messages(now)
             .filter(pk=message_id)
-            .select_related("connection", "order")
+            .select_related("connection")  # not the order: the payload has what the send needs
             .select_for_update(skip_locked=True, of=("self",))
             .first()
         )
@@ -137,16 +145,98 @@ def already_on_platform(client: intent.IntentClient, message: OutboxMessage) -> 
     return any(mapping.same_log(payload, log) for log in operation.get("logs") or [])
 
 
+# The multipart fields of a document message (the rest of its payload says which file).
+DOCUMENT_FIELDS = (
+    "title",
+    "description",
+    "elementType",
+    "elementReference",
+    "intent_contractReference",
+    "intent_documentType",
+    "intent_documentFamily",
+    "intent_creationDate",
+)
+
+
+def document_fields(payload: dict) -> dict[str, str]:
+    return {name: str(payload[name]) for name in DOCUMENT_FIELDS if payload.get(name) is not None}
+
+
+def document_file(message: OutboxMessage) -> tuple[str, bytes, str]:
+    """(file name, bytes, MIME type) of a document message, read from the storage."""
+    from django.apps import apps
+
+    Document = apps.get_model("orders", "Document")
+    meta = message.payload.get("document") or {}
+    document = Document.objects.filter(pk=meta.get("id")).first()
+    if document is None:
+        raise intent.Rejection("Le document à transmettre n'existe plus.")
+    try:
+        with document.file.open("rb") as stream:
+            content = stream.read()
+    except FileNotFoundError as error:
+        raise intent.Rejection(
+            f"Le fichier du document est introuvable dans le stockage : {document.file.name}"
+        ) from error
+    except OSError as error:  # the storage (a network file system, object storage) did not answer
+        raise intent.TransientError(f"Lecture du document impossible : {error!r}") from error
+    if hashlib.sha256(content).hexdigest() != document.sha256:
+        raise intent.Rejection("Le fichier du document a changé depuis son ajout : il n'est pas transmis.")
+    return meta.get("fileName") or document.file_name, content, document.mime
+
+
+def same_document(sent: dict, found: dict) -> bool:
+    """Whether a document listed by the platform is the one we sent (after an
+    ambiguous failure): same title and creation date (and contract, when given)."""
+    if sent.get("title") != found.get("title"):
+        return False
+    if found.get("contractReference") and found["contractReference"] != sent.get("intent_contractReference"):
+        return False
+    try:
+        return datetime.fromisoformat(str(sent["intent_creationDate"])) == datetime.fromisoformat(
+            str(found["creationDate"])
+        )
+    except (KeyError, ValueError, TypeError):
+        return False
+
+
+def document_already_on_platform(client: intent.IntentClient, message: OutboxMessage) -> bool:
+    payload = message.payload
+    try:
+        listing = client.list_documents(payload["elementType"], payload["elementReference"])
+    except intent.NotFound:
+        return False
+    if isinstance(listing, dict):
+        listing = (listing.get("_embedded") or {}).get("documents") or []
+    return any(isinstance(found, dict) and same_document(payload, found) for found in listing or [])
+
+
 def send(message: OutboxMessage, *, check_first: bool) -> Result:
     """Call the platform. No database transaction is open here."""
     client = client_for(message.connection)
     try:
-        if check_first and message.kind == MessageKind.INTERVENTION_LOG and already_on_platform(client, message):
-            return Result(Outcome.ALREADY_THERE)
+        if check_first and message.kind == MessageKind.INTERVENTION_LOG:
+            try:
+                if already_on_platform(client, message):
+                    return Result(Outcome.ALREADY_THERE)
+            except intent.TransientError as error:
+                # The earlier send may have reached the platform and we still cannot
+                # tell: stay uncertain, so that the next try reads back again rather
+                # than posting a second copy.
+                raise intent.AmbiguousError(error.message, status_code=error.status_code, body=error.body) from error
+        if check_first and message.kind == MessageKind.DOCUMENT:
+            try:
+                if document_already_on_platform(client, message):
+                    return Result(Outcome.ALREADY_THERE)
+            except intent.TransientError as error:
+                raise intent.AmbiguousError(error.message, status_code=error.status_code, body=error.body) from error
         if message.kind == MessageKind.INTERVENTION_LOG:
             client.post_log(message.payload)
         elif message.kind == MessageKind.QUOTATION_LOG:
             client.post_log(message.payload, element="quotations")
+        elif message.kind == MessageKind.DOCUMENT:
+            file_name, content, mime = document_file(message)
+            client.upload_document(document_fields(message.payload), filename=file_name, content=content, mime=mime)
         else:
             raise intent.Rejection(f"Nature de message inconnue : {message.kind}")
     except intent.AmbiguousError as error:
@@ -158,7 +248,7 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
         return Result(Outcome.RETRY, error.status_code, error.message, retry_after)
     except intent.Rejection as error:
         return Result(Outcome.REJECTED, error.status_code, error.message)
-    return Result(Outcome.DELIVERED, 204)
+    return Result(Outcome.DELIVERED, 201 if message.kind == MessageKind.DOCUMENT else 204)
 
 
 def deliver(message_id: int) -> str | None:
@@ -187,7 +277,13 @@ def finish(message: OutboxMessage, result: Result, *, started: datetime, duratio
         wait = backoff(message.attempts)
         if result.retry_after:
             wait = max(wait, timedelta(seconds=result.retry_after))
-        changes |= {"next_attempt_at": now + wait, "ambiguous": result.outcome == Outcome.AMBIGUOUS}
+        # The task has run: nothing is queued any more, so the sweep queues the
+        # retry as soon as it is due (not `requeue_after()` later).
+        changes |= {
+            "next_attempt_at": now + wait,
+            "ambiguous": result.outcome == Outcome.AMBIGUOUS,
+            "queued_at": None,
+        }
     with transaction.atomic():
         # Only the holder of the lease records an outcome.
         updated = OutboxMessage.objects.filter(pk=message.pk, lease_until=message.lease_until).update(**changes)
@@ -252,7 +348,7 @@ def sweep(*, batch: int = 1000) -> int:
     now = timezone.now()
     ids = list(
         due_messages(now)
-        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - REQUEUE_AFTER))
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - requeue_after()))
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:batch]
     )

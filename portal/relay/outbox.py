@@ -22,7 +22,7 @@ from portal.relay import mapping
 from portal.relay.models import Connection, MessageKind, MessageStatus, OutboxMessage
 
 if TYPE_CHECKING:
-    from orders.models import Order, OrderEvent
+    from orders.models import Document, Order, OrderEvent
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +126,56 @@ def queue_delivery(message_id: int) -> None:
 
 def pending_count(connection: Connection) -> int:
     return connection.messages.filter(status=MessageStatus.PENDING).count()
+
+
+# Documents (intervention reports as PDF, requirement D10)
+
+DOCUMENT_ELEMENT_TYPE = "intervention"
+
+
+def document_payload(order: Order, event: OrderEvent, document: Document, connection: Connection) -> dict:
+    """The multipart fields of POST /documents/v1/documents (docs/platform.md),
+    and under `document` which file to send: the file stays in the storage and
+    is read at delivery, so the payload remains small, plain JSON."""
+    return {
+        "title": document.title,
+        "description": f"{event.label} ({document.get_kind_display().lower()})",
+        "elementType": DOCUMENT_ELEMENT_TYPE,
+        "elementReference": order.reference,
+        "intent_contractReference": order.contract.reference,
+        "intent_documentType": connection.document_type,
+        "intent_documentFamily": connection.document_family,
+        "intent_creationDate": mapping.iso(document.created_at),
+        "document": {
+            "id": document.pk,
+            "fileName": document.file_name,
+            "mime": document.mime,
+            "size": document.size,
+            "sha256": document.sha256,
+        },
+    }
+
+
+def record_document(order: Order, event: OrderEvent, document: Document) -> OutboxMessage | None:
+    """Store the message that uploads `document` to the platform, as the order's
+    next message: it goes after every earlier log of the order, and before any
+    later one. Call it inside the transaction that attached the document."""
+    connection = connection_for(order)
+    if connection is None or connection.kind == "none":
+        return None
+    now = timezone.now()
+    last = OutboxMessage.objects.filter(order=order).aggregate(last=Max("sequence"))["last"] or 0
+    message = OutboxMessage.objects.create(
+        connection=connection,
+        order=order,
+        event=event,
+        sequence=last + 1,
+        kind=MessageKind.DOCUMENT,
+        payload=document_payload(order, event, document, connection),
+        created_at=event.recorded_at or now,
+        next_attempt_at=now,
+        queued_at=now if connection.delivers else None,
+    )
+    if connection.delivers:
+        transaction.on_commit(lambda: queue_delivery(message.pk))
+    return message

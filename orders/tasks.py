@@ -1,0 +1,63 @@
+"""Celery tasks of the orders. Each takes ids, re-reads rows, and is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from django.db import OperationalError
+
+from orders import pdf, services
+from orders.models import InterventionReport, PdfStatus
+
+logger = logging.getLogger(__name__)
+
+# What may go better on a later try: the storage (a network file system or
+# object storage) or the database not answering. Anything else (a template
+# error, an image WeasyPrint cannot use) would fail the same way again.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, OperationalError)
+try:
+    from botocore.exceptions import BotoCoreError  # S3 storage, when configured
+except ImportError:  # pragma: no cover
+    pass
+else:
+    TRANSIENT_ERRORS += (BotoCoreError,)
+
+MAX_RETRIES = 4
+
+
+def retry_delay(retries: int) -> float:
+    """20 s, 40 s, 80 s, 160 s, each with up to half again of jitter."""
+    delay = 20 * 2**retries
+    return delay + random.uniform(0, delay / 2)
+
+
+@shared_task(
+    bind=True, ignore_result=True, acks_late=True, time_limit=180, soft_time_limit=150, max_retries=MAX_RETRIES
+)
+def render_report_pdf(self, report_id: int) -> str:
+    """Render the report's PDF (outside any transaction) and keep it as the
+    order's document, which also has it sent to the client's platform."""
+    report = InterventionReport.objects.filter(pk=report_id).first()
+    if report is None or report.pdf_status == PdfStatus.DONE:
+        return "nothing to do"
+    if not services.start_report_pdf(report_id):
+        return "nothing to do"
+    try:
+        content = pdf.render_report(report)
+    except TRANSIENT_ERRORS as error:
+        final = self.request.retries >= self.max_retries
+        services.record_report_pdf_error(report_id, error=f"{type(error).__name__} : {error}", final=final)
+        if final:
+            logger.warning("PDF of report %s failed after %s tries: %r", report_id, self.request.retries + 1, error)
+            return "failed"
+        raise self.retry(exc=error, countdown=retry_delay(self.request.retries)) from error
+    except Exception as error:
+        # A permanent error: recorded for a person (the page offers « Relancer »
+        # once it is fixed), not retried on its own.
+        services.record_report_pdf_error(report_id, error=f"{type(error).__name__} : {error}", final=True)
+        logger.exception("PDF of report %s failed", report_id)
+        return "failed"
+    document = services.attach_report_pdf(report, content=content)
+    return "done" if document is not None else "already done"
