@@ -119,10 +119,17 @@ def platform_logs(platform: str, reference: str) -> list[dict]:
 # --- Delivering -------------------------------------------------------------------
 
 
-def deliver_due() -> list[str | None]:
-    """One round, as the workers would run it now: every message due, once."""
+def deliver_due() -> list[str]:
+    """One round, as the workers would run it now: a task for every message due.
+    Returns the outcome of every attempt made, in order (a task goes on with the
+    next messages of its order once one is delivered)."""
     due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
-    return [delivery.deliver(message_id) for message_id in due]
+    last = DeliveryAttempt.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    for message_id in due:
+        delivery.deliver(message_id)
+    return [
+        str(o) for o in DeliveryAttempt.objects.filter(pk__gt=last).order_by("pk").values_list("outcome", flat=True)
+    ]
 
 
 def drain(*, rounds: int = 200, seconds: float = 30) -> list[str | None]:

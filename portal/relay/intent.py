@@ -196,7 +196,12 @@ class IntentClient:
         response = self.request(
             "POST", "documents/v1/documents", data=dict(fields), files={"file": (filename, content, mime)}
         )
-        return self._json(response) if response.content else None
+        # The upload succeeded whatever the body says: an unreadable body must not
+        # turn into a retry, which would upload the file a second time.
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            return None
 
     def list_documents(self, element_type: str, element_reference: str) -> Any:
         response = self.request(
