@@ -134,3 +134,58 @@ def test_malformed_items_are_kept_not_crashed_on(client, connection):
     assert response.status_code == HTTPStatus.OK
     for stored in InboundNotification.objects.all():
         assert ingest.process_notification(stored.pk) in (NotificationStatus.IGNORED, NotificationStatus.FAILED)
+
+
+# --- The error queue page for supervisors and office staff ------------------------
+
+
+@pytest.fixture
+def rejected(connection, order, technician):
+    from orders import services as order_services
+    from portal.relay.models import MessageStatus, OutboxMessage
+
+    order_services.acknowledge_order(order, actor=technician)
+    message = order.outbox_messages.order_by("-sequence").first()
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        status=MessageStatus.REJECTED, last_error="HTTP 400 : Code prestation inconnu"
+    )
+    return message
+
+
+def test_supervisors_see_rejected_messages_with_the_platforms_message(client, supervisor, rejected):
+    client.force_login(supervisor)
+    response = client.get("/relais/erreurs/")
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert "Code prestation inconnu" in html
+    assert rejected.order.reference in html
+    assert "Commande prise en compte" in html
+
+
+def test_a_supervisor_resends_a_rejected_message(client, supervisor, rejected):
+    from portal.relay.models import MessageStatus
+
+    client.force_login(supervisor)
+    response = client.post(f"/relais/erreurs/{rejected.pk}/renvoyer/", {"note": "Code corrigé"})
+    assert response.status_code == HTTPStatus.FOUND
+    rejected.refresh_from_db()
+    assert rejected.status == MessageStatus.PENDING
+    assert rejected.audits.get().actor == supervisor
+
+
+def test_giving_up_without_a_reason_is_refused_in_french(client, office, rejected):
+    from portal.relay.models import MessageStatus
+
+    client.force_login(office)
+    response = client.post(f"/relais/erreurs/{rejected.pk}/abandonner/", {"note": ""}, follow=True)
+    assert "Indiquez pourquoi" in response.content.decode()
+    rejected.refresh_from_db()
+    assert rejected.status == MessageStatus.REJECTED
+
+
+def test_technicians_and_visitors_have_no_error_queue(client, technician, rejected):
+    assert client.get("/relais/erreurs/").status_code == HTTPStatus.FOUND
+    assert client.post(f"/relais/erreurs/{rejected.pk}/renvoyer/").status_code == HTTPStatus.FOUND
+    client.force_login(technician)
+    assert client.get("/relais/erreurs/").status_code == HTTPStatus.FORBIDDEN
+    assert client.post(f"/relais/erreurs/{rejected.pk}/renvoyer/").status_code == HTTPStatus.FORBIDDEN

@@ -8,13 +8,19 @@ import json
 import logging
 from http import HTTPStatus
 
+from django import forms
+from django.contrib import messages
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from portal.relay import ingest
-from portal.relay.models import Connection
+from orders.services import ServiceError
+from portal.access import role_required
+from portal.models import Role
+from portal.relay import ingest, services, watch
+from portal.relay.models import Connection, MessageStatus, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +79,43 @@ def _queue(notification_ids: list[int]) -> None:
             ingest_notification.delay(notification_id)
         except Exception:  # broker down: the periodic retry of received notifications takes it
             logger.warning("Could not queue notification %s", notification_id, exc_info=True)
+
+
+# --- The error queue, for supervisors and office staff ------------------------
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(label="Correction apportée / motif", required=False, max_length=2000)
+
+
+@role_required(Role.SUPERVISOR, Role.OFFICE)
+def error_queue(request: HttpRequest) -> HttpResponse:
+    """What the platforms refused, with their message, the data sent and the order:
+    correct the order, then resend (rebuilt from the current data), or give up."""
+    rejected = (
+        OutboxMessage.objects.filter(status=MessageStatus.REJECTED)
+        .select_related("order", "connection__client")
+        .order_by("rejected_at", "pk")
+    )
+    context = {"rejected": rejected, "health": watch.health(), "form": ResolveForm()}
+    return render(request, "relay/error_queue.html", context)
+
+
+@role_required(Role.SUPERVISOR, Role.OFFICE)
+@require_POST
+def resolve_message(request: HttpRequest, message_id: int, action: str) -> HttpResponse:
+    if action not in ("renvoyer", "abandonner"):
+        raise Http404
+    message = get_object_or_404(OutboxMessage, pk=message_id)
+    form = ResolveForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    try:
+        if action == "renvoyer":
+            services.resend_message(message, actor=request.user, note=note)
+            messages.success(request, f"Message de la commande {message.order} renvoyé.")
+        else:
+            services.cancel_message(message, actor=request.user, reason=note)
+            messages.warning(request, f"Message de la commande {message.order} abandonné.")
+    except ServiceError as error:
+        messages.error(request, str(error))
+    return redirect("relay:error_queue")
