@@ -14,6 +14,8 @@ from orders import services
 from portal.models import Asset, Client, Contract, PriceItem, Role, ServiceCode, User
 
 PARIS = ZoneInfo("Europe/Paris")
+SANDBOX_CLIENT_ID = "multiservices-metz"
+SANDBOX_CLIENT_SECRET = "secret-du-bac-a-sable-42"
 PASSWORD = "mot-de-passe-de-test-42"
 
 
@@ -28,6 +30,26 @@ def database_before_the_live_server(django_db_setup) -> None:
     """For files that use the live server: the test database exists before the
     session's live server starts, so that on SQLite the server thread shares the
     in-memory connection instead of opening its own and never closing it."""
+
+
+@pytest.fixture
+def platform(live_server, database_before_the_live_server) -> str:
+    """The embedded sandbox over real HTTP, reset, with our API client: its base URL (the auth base)."""
+    import io
+
+    import httpx
+    from django.core.management import call_command
+
+    call_command(
+        "sandbox_setup",
+        f"--client-id={SANDBOX_CLIENT_ID}",
+        f"--client-secret={SANDBOX_CLIENT_SECRET}",
+        "--label=Multiservices Metz",
+        stdout=io.StringIO(),
+    )
+    response = httpx.post(f"{live_server.url}/sandbox/reset.json")
+    assert response.status_code == 200
+    return f"{live_server.url}/sandbox"
 
 
 def make_user(username: str, role: Role, **extra) -> User:

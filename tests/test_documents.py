@@ -18,7 +18,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.utils import timezone
 from PIL import Image
 from pypdf import PdfWriter
@@ -34,11 +33,10 @@ from orders import services, uploads
 from orders.models import Document, DocumentKind
 from portal.relay import delivery, intent
 from portal.relay.models import Connection, MessageKind, MessageStatus, OutboxMessage
+from tests.conftest import SANDBOX_CLIENT_ID as CLIENT_ID
+from tests.conftest import SANDBOX_CLIENT_SECRET as CLIENT_SECRET
 
 pytestmark = pytest.mark.usefixtures("database_before_the_live_server")
-
-CLIENT_ID = "multiservices-metz"
-CLIENT_SECRET = "secret-du-bac-a-sable-42"
 
 
 @pytest.fixture(autouse=True)
@@ -352,20 +350,6 @@ def test_a_document_whose_file_is_gone_is_a_404(client, started, technician):
 
 
 # --- Delivery to the platform: the sandbox over real HTTP ----------------------------
-
-
-@pytest.fixture
-def platform(live_server) -> str:
-    call_command(
-        "sandbox_setup",
-        f"--client-id={CLIENT_ID}",
-        f"--client-secret={CLIENT_SECRET}",
-        "--label=Multiservices Metz",
-        stdout=io.StringIO(),
-    )
-    response = httpx.post(f"{live_server.url}/sandbox/reset.json")
-    assert response.status_code == HTTPStatus.OK
-    return f"{live_server.url}/sandbox"
 
 
 @pytest.fixture

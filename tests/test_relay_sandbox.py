@@ -46,9 +46,9 @@ from portal.sandbox import services as sandbox_services
 from portal.sandbox.models import AccessToken, Operation, WebhookDelivery
 from portal.sandbox.models import Asset as PlatformAsset
 from portal.sandbox.models import Contract as PlatformContract
+from tests.conftest import SANDBOX_CLIENT_ID as CLIENT_ID
+from tests.conftest import SANDBOX_CLIENT_SECRET as CLIENT_SECRET
 
-CLIENT_ID = "multiservices-metz"
-CLIENT_SECRET = "secret-du-bac-a-sable-42"
 CONTRACT = "MULTITECH-2024-07"
 REFERENCE = "OPH57_241122093015"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -58,21 +58,6 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 
 pytestmark = pytest.mark.usefixtures("database_before_the_live_server")
-
-
-@pytest.fixture
-def platform(live_server) -> str:
-    """The sandbox, reset, with our API client: its base URL (the auth base)."""
-    call_command(
-        "sandbox_setup",
-        f"--client-id={CLIENT_ID}",
-        f"--client-secret={CLIENT_SECRET}",
-        "--label=Multiservices Metz",
-        stdout=io.StringIO(),
-    )
-    response = httpx.post(f"{live_server.url}/sandbox/reset.json")
-    assert response.status_code == HTTPStatus.OK
-    return f"{live_server.url}/sandbox"
 
 
 @pytest.fixture
