@@ -6,7 +6,7 @@ Nothing here changes an order: `orders.services` does, and only it.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from orders.states import (
     OPEN_STATES,
     STATE_LABELS,
     SUSPEND_REASON_LABELS,
+    WORK_STATES,
     Action,
     allowed_actions,
 )
@@ -64,6 +65,14 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
     def open(self) -> OrderQuerySet:
         return self.filter(state__in=OPEN_STATES)
+
+    def late(self, now: datetime) -> OrderQuerySet:
+        """Orders whose works are not finished and whose due date has passed."""
+        return self.filter(state__in=WORK_STATES, due_at__lt=now)
+
+    def late_within(self, now: datetime, delta: timedelta) -> OrderQuerySet:
+        """Orders not late yet that will be if their works are not finished within `delta`."""
+        return self.filter(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + delta)
 
 
 class Order(models.Model):

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from orders import views
 
 app_name = "orders"
 urlpatterns = [
     path("mes-commandes/", views.my_orders, name="my_orders"),
-    path("pilotage/", views.overview, name="overview"),
+    path("pilotage/", include("orders.pilotage.urls")),
     path("commandes/<int:pk>/", views.order_detail, name="detail"),
     path("commandes/<int:pk>/prendre-en-compte/", views.order_acknowledge, name="acknowledge"),
     path("commandes/<int:pk>/planifier/", views.order_plan, name="plan"),

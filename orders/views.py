@@ -1,5 +1,5 @@
 """The technician's pages: their orders, and one order with the actions its state
-allows; and the supervisor's overview.
+allows; the supervisor's pages are in orders/pilotage/.
 
 Every action is a POST to `/commandes/<id>/<action>/` that works as a plain form
 (then a redirect to the order) and with htmx (then the order's panel, rendered
@@ -17,7 +17,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,15 +36,12 @@ from orders.forms import (
     TechnicianSuspendForm,
 )
 from orders.models import Order, OrderEvent
-from orders.states import STATE_LABELS, Action, State, TransitionError
+from orders.states import DONE_STATES, WORK_STATES, Action, State, TransitionError
 from portal.access import get_order_for, role_required
 from portal.models import Role
 
 REFUSALS = (services.ServiceError, TransitionError)
 
-# Until its works are finished an order can be late; after, it is done.
-WORK_STATES = (State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED, State.PLANNED, State.IN_PROGRESS, State.SUSPENDED)
-DONE_STATES = (State.FINISHED, State.RECEIVED, State.INVOICED, State.CLOSED)
 RECENTLY_FINISHED = timedelta(days=7)
 
 
@@ -368,16 +365,3 @@ def order_mark_line(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse
     line = get_object_or_404(order.lines, pk=line_pk)
     form = LineForm(request.POST, auto_id=f"line-{line.pk}-%s")
     return _act(request, order, Submission("line", form), services.mark_line, target=line)
-
-
-# --- The supervisor's overview -------------------------------------------------
-
-
-@role_required(Role.SUPERVISOR, Role.OFFICE)
-def overview(request: HttpRequest) -> HttpResponse:
-    """The supervisor's home: how many orders stand in each state."""
-    counts = dict(
-        Order.objects.visible_to(request.user).values_list("state").annotate(n=Count("pk")).values_list("state", "n")
-    )
-    rows = [(STATE_LABELS[state], counts.get(state, 0)) for state in State]
-    return render(request, "orders/overview.html", {"rows": rows, "total": sum(counts.values())})

@@ -1,0 +1,5 @@
+"""Supervisor pages: listing (being built)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""Supervisor pages: order (being built)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""Supervisor pages: planning (being built)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
