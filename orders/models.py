@@ -282,6 +282,26 @@ class OrderEvent(models.Model):
 # --- Documents and intervention reports ---------------------------------------
 
 
+class ActionReceipt(models.Model):
+    """A technician's action, by the key their phone gave it: sent again (a
+    replay after a lost connection, a double tap), it is recognised and not
+    applied twice. Written in the same transaction as the action."""
+
+    key = models.UUIDField("clé", unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="auteur")
+    order = models.ForeignKey(Order, models.CASCADE, related_name="action_receipts", verbose_name="commande")
+    action = models.CharField("action", max_length=30)
+    label = models.CharField("résultat", max_length=300, blank=True)
+    created_at = models.DateTimeField("reçue le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "action reçue"
+        verbose_name_plural = "actions reçues"
+
+    def __str__(self) -> str:
+        return f"{self.action} ({self.key})"
+
+
 def document_path(document: Document, filename: str) -> str:
     """`documents/2026/11/<random>.pdf`: a name nobody can guess, whatever the
     person called the file (the name they gave is kept in `file_name`)."""
