@@ -1,10 +1,10 @@
 """What the contracts' clauses on delays cost, computed from plain figures.
 
-Pure Python, no Django: Decimals, dates and dataclasses in; Decimals and French
+Pure Python, no Django: Decimals, datetimes and dataclasses in; Decimals and French
 explanations out, so that every figure the supervisor's overview shows can say
 how it was obtained (on hover or click) and is tested by hand-computed cases.
 
-Three rules (docs/requirements.md §2 and §3; the clauses in shared/seeds/):
+Two rules (docs/requirements.md §2 and §3; the clauses in shared/seeds/):
 
 - **Late penalty**, CCAG-MI 2021 art. 15.1: ``P = V × R / 3000``, V the value
   excluding VAT of the late order, R the number of days late. Art. 15.2 caps the
@@ -17,8 +17,6 @@ Three rules (docs/requirements.md §2 and §3; the clauses in shared/seeds/):
   EUR per day for not sharing a change within 15 minutes, not capped. It is a
   clause of its own, outside art. 15, so neither the 10 % cap nor the 1,000 EUR
   exemption applies to it.
-- **Observations on an order**, CCAG-MI art. 3.7: 15 days from its receipt,
-  counted as art. 3.2 counts every delay.
 
 Every amount is rounded to the cent, half up, once per figure: each order's
 penalty and its cap are rounded, and the contract's total is the sum of the
@@ -29,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
@@ -41,7 +39,6 @@ DATA_SHARING_PER_DAY = Decimal("150.00")
 # limit as `portal.relay.delivery.SERVICE_LEVEL`; a test keeps the two equal
 # (this module may not import Django code).
 SHARING_LIMIT = timedelta(minutes=15)
-OBSERVATION_DAYS = 15
 DAY = timedelta(days=1)
 NBSP = "\u00a0"  # between thousands, and before units, as French typography wants
 
@@ -321,39 +318,3 @@ class Exposure:
 
 def exposure(late: ContractLatePenalty | None, sharing: DataSharingPenalty | None) -> Exposure:
     return Exposure(late or contract_late_penalty(()), sharing or data_sharing_penalty(()))
-
-
-# --- The 15 days for observations on an order (CCAG-MI art. 3.7) ----------
-
-
-def observation_deadline(received_on: date) -> date:
-    """The last day the contractor may send observations on an order received on
-    `received_on`. Art. 3.2: a delay runs from 0 h the day after the event
-    (3.2.1), in calendar days, and expires at midnight on its last day (3.2.2);
-    a last day on a Saturday or Sunday moves to the following Monday (3.2.4).
-    Public holidays, which 3.2.4 also names, are not known here (they differ in
-    Alsace-Moselle): the deadline shown may then be a day early, never late."""
-    last = received_on + timedelta(days=OBSERVATION_DAYS)
-    if last.weekday() >= 5:
-        last += timedelta(days=7 - last.weekday())
-    return last
-
-
-def observation_days_left(received_on: date, today: date) -> int:
-    """Days left after today to send observations: 0 on the last day itself,
-    negative once the right is lost."""
-    return (observation_deadline(received_on) - today).days
-
-
-def observation_explanation(received_on: date, today: date) -> str:
-    deadline = observation_deadline(received_on)
-    left = (deadline - today).days
-    base = (
-        f"Reçue le {received_on:%d/%m/%Y} : observations possibles pendant {OBSERVATION_DAYS} jours "
-        f"(CCAG-MI art. 3.7), jusqu'au {deadline:%d/%m/%Y} inclus"
-    )
-    if left < 0:
-        return f"{base}. Délai expiré : la commande doit être exécutée telle quelle."
-    if left == 0:
-        return f"{base}. C'est le dernier jour."
-    return f"{base}, encore {left} jour{'s' if left > 1 else ''} après aujourd'hui."

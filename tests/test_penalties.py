@@ -1,11 +1,11 @@
-"""The penalty module, without a database, against cases computed by hand.
+"""The penalty module (orders/penalties.py), without a database, against cases computed by hand.
 
 Every expected figure below was worked out on paper from the clauses (CCAG-MI
 2021 art. 15, the platform annex §3.1), not by calling the module."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -24,9 +24,6 @@ from orders.penalties import (
     euros,
     exposure,
     late_penalties_by_contract,
-    observation_days_left,
-    observation_deadline,
-    observation_explanation,
     order_late_penalty,
 )
 
@@ -348,34 +345,3 @@ def test_the_exposure_of_a_contract_adds_what_is_due_of_both_penalties():
     due = exposure(contract_late_penalty([late("21000.00", 200), late("600.00", 5)]), None)
     assert due.total == D("1401.00")
     assert exposure(None, None).total == D("0.00")
-
-
-# --- The 15 days for observations ----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("received_on", "deadline"),
-    [
-        (date(2026, 11, 2), date(2026, 11, 17)),  # Monday → Tuesday two weeks later
-        (date(2026, 11, 5), date(2026, 11, 20)),  # Thursday → Friday
-        (date(2026, 11, 6), date(2026, 11, 23)),  # Friday → a Saturday, moved to Monday
-        (date(2026, 11, 7), date(2026, 11, 23)),  # Saturday → a Sunday, moved to Monday
-        (date(2026, 12, 20), date(2027, 1, 4)),  # across the new year, on a Monday
-    ],
-)
-def test_the_observation_deadline_is_fifteen_calendar_days_after_receipt_on_a_weekday(received_on, deadline):
-    assert observation_deadline(received_on) == deadline
-
-
-def test_the_days_left_for_observations():
-    received = date(2026, 11, 2)
-    assert observation_days_left(received, date(2026, 11, 2)) == 15
-    assert observation_days_left(received, date(2026, 11, 16)) == 1
-    assert observation_days_left(received, date(2026, 11, 17)) == 0
-    assert observation_days_left(received, date(2026, 11, 18)) == -1
-    assert observation_explanation(received, date(2026, 11, 10)) == (
-        "Reçue le 02/11/2026 : observations possibles pendant 15 jours (CCAG-MI art. 3.7), "
-        "jusqu'au 17/11/2026 inclus, encore 7 jours après aujourd'hui."
-    )
-    assert observation_explanation(received, date(2026, 11, 17)).endswith("C'est le dernier jour.")
-    assert "Délai expiré" in observation_explanation(received, date(2026, 11, 20))
