@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django import forms
 from django.contrib.admin import widgets as admin_widgets
@@ -146,14 +147,20 @@ def plausible_client_time(value: str, now: datetime) -> datetime | None:
 
 class TechnicianActionForm(forms.Form):
     """Acknowledging, starting, resuming, finishing: nothing to type. The cleaned
-    data of a technician's form are the keyword arguments of its service."""
+    data of a technician's form are the keyword arguments of its service; the
+    action's key (`idempotency_key`, given by the phone) is kept apart in
+    `self.action_key`."""
 
     client_at = forms.CharField(required=False, widget=forms.HiddenInput)
+    idempotency_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    action_key: UUID | None = None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         now = timezone.now()
         cleaned["at"] = plausible_client_time(cleaned.pop("client_at", "") or "", now) or now
+        self.action_key = cleaned.pop("idempotency_key", None)
         return cleaned
 
 
@@ -212,6 +219,16 @@ class LineForm(TechnicianActionForm):
     sending it twice (a double tap, a replay) changes nothing the second time."""
 
     done = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class NoteForm(TechnicianActionForm):
+    text = forms.CharField(
+        label="Note",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Ce que le client et le conducteur de travaux doivent savoir. Elle est transmise au client.",
+        error_messages={"required": "Écrivez la note avant de l'enregistrer."},
+    )
 
 
 class OrderSearchForm(forms.Form):

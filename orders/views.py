@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from http import HTTPStatus
 from typing import Any
+from uuid import UUID
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,13 +32,14 @@ from django_htmx.http import reswap
 from orders import services
 from orders.forms import (
     LineForm,
+    NoteForm,
     OrderSearchForm,
     ProgressForm,
     TechnicianActionForm,
     TechnicianPlanForm,
     TechnicianSuspendForm,
 )
-from orders.models import Order, OrderEvent
+from orders.models import ActionReceipt, Order, OrderEvent
 from orders.states import DONE_STATES, WORK_STATES, Action, State, TransitionError
 from portal.access import get_order_for, role_required
 from portal.models import Role
@@ -261,6 +265,9 @@ def _order_context(order: Order, *, notice: str = "", refused: Submission | None
             if Action.SET_PROGRESS in order.allowed_actions and not (refused and refused.key == "progress")
             else None
         ),
+        "note_form": (
+            NoteForm(auto_id="note-%s") if order.is_open and not (refused and refused.key == "note") else None
+        ),
         "events": order.events.select_related("actor").order_by("-at", "-pk"),
     }
 
@@ -274,6 +281,9 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_order(request, get_order_for(request, pk))
 
 
+REPLAY_HEADER = "X-Portal-Replay"
+
+
 def _act(
     request: HttpRequest,
     order: Order,
@@ -283,23 +293,76 @@ def _act(
 ) -> HttpResponse:
     """The end of every action view: give the form's data to the service, then
     show the order (a redirect; for htmx, its panel). A refusal or an invalid
-    form shows the order again, the reason above, what was typed kept."""
+    form shows the order again, the reason above, what was typed kept.
+
+    An action that carries a key (`idempotency_key`, given by the phone) is
+    applied once: sent again, it is recognised by its receipt, written in the
+    same transaction. The phone's offline queue replays actions with the
+    `X-Portal-Replay` header and gets JSON back instead of a page."""
     form = submission.form
+    replay = request.headers.get(REPLAY_HEADER) == "1"
     if form.is_valid():
+        key = form.action_key
         try:
-            event = service(order if target is None else target, actor=request.user, **form.cleaned_data)
+            outcome = _apply_once(
+                request,
+                order,
+                submission.key,
+                key,
+                lambda: service(order if target is None else target, actor=request.user, **form.cleaned_data),
+            )
         except REFUSALS as error:
             form.add_error(None, str(error))
         else:
-            notice = event.label if event else "C'était déjà fait : rien n'a changé."
+            if replay:
+                return JsonResponse({"status": outcome.status, "label": outcome.label})
             if not request.htmx:
-                messages.success(request, notice)
+                messages.success(request, outcome.notice)
                 return redirect("orders:detail", pk=order.pk)
-            return _render_order(request, get_order_for(request, order.pk), notice=notice)
+            return _render_order(request, get_order_for(request, order.pk), notice=outcome.notice)
+    if replay:
+        errors = [str(error) for errors in form.errors.values() for error in errors]
+        return JsonResponse({"status": "refused", "errors": errors}, status=HTTPStatus.CONFLICT)
     # Reloaded: the order may have changed under the person's feet.
     response = _render_order(request, get_order_for(request, order.pk), refused=submission)
     # The reason is at the top of the panel: show it there.
     return reswap(response, "outerHTML show:window:top") if request.htmx else response
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "applied", or "duplicate" when the key had been seen
+    label: str  # the event's label; empty when nothing changed
+
+    @property
+    def notice(self) -> str:
+        if self.status == "duplicate":
+            return "Cette action avait déjà été reçue : elle n'a pas été appliquée une seconde fois."
+        return self.label or "C'était déjà fait : rien n'a changé."
+
+
+def _apply_once(
+    request: HttpRequest, order: Order, action: str, key: UUID | None, apply: Callable[[], OrderEvent | None]
+) -> Outcome:
+    if key is None:
+        event = apply()
+        return Outcome("applied", event.label if event else "")
+    seen = ActionReceipt.objects.filter(key=key).first()
+    if seen is None:
+        try:
+            with transaction.atomic():
+                event = apply()
+                label = event.label if event else ""
+                ActionReceipt.objects.create(key=key, user=request.user, order=order, action=action, label=label)
+            return Outcome("applied", label)
+        except IntegrityError:
+            # The same key, sent twice at once: the other one won; this one rolled back.
+            seen = ActionReceipt.objects.filter(key=key).first()
+            if seen is None:
+                raise
+    if seen.user_id != request.user.pk or seen.order_id != order.pk or seen.action != action:
+        raise services.ServiceError("Cette action a déjà été reçue pour une autre commande : elle n'est pas appliquée.")
+    return Outcome("duplicate", seen.label)
 
 
 def _submission(request: HttpRequest, order: Order, action: Action) -> Submission:
@@ -365,3 +428,12 @@ def order_mark_line(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse
     line = get_object_or_404(order.lines, pk=line_pk)
     form = LineForm(request.POST, auto_id=f"line-{line.pk}-%s")
     return _act(request, order, Submission("line", form), services.mark_line, target=line)
+
+
+@login_required
+@require_POST
+def order_note(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    form = NoteForm(request.POST, auto_id="note-%s")
+    url = reverse("orders:note", args=[order.pk])
+    return _act(request, order, Submission("note", form, "Enregistrer la note", url), services.add_note)

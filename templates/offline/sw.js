@@ -1,0 +1,94 @@
+// The portal's service worker (rendered by orders/offline.py): the technician's
+// pages stay readable without network. Static files: cache first. The list of
+// orders and each order: network first, then the copy kept at the last visit.
+// Everything else (sign-in, forms sent, admin): the network, untouched.
+"use strict";
+
+var VERSION = "{{ version }}";
+var STATIC_CACHE = "portal-static-" + VERSION;
+var PAGES_CACHE = {{ pages_cache|safe }};
+var ASSETS = {{ assets|safe }};
+var PAGES = /^\/(mes-commandes\/|commandes\/\d+\/(rapports\/\d+\/)?)$/;
+var NETWORK_WAIT = 8000;  // ms: a basement's weak signal, then the kept copy
+
+self.addEventListener("install", function (event) {
+  event.waitUntil(
+    caches.open(STATIC_CACHE).then(function (cache) {
+      return cache.addAll(ASSETS);
+    }).then(function () {
+      return self.skipWaiting();
+    })
+  );
+});
+
+self.addEventListener("activate", function (event) {
+  event.waitUntil(
+    caches.keys().then(function (names) {
+      return Promise.all(names.filter(function (name) {
+        return name.indexOf("portal-static-") === 0 && name !== STATIC_CACHE;
+      }).map(function (name) {
+        return caches.delete(name);
+      }));
+    }).then(function () {
+      return self.clients.claim();
+    })
+  );
+});
+
+function withinTime(promise, ms) {
+  return new Promise(function (resolve, reject) {
+    var timer = setTimeout(function () { reject(new Error("timeout")); }, ms);
+    promise.then(function (value) { clearTimeout(timer); resolve(value); },
+                 function (error) { clearTimeout(timer); reject(error); });
+  });
+}
+
+function offlinePage() {
+  var html = '<!doctype html><html lang="fr"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+    '<title>Hors ligne – Portail prestataire</title><link rel="stylesheet" href="' + ASSETS[0] + '"></head>' +
+    '<body><header class="topbar"><a class="brand" href="/mes-commandes/">Portail prestataire</a></header>' +
+    '<main class="page"><section class="card"><h1>Pas de réseau</h1>' +
+    "<p>Cette page n'a pas encore été ouverte sur ce téléphone : elle n'est pas disponible hors ligne.</p>" +
+    '<p><a class="button" href="/mes-commandes/">Mes commandes</a></p></section></main></body></html>';
+  return new Response(html, {status: 503, headers: {"Content-Type": "text/html; charset=utf-8"}});
+}
+
+function page(request) {
+  var url = new URL(request.url);
+  return caches.open(PAGES_CACHE).then(function (cache) {
+    return withinTime(fetch(request), NETWORK_WAIT).then(function (response) {
+      // A redirect (to the sign-in page) or an error is shown, not kept.
+      if (response.ok && !response.redirected && response.type === "basic") {
+        cache.put(url.href, response.clone());
+      }
+      return response;
+    }).catch(function () {
+      return cache.match(url.href).then(function (kept) {
+        return kept || cache.match(url.origin + url.pathname, {ignoreSearch: true});
+      }).then(function (kept) {
+        return kept || offlinePage();
+      });
+    });
+  });
+}
+
+function asset(request) {
+  return caches.open(STATIC_CACHE).then(function (cache) {
+    return cache.match(request).then(function (kept) {
+      return kept || fetch(request);
+    });
+  });
+}
+
+self.addEventListener("fetch", function (event) {
+  var request = event.request;
+  if (request.method !== "GET") return;
+  var url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (ASSETS.indexOf(url.pathname) !== -1) {
+    event.respondWith(asset(request));
+  } else if (request.mode === "navigate" && PAGES.test(url.pathname)) {
+    event.respondWith(page(request));
+  }
+});
