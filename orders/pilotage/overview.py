@@ -1,26 +1,421 @@
-"""The supervisor's home: what came in, what is late, what it may cost."""
+"""The supervisor's home, /pilotage/: the morning's questions on one page.
+
+What came in and where each order stands, per client and contract; what waits
+to be acknowledged and how many of the 15 days for observations are left; what
+is late or will be within 48 hours; what that may cost in penalties; whether
+the platform got everything; who goes where today. Every count leads to the
+orders behind it (the all-orders list, `orders:order_list`, filtered through its
+query string) and every amount explains itself (a `title` to hover, a
+`<details>` to open), the figures coming from the pure `orders.penalties`.
+
+The page runs a fixed number of queries whatever the number of orders: counts
+are GROUP BYs, an order's value is a subquery, lists are sliced; only the late
+orders (every one of them weighs in its contract's penalties) and today's
+appointments are fetched whole, each in one query.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Count
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from itertools import groupby
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import path, reverse
+from django.utils import timezone
 
-from orders.models import Order
+from orders import deadlines, penalties
+from orders.models import Order, OrderLine
 from orders.states import STATE_LABELS, State
 from portal.access import role_required
-from portal.models import Role
+from portal.models import Client, Contract, Role, User
+from portal.relay import watch
+from portal.relay.models import Breach
+
+LIST_LIMIT = 10  # rows of each list on the page; its count links to all of them
+SOON = timedelta(hours=48)
+MONEY = DecimalField(max_digits=14, decimal_places=2)
+ZERO = Decimal("0.00")
+
+
+def list_url(**filters: Any) -> str:
+    """The all-orders list filtered by its GET parameters (`etat`, repeatable;
+    `client`, `marche`, `technicien`: primary keys; `retard`: `oui` or `48h`)."""
+    query = urlencode({name: value for name, value in filters.items() if value not in (None, "")}, doseq=True)
+    return f"{reverse('orders:order_list')}?{query}" if query else reverse("orders:order_list")
+
+
+# --- Orders by state, per client and contract --------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    count: int
+    url: str | None  # no link to an empty list
+
+
+def _cell(count: int, **filters: Any) -> Cell:
+    return Cell(count, list_url(**filters) if count else None)
+
+
+@dataclass(frozen=True)
+class StateRow:
+    cells: list[Cell]
+    total: Cell
+    contract: Contract | None = None
+
+
+@dataclass(frozen=True)
+class ClientBlock:
+    client: Client
+    subtotal: StateRow
+    rows: list[StateRow]
+
+
+@dataclass(frozen=True)
+class StateTable:
+    states: list[tuple[str, str]]  # (value, French label)
+    clients: list[ClientBlock]
+    totals: StateRow
+
+    def count(self, state: State) -> int:
+        return self.totals.cells[list(State).index(state)].count
+
+
+def state_table(orders: QuerySet[Order]) -> tuple[StateTable, dict[int, Contract]]:
+    """Two queries: the counts grouped by contract and state, and the contracts
+    (the active ones, and any other that still has orders)."""
+    counts: dict[tuple[int, str], int] = {
+        (contract_id, state): count
+        for contract_id, state, count in orders.order_by().values_list("contract_id", "state").annotate(n=Count("pk"))
+    }
+    used = {contract_id for contract_id, _state in counts}
+    contracts = list(
+        Contract.objects.filter(Q(active=True) | Q(pk__in=used))
+        .select_related("client")
+        .order_by("client__name", "client_id", "reference")
+    )
+    blocks = []
+    for _client_id, group in groupby(contracts, key=lambda contract: contract.client_id):
+        group = list(group)
+        client = group[0].client
+        rows = []
+        for contract in group:
+            numbers = [counts.get((contract.pk, state), 0) for state in State]
+            rows.append(
+                StateRow(
+                    [_cell(n, etat=state.value, marche=contract.pk) for n, state in zip(numbers, State, strict=True)],
+                    _cell(sum(numbers), marche=contract.pk),
+                    contract,
+                )
+            )
+        sums = [sum(row.cells[index].count for row in rows) for index in range(len(State))]
+        subtotal = StateRow(
+            [_cell(n, etat=state.value, client=client.pk) for n, state in zip(sums, State, strict=True)],
+            _cell(sum(sums), client=client.pk),
+        )
+        blocks.append(ClientBlock(client, subtotal, rows))
+    sums = [sum(n for (_contract, s), n in counts.items() if s == state) for state in State]
+    totals = StateRow(
+        [_cell(n, etat=state.value) for n, state in zip(sums, State, strict=True)],
+        Cell(sum(sums), list_url()),
+    )
+    table = StateTable([(state.value, STATE_LABELS[state]) for state in State], blocks, totals)
+    return table, {contract.pk: contract for contract in contracts}
+
+
+# --- Waiting to be acknowledged: the 15 days for observations ----------------------
+
+
+@dataclass(frozen=True)
+class Waiting:
+    order: Order
+    last_day: date
+    days_left: int
+    explanation: str
+
+    @property
+    def urgency(self) -> str:
+        if self.days_left < 0:
+            return "expired"
+        return "soon" if self.days_left <= 3 else ""
+
+
+def waiting_orders(orders: QuerySet[Order], now: datetime) -> list[Waiting]:
+    """The oldest orders still to acknowledge, with what is left of the 15 days
+    for observations (CCAG-MI §3.7.2, counted by `orders.deadlines`)."""
+    rows = []
+    oldest = orders.filter(state=State.TO_ACKNOWLEDGE).select_related("contract__client")
+    for order in oldest.order_by("received_at", "pk")[:LIST_LIMIT]:
+        deadline = deadlines.observation_deadline(order.received_at)
+        left = deadline.days_left(now)
+        received = timezone.localdate(order.received_at)
+        text = (
+            f"Reçue le {received:%d/%m/%Y} : observations possibles pendant {deadlines.OBSERVATION_DAYS} jours "
+            f"(CCAG-MI art. 3.7.2), jusqu'au {deadline.last_day:%d/%m/%Y} inclus"
+        )
+        if left < 0:
+            text += " ; délai expiré, la commande s'exécute telle quelle."
+        elif left == 0:
+            text += " ; c'est aujourd'hui le dernier jour."
+        else:
+            text += f" ; encore {left} jour{'s' if left > 1 else ''} après aujourd'hui."
+        rows.append(Waiting(order, deadline.last_day, left, text))
+    return rows
+
+
+# --- Late orders, and what they may cost ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class LateRow:
+    order: Order
+    late_by: str
+    penalty: penalties.OrderLatePenalty
+
+
+def late_orders(orders: QuerySet[Order], now: datetime) -> list[LateRow]:
+    """Every late order (most late first) with its value, the sum of its lines
+    excluding VAT, computed in the same query."""
+    lines = (
+        OrderLine.objects.filter(order=OuterRef("pk"))
+        .order_by()
+        .values("order")
+        .annotate(total=Sum(F("quantity") * F("unit_price"), output_field=MONEY))
+        .values("total")
+    )
+    late = (
+        orders.late(now)
+        .annotate(value=Coalesce(Subquery(lines, output_field=MONEY), Value(ZERO), output_field=MONEY))
+        .select_related("contract__client", "technician")
+        .order_by("due_at", "pk")
+    )
+    return [
+        LateRow(
+            order,
+            penalties.duration(now - order.due_at),
+            penalties.order_late_penalty(
+                penalties.LateOrder(
+                    reference=order.reference,
+                    value=order.value,
+                    days_late=penalties.days_late(order.due_at, now),
+                    key=order.pk,
+                )
+            ),
+        )
+        for order in late
+    ]
+
+
+@dataclass(frozen=True)
+class SoonRow:
+    order: Order
+    due_in: str
+
+
+def soon_late(orders: QuerySet[Order], now: datetime) -> tuple[int, list[SoonRow]]:
+    soon = orders.late_within(now, SOON)
+    rows = soon.select_related("contract__client", "technician").order_by("due_at", "pk")[:LIST_LIMIT]
+    return soon.count(), [SoonRow(order, penalties.duration(order.due_at - now)) for order in rows]
+
+
+def month_start(now: datetime) -> datetime:
+    """Midnight on the first of the month, Paris time (as `portal.relay.watch` counts)."""
+    return timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def breaches_this_month(now: datetime) -> list[tuple[int, penalties.SharingBreach]]:
+    """(contract id, breach) for every breach of the 15-minute limit this month.
+    A message still waiting is late by now minus its change, whatever the watch
+    measured a minute ago."""
+    rows = (
+        Breach.objects.filter(changed_at__gte=month_start(now))
+        .order_by("-changed_at", "-pk")
+        .values(
+            "changed_at",
+            "delivered_at",
+            "delay_seconds",
+            order_id=F("message__order_id"),
+            reference=F("message__order__reference"),
+            contract_id=F("message__order__contract_id"),
+        )
+    )
+    breaches = []
+    for row in rows:
+        delay = timedelta(seconds=row["delay_seconds"])
+        if row["delivered_at"] is None:
+            delay = max(delay, now - row["changed_at"])
+        breach = penalties.SharingBreach(
+            delay=delay, reference=row["reference"], key=row["order_id"], delivered=row["delivered_at"] is not None
+        )
+        breaches.append((row["contract_id"], breach))
+    return breaches
+
+
+@dataclass(frozen=True)
+class ExposureRow:
+    contract: Contract
+    exposure: penalties.Exposure
+    late_url: str
+
+    @property
+    def late(self) -> penalties.ContractLatePenalty:
+        return self.exposure.late
+
+    @property
+    def sharing(self) -> penalties.DataSharingPenalty:
+        return self.exposure.sharing
+
+
+@dataclass
+class ExposureTable:
+    rows: list[ExposureRow] = field(default_factory=list)
+
+    @property
+    def late_due(self) -> Decimal:
+        return sum((row.late.due for row in self.rows), ZERO)
+
+    @property
+    def sharing(self) -> Decimal:
+        return sum((row.sharing.total for row in self.rows), ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((row.exposure.total for row in self.rows), ZERO)
+
+    @property
+    def explanation(self) -> str:
+        parts = " + ".join(penalties.euros(row.exposure.total) for row in self.rows)
+        return f"Somme des marchés : {parts} = {penalties.euros(self.total)}." if self.rows else ""
+
+
+def exposure_table(
+    late: list[LateRow], breaches: list[tuple[int, penalties.SharingBreach]], contracts: dict[int, Contract]
+) -> ExposureTable:
+    """Per contract: its late penalties (10 % cap per order, the 1,000 EUR
+    exemption on the contract's total) and its data-sharing penalties."""
+    late_by_contract = penalties.late_penalties_by_contract((row.order.contract_id, row.penalty.order) for row in late)
+    sharing_by_contract = penalties.data_sharing_by_contract(breaches)
+    keys = set(late_by_contract) | set(sharing_by_contract)
+    table = ExposureTable()
+    for contract in contracts.values():  # in the state table's order: client, then reference
+        if contract.pk in keys:
+            exposure = penalties.exposure(late_by_contract.get(contract.pk), sharing_by_contract.get(contract.pk))
+            table.rows.append(ExposureRow(contract, exposure, list_url(retard="oui", marche=contract.pk)))
+    return table
+
+
+# --- Today's appointments, by technician -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Visit:
+    order: Order
+    when: str
+
+
+def todays_visits(orders: QuerySet[Order], now: datetime) -> list[tuple[User | None, list[Visit]]]:
+    """Appointments today (Paris time), and works planned over a period that
+    includes today, per technician (the unassigned last)."""
+    today = timezone.localdate(now)
+    start = timezone.make_aware(datetime.combine(today, time.min))
+    end = timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min))
+    visits = (
+        orders.exclude(state=State.CANCELLED)
+        .filter(
+            Q(appointment_at__gte=start, appointment_at__lt=end)
+            | Q(appointment_at__isnull=True, planned_start__lt=end, planned_end__gt=start)
+        )
+        .select_related("technician", "contract__client", "asset")
+        .order_by(
+            F("technician__last_name").asc(nulls_last=True),
+            "technician__first_name",
+            "technician_id",
+            Coalesce("appointment_at", "planned_start"),
+            "pk",
+        )
+    )
+    groups = []
+    for _technician_id, group in groupby(visits, key=lambda order: order.technician_id):
+        group = list(group)
+        groups.append((group[0].technician, [Visit(order, _when(order)) for order in group]))
+    return groups
+
+
+def _when(order: Order) -> str:
+    if order.appointment_at is not None:
+        return f"{timezone.localtime(order.appointment_at):%H:%M}"
+    start, end = timezone.localtime(order.planned_start), timezone.localtime(order.planned_end)
+    return f"Travaux du {start:%d/%m %H:%M} au {end:%d/%m %H:%M}"
+
+
+# --- The page ---------------------------------------------------------------------
 
 
 @role_required(Role.SUPERVISOR, Role.OFFICE)
 def overview(request: HttpRequest) -> HttpResponse:
-    """How many orders stand in each state."""
-    counts = dict(
-        Order.objects.visible_to(request.user).values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+    now = timezone.now()
+    orders = Order.objects.visible_to(request.user)
+    states, contracts = state_table(orders)
+    late = late_orders(orders, now)
+    soon_count, soon = soon_late(orders, now)
+    health = watch.health(now)
+    context = {
+        "now": now,
+        "states": states,
+        "waiting": waiting_orders(orders, now),
+        "waiting_count": states.count(State.TO_ACKNOWLEDGE),
+        "waiting_url": list_url(etat=State.TO_ACKNOWLEDGE.value),
+        "late": late[:LIST_LIMIT],
+        "late_count": len(late),
+        "late_url": list_url(retard="oui"),
+        "soon": soon,
+        "soon_count": soon_count,
+        "soon_url": list_url(retard="48h"),
+        "exposure": exposure_table(late, breaches_this_month(now), contracts),
+        "health": health,
+        "relay": relay_summary(health),
+        "visits": todays_visits(orders, now),
+        "today": timezone.localdate(now),
+    }
+    return render(request, "orders/overview.html", context)
+
+
+@dataclass(frozen=True)
+class RelaySummary:
+    waiting: int
+    rejected: int
+    breaches: int
+    oldest_age: timedelta | None
+
+    @property
+    def oldest(self) -> str:
+        return penalties.duration(self.oldest_age) if self.oldest_age is not None else ""
+
+    @property
+    def level(self) -> str:
+        """`ok`, `warn` past the relay's 5-minute warning, `danger` past the 15-minute limit."""
+        if self.oldest_age is None or self.oldest_age < watch.WARN_AFTER:
+            return "ok"
+        return "danger" if self.oldest_age > penalties.SHARING_LIMIT else "warn"
+
+
+def relay_summary(health: Iterable[watch.Health]) -> RelaySummary:
+    health = list(health)
+    ages = [item.oldest_age for item in health if item.oldest_age is not None]
+    return RelaySummary(
+        waiting=sum(item.waiting for item in health),
+        rejected=sum(item.rejected for item in health),
+        breaches=sum(item.breaches_this_month for item in health),
+        oldest_age=max(ages) if ages else None,
     )
-    rows = [(STATE_LABELS[state], counts.get(state, 0)) for state in State]
-    return render(request, "orders/overview.html", {"rows": rows, "total": sum(counts.values())})
 
 
 urlpatterns = [path("", overview, name="overview")]
