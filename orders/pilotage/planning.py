@@ -1,5 +1,386 @@
-"""Supervisor pages: planning (being built)."""
+"""The planning: one week, one row per technician, one column per day, with
+each order's appointment or planned period of works; reassign or reschedule an
+order from it with a plain form; overlaps in one technician's day are flagged.
+
+The week is Monday to Sunday in Paris time, named in the URL as an ISO week
+(`?semaine=2026-W49`), the value an `<input type="week">` sends. The page reads
+the technicians and the week's orders in two queries, however many there are:
+the grid, the overlaps and the forms are built in Python from those.
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import formats, timezone
+from django.views.decorators.http import require_POST
+
+from orders import services
+from orders.models import Order
+from orders.states import WORK_STATES, Action, State, TransitionError
+from portal.access import get_order_for, role_required
+from portal.models import Role, User
+
+# An appointment holds its technician for this long: two appointments of one
+# technician less than an hour apart are flagged as overlapping. Planned
+# periods overlap when they intersect.
+SLOT = timedelta(hours=1)
+WEEK_PARAM = "semaine"
+WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{1,2})$")
+# Far enough for any real planning, near enough that a week after it still exists.
+FIRST_YEAR, LAST_YEAR = 2000, 2200
+REFUSALS = (services.ServiceError, TransitionError)
+
+
+# --- Weeks -----------------------------------------------------------------------
+
+
+def parse_week(value: str) -> date | None:
+    """The Monday of ISO week `2026-W49`, or None if `value` is not one."""
+    match = WEEK_PATTERN.match(value.strip())
+    if match is None:
+        return None
+    year, week = int(match[1]), int(match[2])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        return None
+    try:
+        return date.fromisocalendar(year, week, 1)
+    except ValueError:  # week 0, or 53 in a year of 52 weeks
+        return None
+
+
+def week_param(monday: date) -> str:
+    year, week, _ = monday.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_url(monday: date) -> str:
+    return f"{reverse('orders:planning')}?{WEEK_PARAM}={week_param(monday)}"
+
+
+def _midnight(day: date) -> datetime:
+    """Midnight in Paris time (the current time zone), daylight saving included."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def order_url(pk: int) -> str:
+    """The supervisor's page of the order where it exists, else the order page."""
+    try:
+        return reverse("orders:supervisor_order", args=[pk])
+    except NoReverseMatch:
+        return reverse("orders:detail", args=[pk])
+
+
+def _order_url_maker() -> Any:
+    """`order_url`, with the choice of page made once per request rather than per order."""
+    try:
+        reverse("orders:supervisor_order", args=[0])
+    except NoReverseMatch:
+        name = "orders:detail"
+    else:
+        name = "orders:supervisor_order"
+    return lambda pk: reverse(name, args=[pk])
+
+
+# --- The grid --------------------------------------------------------------------
+
+
+def _moment(value: datetime, pattern: str = "D j b G\\hi") -> str:
+    return formats.date_format(timezone.localtime(value), pattern)
+
+
+@dataclass
+class Item:
+    """An order's appointment or planned period, as placed on the planning."""
+
+    order: Order
+    start: datetime
+    end: datetime
+    is_appointment: bool
+    open_ended: bool  # a planned start without an end
+    url: str
+    conflicts: list[Item] = field(default_factory=list)
+    can_assign: bool = False
+    can_plan: bool = False
+
+    @property
+    def description(self) -> str:
+        """`rendez-vous lun. 30 nov. 9h30`, `travaux du lun. 30 nov. 8h00 au mer. 2 déc. 17h00`."""
+        if self.is_appointment:
+            return f"rendez-vous {_moment(self.start)}"
+        if self.open_ended:
+            return f"travaux à partir du {_moment(self.start)}"
+        return f"travaux du {_moment(self.start)} au {_moment(self.end)}"
+
+    @property
+    def late(self) -> bool:
+        due_at = self.order.due_at
+        return due_at is not None and self.order.state in WORK_STATES and due_at < timezone.now()
+
+
+@dataclass
+class Entry:
+    """An item in one day's cell: a period of several days has an entry per day."""
+
+    item: Item
+    starts_here: bool
+    ends_here: bool
+    first_shown: bool  # the entry that carries the item's form
+
+
+@dataclass
+class Row:
+    technician: User | None
+    cells: list[list[Entry]]
+
+    @property
+    def label(self) -> str:
+        if self.technician is None:
+            return "Non attribuées"
+        name = str(self.technician)
+        return name if self.technician.is_active else f"{name} (inactif)"
+
+    @property
+    def conflicts(self) -> int:
+        """How many of the row's orders overlap another."""
+        return len({entry.item.order.pk for cell in self.cells for entry in cell if entry.item.conflicts})
+
+    @property
+    def count(self) -> int:
+        return len({entry.item.order.pk for cell in self.cells for entry in cell})
+
+
+def _item(order: Order, url: str) -> Item | None:
+    if order.appointment_at is not None:
+        return Item(order, order.appointment_at, order.appointment_at + SLOT, True, False, url)
+    if order.planned_start is not None:
+        if order.planned_end is None:
+            return Item(order, order.planned_start, order.planned_start + SLOT, False, True, url)
+        return Item(order, order.planned_start, order.planned_end, False, False, url)
+    return None
+
+
+def _days_of(item: Item) -> tuple[date, date]:
+    """First and last day (Paris time) the item covers; a period ending at
+    midnight does not cover the day that begins then."""
+    first = timezone.localdate(item.start)
+    if item.is_appointment or item.open_ended:
+        return first, first
+    return first, max(first, timezone.localdate(item.end - timedelta(microseconds=1)))
+
+
+def flag_overlaps(items: list[Item]) -> None:
+    """Link every pair of one technician's items whose times intersect. Only the
+    works still to do count: what is finished or cancelled holds nobody."""
+    ordered = sorted(
+        (item for item in items if item.order.state in WORK_STATES), key=lambda item: (item.start, item.order.pk)
+    )
+    running: list[Item] = []
+    for item in ordered:
+        running = [other for other in running if other.end > item.start]
+        for other in running:
+            other.conflicts.append(item)
+            item.conflicts.append(other)
+        running.append(item)
+    for item in ordered:
+        item.conflicts.sort(key=lambda other: (other.start, other.order.pk))
+
+
+def build_rows(orders: list[Order], technicians: list[User], monday: date) -> list[Row]:
+    """One row per active technician (and per inactive one still holding an
+    order this week), then the orders nobody is assigned to."""
+    days = [monday + timedelta(days=offset) for offset in range(7)]
+    make_url = _order_url_maker()
+    by_technician: dict[int | None, list[Item]] = {}
+    people = {technician.pk: technician for technician in technicians}
+    for order in orders:
+        item = _item(order, make_url(order.pk))
+        if item is None:
+            continue
+        allowed = order.allowed_actions
+        item.can_assign, item.can_plan = Action.ASSIGN in allowed, Action.PLAN in allowed
+        by_technician.setdefault(order.technician_id, []).append(item)
+        if order.technician_id is not None and order.technician_id not in people:
+            people[order.technician_id] = order.technician
+    rows = []
+    for key in [*people, None]:
+        items = by_technician.get(key, [])
+        if key is not None:
+            flag_overlaps(items)
+        cells: list[list[Entry]] = [[] for _ in days]
+        for item in sorted(items, key=lambda item: (item.start, item.order.reference)):
+            first, last = _days_of(item)
+            shown = False
+            for index, day in enumerate(days):
+                if first <= day <= last:
+                    cells[index].append(Entry(item, day == first, day == last, not shown))
+                    shown = True
+        rows.append(Row(people.get(key) if key is not None else None, cells))
+    return rows
+
+
+def week_orders(user: User, start: datetime, end: datetime) -> list[Order]:
+    """The orders with an appointment or planned works in [start, end), plus an
+    appointment just before it (its slot may run into the week and overlap)."""
+    orders = (
+        Order.objects.visible_to(user)
+        .exclude(state=State.CANCELLED)
+        .filter(
+            Q(appointment_at__gte=start - SLOT, appointment_at__lt=end)
+            | Q(appointment_at__isnull=True, planned_start__lt=end, planned_end__gt=start)
+            | Q(
+                appointment_at__isnull=True,
+                planned_end__isnull=True,
+                planned_start__gte=start - SLOT,
+                planned_start__lt=end,
+            )
+        )
+        .select_related("asset", "technician", "contract__client")
+        .order_by("pk")
+    )
+    return list(orders)
+
+
+@role_required(Role.SUPERVISOR, Role.OFFICE)
+def planning(request: HttpRequest) -> HttpResponse:
+    """The week's planning (two queries, whatever the number of orders)."""
+    this_monday = timezone.localdate() - timedelta(days=timezone.localdate().weekday())
+    asked = request.GET.get(WEEK_PARAM, "").strip()
+    monday = parse_week(asked) if asked else this_monday
+    week_error = ""
+    if monday is None:
+        week_error = f"« {asked[:20]} » n'est pas une semaine : écrivez-la sous la forme {week_param(this_monday)}."
+        monday = this_monday
+    start, end = _midnight(monday), _midnight(monday + timedelta(days=7))
+    technicians = list(User.objects.filter(role=Role.TECHNICIAN, is_active=True).order_by("last_name", "first_name"))
+    rows = build_rows(week_orders(request.user, start, end), technicians, monday)
+    context = {
+        "rows": rows,
+        "days": [monday + timedelta(days=offset) for offset in range(7)],
+        "today": timezone.localdate(),
+        "today_index": (timezone.localdate() - monday).days,
+        "monday": monday,
+        "sunday": monday + timedelta(days=6),
+        "week": week_param(monday),
+        "week_number": monday.isocalendar().week,
+        "week_error": week_error,
+        "is_this_week": monday == this_monday,
+        "previous_url": week_url(monday - timedelta(days=7)),
+        "next_url": week_url(monday + timedelta(days=7)),
+        "this_week_url": reverse("orders:planning"),
+        "technicians": technicians,
+        "slot_minutes": int(SLOT.total_seconds() // 60),
+        "conflicts": sum(row.conflicts for row in rows),
+    }
+    return render(request, "orders/planning.html", context)
+
+
+# --- Reassigning and rescheduling -------------------------------------------------
+
+
+def _datetime_field(label: str) -> forms.DateTimeField:
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+    return forms.DateTimeField(label=label, required=False, widget=widget)
+
+
+class PlanningChangeForm(forms.Form):
+    """One order's technician and appointment (or planned period), as the
+    planning's form sends them; what is unchanged is left alone."""
+
+    technician = forms.ModelChoiceField(
+        label="Technicien",
+        queryset=User.objects.filter(role=Role.TECHNICIAN),
+        required=False,
+        empty_label="Non attribuée",
+        error_messages={"invalid_choice": "Choisissez un technicien de la liste."},
+    )
+    appointment = _datetime_field("Rendez-vous")
+    planned_start = _datetime_field("Début prévu")
+    planned_end = _datetime_field("Fin prévue")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        appointment, start, end = (cleaned.get(name) for name in ("appointment", "planned_start", "planned_end"))
+        if appointment is not None and (start or end):
+            raise forms.ValidationError("Indiquez soit un rendez-vous, soit une période de travaux, pas les deux.")
+        if (start is None) != (end is None):
+            raise forms.ValidationError("Une période de travaux a un début et une fin.")
+        if start is not None and end is not None and end <= start:
+            raise forms.ValidationError("La fin prévue doit être après le début prévu.")
+        return cleaned
+
+
+def _same_minute(first: datetime | None, second: datetime | None) -> bool:
+    if first is None or second is None:
+        return first is second
+    return first.replace(second=0, microsecond=0) == second.replace(second=0, microsecond=0)
+
+
+def apply_change(order: Order, data: dict[str, Any], *, actor: User) -> list[str]:
+    """Reassign then reschedule, all or nothing: the labels of what changed."""
+    labels: list[str] = []
+    with transaction.atomic():
+        technician = data.get("technician")
+        if "technician" in data and order.technician_id != (technician.pk if technician else None):
+            labels += [event.label for event in services.assign_order(order, actor=actor, technician=technician)]
+        appointment, start, end = data.get("appointment"), data.get("planned_start"), data.get("planned_end")
+        if appointment is not None and not (
+            _same_minute(order.appointment_at, appointment) and order.planned_start is None
+        ):
+            labels.append(services.plan_order(order, actor=actor, appointment=appointment).label)
+        elif start is not None and not (
+            order.appointment_at is None
+            and _same_minute(order.planned_start, start)
+            and _same_minute(order.planned_end, end)
+        ):
+            labels.append(services.plan_order(order, actor=actor, planned_start=start, planned_end=end).label)
+    return labels
+
+
+def _errors(form: forms.Form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
+@role_required(Role.SUPERVISOR, Role.OFFICE)
+@require_POST
+def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
+    """The planning's form for one order: back to the same week, with what
+    changed or, in French, why nothing did."""
+    order = get_order_for(request, pk)
+    monday = parse_week(request.POST.get(WEEK_PARAM, ""))
+    back = (week_url(monday) if monday else reverse("orders:planning")) + f"#commande-{order.pk}"
+    form = PlanningChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Commande {order.reference} : {_errors(form)}")
+        return redirect(back)
+    data = dict(form.cleaned_data)
+    if "technician" not in request.POST:  # a form without the select leaves the technician alone
+        del data["technician"]
+    try:
+        labels = apply_change(order, data, actor=request.user)
+    except REFUSALS as error:
+        messages.error(request, f"Commande {order.reference} : rien n'a été modifié. {error}")
+    else:
+        if labels:
+            messages.success(request, f"Commande {order.reference} : {' ; '.join(labels)}.")
+        else:
+            messages.info(request, f"Commande {order.reference} : rien à changer.")
+    return redirect(back)
+
+
+urlpatterns = [
+    path("planning/", planning, name="planning"),
+    path("planning/commandes/<int:pk>/", planning_change, name="planning_change"),
+]
