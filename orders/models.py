@@ -480,3 +480,109 @@ class ReportPhoto(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.position}"
+
+
+# --- Observations and extensions of the execution period (CCAG-MI §3.7.2, §14.3) ---
+# Written by `orders.services.raise_observation`, `request_extension` and
+# `answer_extension`, which check the contractual deadlines (orders.deadlines).
+
+
+class Observation(models.Model):
+    """Observations the contractor sends the buyer on an order's prescriptions,
+    within 15 days of its receipt (§3.7.2); the order is executed all the same."""
+
+    order = models.ForeignKey(Order, models.CASCADE, related_name="observations", verbose_name="commande")
+    text = models.TextField("observations")
+    made_at = models.DateTimeField("formulées le")
+    made_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="par"
+    )
+    event = models.OneToOneField(
+        OrderEvent, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="événement"
+    )
+
+    class Meta:
+        verbose_name = "observation sur une commande"
+        verbose_name_plural = "observations sur les commandes"
+        ordering = ["order", "made_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="%(app_label)s_%(class)s_has_text"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Observations sur {self.order} du {timezone.localtime(self.made_at):%d/%m/%Y}"
+
+
+class ExtensionDecision(models.TextChoices):
+    PENDING = "pending", "En attente de la réponse du gestionnaire"
+    GRANTED = "granted", "Accordée"
+    REFUSED = "refused", "Refusée"
+
+
+class ExtensionRequest(models.Model):
+    """A request to extend an order's execution period (§14.3): its cause, when
+    the cause arose and how many days are asked; then the buyer's answer. A
+    granted extension moves the order's due date."""
+
+    order = models.ForeignKey(Order, models.CASCADE, related_name="extension_requests", verbose_name="commande")
+    cause = models.CharField("cause", max_length=200)
+    cause_date = models.DateField("cause apparue le")
+    days = models.PositiveSmallIntegerField("prolongation demandée (jours)")
+    requested_at = models.DateTimeField("demandée le")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="demandée par"
+    )
+    due_at_before = models.DateTimeField("échéance au moment de la demande")
+    decision = models.CharField(
+        "réponse", max_length=20, choices=ExtensionDecision, default=ExtensionDecision.PENDING, db_index=True
+    )
+    granted_days = models.PositiveSmallIntegerField("prolongation accordée (jours)", null=True, blank=True)
+    answered_at = models.DateTimeField("réponse du gestionnaire le", null=True, blank=True)
+    answer_note = models.CharField("précision sur la réponse", max_length=200, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="réponse enregistrée par",
+    )
+    due_at_after = models.DateTimeField("nouvelle échéance", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "demande de prolongation de délai"
+        verbose_name_plural = "demandes de prolongation de délai"
+        ordering = ["order", "requested_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(cause=""), name="%(app_label)s_%(class)s_has_cause"),
+            models.CheckConstraint(condition=Q(days__gt=0), name="%(app_label)s_%(class)s_days_positive"),
+            models.CheckConstraint(
+                condition=Q(decision__in=ExtensionDecision.values), name="%(app_label)s_%(class)s_decision_valid"
+            ),
+            # Pending: no answer yet; granted: how long, when, and the new due date; refused: when, nothing granted.
+            models.CheckConstraint(
+                condition=(
+                    Q(decision="pending", answered_at__isnull=True, granted_days__isnull=True, due_at_after=None)
+                    | Q(
+                        decision="granted",
+                        answered_at__isnull=False,
+                        granted_days__gt=0,
+                        granted_days__lte=F("days"),
+                        due_at_after__isnull=False,
+                    )
+                    | Q(decision="refused", answered_at__isnull=False, granted_days__isnull=True, due_at_after=None)
+                ),
+                name="%(app_label)s_%(class)s_answer_consistent",
+            ),
+            # One question at a time: the buyer answers it before another is asked.
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(decision="pending"), name="%(app_label)s_%(class)s_one_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Prolongation de {self.days} j demandée pour {self.order}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.decision == ExtensionDecision.PENDING

@@ -1,5 +1,395 @@
-"""Supervisor pages: order (being built)."""
+"""The supervisor's page of one order, under /pilotage/commandes/<pk>/.
+
+Everything the technician sees of the order (its state actions use the
+technician's forms and services), plus what the supervisor does: assign the
+technician and the pilot, set the dates, correct the order's details and
+lines, raise observations and ask for extensions of the period (CCAG-MI §3.7.2
+and §14.3), and follow the timeline of what reached the client's platform,
+resending what it refused once the order is corrected.
+
+Every change is a POST to a URL of its own that works as a plain form (then a
+redirect back to the page, at the section concerned) and with htmx (then the
+page's panel). A refused change shows the page again with the French reason,
+and what was typed kept in its form.
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_POST
+from django_htmx.http import reswap
+
+from orders import deadlines, services, views
+from orders.models import ExtensionDecision, ExtensionRequest, Order
+from orders.pilotage import timeline
+from orders.pilotage.order_forms import (
+    AssignForm,
+    DetailsForm,
+    ExtensionRequestForm,
+    LineEditForm,
+    NewLineForm,
+    ObservationForm,
+    extension_answer_form,
+)
+from orders.states import WORK_STATES, Action, TransitionError
+from portal.access import get_order_for, role_required
+from portal.models import Role
+from portal.relay import services as relay_services
+from portal.relay.models import OutboxMessage
+from portal.relay.views import ResolveForm
+
+TEMPLATE = "orders/supervisor_order.html"
+REFUSALS = (services.ServiceError, TransitionError)
+supervisors = role_required(Role.SUPERVISOR, Role.OFFICE)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A form sent and refused: shown again where it was, with the reason above."""
+
+    key: str
+    form: forms.Form
+    anchor: str
+
+
+# --- The page ----------------------------------------------------------------------
+
+
+def _state_buttons(order: Order, refused: Refused | None) -> list[views.ActionButton]:
+    """The technician's state actions, posted here (the supervisor comes back to this page)."""
+    buttons = []
+    for action in views.ACTION_FORMS:
+        if action not in order.allowed_actions:
+            continue
+        if refused is not None and refused.key == action.value:
+            form = refused.form
+        elif action == Action.PLAN:
+            initial = {"appointment": order.appointment_at, "planned_start": order.planned_start}
+            form = views.action_form(action, initial={**initial, "planned_end": order.planned_end})
+        else:
+            form = views.action_form(action)
+        label = views.BUTTON_LABELS[action]
+        if action == Action.PLAN and (order.appointment_at or order.planned_start):
+            label = "Changer le rendez-vous"
+        url = reverse("orders:supervisor_action", args=[order.pk, action.value])
+        buttons.append(views.ActionButton(action.value, label, url, form, views.CONFIRMATIONS.get(action, "")))
+    return buttons
+
+
+def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: Refused | None) -> dict[str, Any]:
+    """Observations and extensions: the forms, and the deadlines that govern them."""
+    observation_deadline = deadlines.observation_deadline(order.received_at)
+    pending = next((extension for extension in extensions if extension.is_pending), None)
+    in_period = order.state in WORK_STATES and order.due_at is not None
+    expired = in_period and now >= order.due_at
+    return {
+        "observation_deadline": observation_deadline,
+        "observation_open": observation_deadline.is_open(now) and order.state != "cancelled",
+        "observation_days_left": observation_deadline.days_left(now),
+        "pending_extension": pending,
+        "answer_deadline": deadlines.extension_answer_deadline(pending.requested_at) if pending else None,
+        "can_request_extension": in_period and not expired and pending is None,
+        "extension_expired": expired and pending is None,
+        "extension_window_days": deadlines.EXTENSION_REQUEST_DAYS,
+        "answer_form": (
+            _refused_or(refused, f"answer-{pending.pk}", lambda: extension_answer_form(extension_pk=pending.pk))
+            if pending
+            else None
+        ),
+    }
+
+
+def _refused_or(refused: Refused | None, key: str, make: Callable[[], forms.Form]) -> forms.Form:
+    return refused.form if refused is not None and refused.key == key else make()
+
+
+def _context(order: Order, *, notice: str = "", refused: Refused | None = None) -> dict[str, Any]:
+    now = timezone.now()
+    lines = list(order.lines.select_related("price_item"))
+    extensions = list(order.extension_requests.select_related("requested_by", "answered_by"))
+    buttons = _state_buttons(order, refused)
+    return {
+        "order": order,
+        "now": now,
+        "late": views.is_late(order, now),
+        "notice": notice,
+        "refused": refused,
+        "plan_button": next((button for button in buttons if button.key == Action.PLAN), None),
+        "state_buttons": [button for button in buttons if button.key != Action.PLAN],
+        "assign_form": _refused_or(
+            refused,
+            "assign",
+            lambda: AssignForm(initial={"technician": order.technician_id, "pilot": order.pilot_id}),
+        ),
+        "details_form": _refused_or(refused, "details", lambda: DetailsForm(order=order)),
+        "can_edit": Action.EDIT in order.allowed_actions,
+        "lines": [
+            (
+                line,
+                _refused_or(
+                    refused,
+                    f"line-{line.pk}",
+                    lambda line=line: LineEditForm(
+                        initial={name: getattr(line, name) for name in LineEditForm.base_fields},
+                        auto_id=f"line-{line.pk}-%s",
+                    ),
+                ),
+            )
+            for line in lines
+        ],
+        "lines_done": sum(line.done for line in lines),
+        "lines_total": sum(line.amount_excl_vat for line in lines),
+        "new_line_form": _refused_or(refused, "line-new", lambda: NewLineForm(order=order, auto_id="new-line-%s")),
+        "observations": list(order.observations.select_related("made_by")),
+        "observation_form": _refused_or(refused, "observation", ObservationForm),
+        "extensions": extensions,
+        "extension_form": _refused_or(refused, "extension", lambda: ExtensionRequestForm(auto_id="extension-%s")),
+        **_ccag(order, extensions, now, refused),
+        "timeline": timeline.build(order, now=now),
+        # The rejected message whose resend or abandon was refused, to show its form's errors.
+        "refused_message": int(refused.key.removeprefix("message-"))
+        if refused and refused.key.startswith("message-")
+        else None,
+    }
+
+
+def _render(request: HttpRequest, order: Order, **context: Any) -> HttpResponse:
+    """The whole page, or its panel for htmx: one URL serves both."""
+    fragment = bool(request.htmx) and not request.htmx.history_restore_request
+    response = render(request, f"{TEMPLATE}#panel" if fragment else TEMPLATE, _context(order, **context))
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@supervisors
+def supervisor_order(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render(request, get_order_for(request, pk))
+
+
+# --- The changes -------------------------------------------------------------------
+
+
+def _change(
+    request: HttpRequest,
+    order: Order,
+    key: str,
+    form: forms.Form,
+    apply: Callable[[dict[str, Any]], str],
+    *,
+    anchor: str,
+) -> HttpResponse:
+    """The end of every change: parse, call the service through `apply` (which
+    returns what to tell the person), then show the page; a refusal or an
+    invalid form shows the page again with the form as it was sent."""
+    if form.is_valid():
+        try:
+            notice = apply(form.cleaned_data)
+        except REFUSALS as error:
+            form.add_error(None, str(error))
+        else:
+            if not request.htmx:
+                messages.success(request, notice)
+                return redirect(reverse("orders:supervisor_order", args=[order.pk]) + f"#{anchor}")
+            return _render(request, get_order_for(request, order.pk), notice=notice)
+    # Reloaded: the order may have changed meanwhile.
+    response = _render(request, get_order_for(request, order.pk), refused=Refused(key, form, anchor))
+    return reswap(response, "outerHTML show:window:top") if request.htmx else response
+
+
+def _label(event: Any, unchanged: str = "Rien n'a changé.") -> str:
+    return event.label if event is not None else unchanged
+
+
+# State actions take the technician's forms: their cleaned data are the services' arguments.
+ACTION_SERVICES: dict[Action, Callable[..., Any]] = {
+    Action.ACKNOWLEDGE: services.acknowledge_order,
+    Action.PLAN: services.plan_order,
+    Action.START: services.start_work,
+    Action.RESUME: services.resume_work,
+    Action.SUSPEND: services.suspend_work,
+    Action.FINISH: services.finish_work,
+}
+
+
+@supervisors
+@require_POST
+def supervisor_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    try:
+        chosen = Action(action)
+        service = ACTION_SERVICES[chosen]
+    except (ValueError, KeyError):
+        raise Http404 from None
+    order = get_order_for(request, pk)
+    form = views.action_form(chosen, request.POST)
+
+    def apply(data: dict[str, Any]) -> str:
+        data.pop("idempotency_key", None)  # a phone's replay key: not the supervisor's
+        return _label(service(order, actor=request.user, **data), "C'était déjà fait : rien n'a changé.")
+
+    anchor = "dates" if chosen == Action.PLAN else "actions"
+    return _change(request, order, chosen.value, form, apply, anchor=anchor)
+
+
+@supervisors
+@require_POST
+def supervisor_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        events = services.assign_order(order, actor=request.user, **data)
+        return " ; ".join(event.label for event in events) or "Rien n'a changé."
+
+    return _change(request, order, "assign", AssignForm(request.POST), apply, anchor="affectation")
+
+
+@supervisors
+@require_POST
+def supervisor_details(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        return _label(services.update_order_details(order, actor=request.user, changes=data))
+
+    return _change(request, order, "details", DetailsForm(request.POST, order=order), apply, anchor="details")
+
+
+@supervisors
+@require_POST
+def supervisor_line_add(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    form = NewLineForm(request.POST, order=order, auto_id="new-line-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        line = services.add_line(order, actor=request.user, **data)
+        return f"Ligne ajoutée : {line.reference} – {line.label}"
+
+    return _change(request, order, "line-new", form, apply, anchor="lignes")
+
+
+@supervisors
+@require_POST
+def supervisor_line_update(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    line = get_object_or_404(order.lines, pk=line_pk)
+    form = LineEditForm(request.POST, auto_id=f"line-{line.pk}-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        return _label(services.update_line(line, actor=request.user, changes=data))
+
+    return _change(request, order, f"line-{line.pk}", form, apply, anchor="lignes")
+
+
+@supervisors
+@require_POST
+def supervisor_line_remove(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    line = get_object_or_404(order.lines, pk=line_pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        return services.remove_line(line, actor=request.user).label
+
+    return _change(request, order, f"line-{line.pk}", forms.Form(request.POST), apply, anchor="lignes")
+
+
+@supervisors
+@require_POST
+def supervisor_observation(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        services.raise_observation(order, actor=request.user, text=data["text"])
+        return "Observations enregistrées : elles sont transmises au client."
+
+    return _change(request, order, "observation", ObservationForm(request.POST), apply, anchor="ccag")
+
+
+@supervisors
+@require_POST
+def supervisor_extension(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    form = ExtensionRequestForm(request.POST, auto_id="extension-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        extension = services.request_extension(order, actor=request.user, **data)
+        return f"Demande de prolongation de {extension.days} jour(s) enregistrée : elle est transmise au client."
+
+    return _change(request, order, "extension", form, apply, anchor="ccag")
+
+
+@supervisors
+@require_POST
+def supervisor_extension_answer(request: HttpRequest, pk: int, extension_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    extension = get_object_or_404(order.extension_requests, pk=extension_pk)
+    form = extension_answer_form(request.POST, extension_pk=extension.pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        answered = services.answer_extension(extension, actor=request.user, **data)
+        if answered.decision == ExtensionDecision.GRANTED:
+            due = services.format_datetime(answered.due_at_after)
+            return f"Prolongation accordée : {answered.granted_days} jour(s), nouvelle échéance le {due}."
+        return "Refus de la prolongation enregistré : l'échéance reste inchangée."
+
+    return _change(request, order, f"answer-{extension.pk}", form, apply, anchor="ccag")
+
+
+@supervisors
+@require_POST
+def supervisor_resend(request: HttpRequest, pk: int, message_pk: int) -> HttpResponse:
+    """« Renvoyer »: the relay rebuilds a log from the order as it is now (see
+    portal.relay.services.resend_message), so correct the order first."""
+    order = get_order_for(request, pk)
+    message = get_object_or_404(OutboxMessage, pk=message_pk, order=order)
+
+    def apply(data: dict[str, Any]) -> str:
+        relay_services.resend_message(message, actor=request.user, note=data["note"])
+        return f"Message n° {message.sequence} renvoyé à la plateforme, reconstruit à partir de la commande actuelle."
+
+    form = ResolveForm(request.POST, auto_id=f"message-{message.pk}-%s")
+    return _change(request, order, f"message-{message.pk}", form, apply, anchor=f"message-{message.pk}")
+
+
+@supervisors
+@require_POST
+def supervisor_abandon(request: HttpRequest, pk: int, message_pk: int) -> HttpResponse:
+    """« Abandonner »: with a reason (e.g. entered by hand on the platform); the
+    order's next messages may then go."""
+    order = get_order_for(request, pk)
+    message = get_object_or_404(OutboxMessage, pk=message_pk, order=order)
+
+    def apply(data: dict[str, Any]) -> str:
+        relay_services.cancel_message(message, actor=request.user, reason=data["note"])
+        return f"Message n° {message.sequence} abandonné : les suivants de la commande peuvent partir."
+
+    form = ResolveForm(request.POST, auto_id=f"message-{message.pk}-%s")
+    return _change(request, order, f"message-{message.pk}", form, apply, anchor=f"message-{message.pk}")
+
+
+urlpatterns = [
+    path("commandes/<int:pk>/", supervisor_order, name="supervisor_order"),
+    path("commandes/<int:pk>/actions/<slug:action>/", supervisor_action, name="supervisor_action"),
+    path("commandes/<int:pk>/affectation/", supervisor_assign, name="supervisor_assign"),
+    path("commandes/<int:pk>/details/", supervisor_details, name="supervisor_details"),
+    path("commandes/<int:pk>/lignes/ajouter/", supervisor_line_add, name="supervisor_line_add"),
+    path("commandes/<int:pk>/lignes/<int:line_pk>/", supervisor_line_update, name="supervisor_line_update"),
+    path("commandes/<int:pk>/lignes/<int:line_pk>/retirer/", supervisor_line_remove, name="supervisor_line_remove"),
+    path("commandes/<int:pk>/observations/", supervisor_observation, name="supervisor_observation"),
+    path("commandes/<int:pk>/prolongations/", supervisor_extension, name="supervisor_extension"),
+    path(
+        "commandes/<int:pk>/prolongations/<int:extension_pk>/reponse/",
+        supervisor_extension_answer,
+        name="supervisor_extension_answer",
+    ),
+    path("commandes/<int:pk>/messages/<int:message_pk>/renvoyer/", supervisor_resend, name="supervisor_resend"),
+    path("commandes/<int:pk>/messages/<int:message_pk>/abandonner/", supervisor_abandon, name="supervisor_abandon"),
+]

@@ -1,0 +1,219 @@
+"""The forms of the supervisor's order page (orders/pilotage/order.py).
+
+They only parse what people type; whether the change is allowed is the
+services' business (their French ServiceError or TransitionError is shown on
+the form). The cleaned data of each form is the keyword arguments of its
+service, unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from orders import services
+from orders.models import CriticalLevel, Order, WorkType
+from portal.models import Asset, PriceItem, Role, ServiceCode, User
+
+
+def _date_input() -> forms.DateInput:
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _datetime_input() -> forms.DateTimeInput:
+    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+def _now_to_the_minute() -> datetime:
+    return timezone.localtime().replace(second=0, microsecond=0)
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return obj.get_full_name() or obj.username
+
+
+def technicians() -> QuerySet[User]:
+    return User.objects.filter(role=Role.TECHNICIAN, is_active=True).order_by("last_name", "first_name", "pk")
+
+
+def pilots() -> QuerySet[User]:
+    """Whoever may answer for an order on the platform (requirement D2)."""
+    return User.objects.filter(is_active=True, role__in=[Role.SUPERVISOR, Role.TECHNICIAN]).order_by(
+        "last_name", "first_name", "pk"
+    )
+
+
+class AssignForm(forms.Form):
+    """Who does the works and who answers for them; empty takes the person away."""
+
+    technician = PersonChoiceField(
+        label="Technicien", queryset=User.objects.none(), required=False, empty_label="— Aucun —"
+    )
+    pilot = PersonChoiceField(
+        label="Pilote",
+        queryset=User.objects.none(),
+        required=False,
+        empty_label="— Aucun —",
+        help_text="Son nom et son mobile sont transmis à la plateforme du client.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["technician"].queryset = technicians()
+        self.fields["pilot"].queryset = pilots()
+
+
+class DetailsForm(forms.Form):
+    """What the platform checks in every log and may refuse: the service code,
+    the element of the property, the kind of works and the criticality. The
+    cleaned data is the `changes` of `services.update_order_details`."""
+
+    service_code = forms.ModelChoiceField(
+        label="Code prestation", queryset=ServiceCode.objects.none(), required=False, empty_label="— Aucun —"
+    )
+    asset_reference = forms.CharField(
+        label="Patrimoine (référence)",
+        max_length=100,
+        required=False,
+        help_text="La référence de l'élément de patrimoine chez le client, par exemple LGT-0412.",
+    )
+    work_type = forms.ChoiceField(label="Type de travaux", choices=WorkType.choices)
+    critical_level = forms.TypedChoiceField(label="Criticité", choices=CriticalLevel.choices, coerce=int)
+
+    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+        self.order = order
+        kwargs.setdefault(
+            "initial",
+            {
+                "service_code": order.service_code_id,
+                "asset_reference": order.asset.reference if order.asset_id else "",
+                "work_type": order.work_type,
+                "critical_level": order.critical_level,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.fields["service_code"].queryset = ServiceCode.objects.filter(contract_id=order.contract_id).order_by(
+            "code"
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        reference = (cleaned.pop("asset_reference", "") or "").strip()
+        if not reference:
+            cleaned["asset"] = None
+            return cleaned
+        asset = Asset.objects.filter(client_id=self.order.contract.client_id, reference=reference).first()
+        if asset is None:
+            self.add_error(
+                "asset_reference",
+                f"Aucun élément de patrimoine « {reference} » chez {self.order.contract.client.name}.",
+            )
+        cleaned["asset"] = asset
+        return cleaned
+
+
+class LineEditForm(forms.Form):
+    """One line of the order, as the supervisor corrects it."""
+
+    reference = forms.CharField(label="Référence", max_length=100)
+    label = forms.CharField(label="Libellé", max_length=300)
+    quantity = forms.DecimalField(label="Quantité", max_digits=10, decimal_places=2, min_value=0.01)
+    unit = forms.CharField(label="Unité", max_length=20)
+    unit_price = forms.DecimalField(label="Prix unitaire HT (€)", max_digits=12, decimal_places=2, min_value=0)
+
+
+class NewLineForm(forms.Form):
+    """A line added to the order: from the contract's price schedule (what is
+    left empty is taken from the price), or typed in."""
+
+    price_item = forms.ModelChoiceField(
+        label="Prix du bordereau", queryset=PriceItem.objects.none(), required=False, empty_label="— Hors bordereau —"
+    )
+    reference = forms.CharField(label="Référence", max_length=100, required=False)
+    label = forms.CharField(label="Libellé", max_length=300, required=False)
+    quantity = forms.DecimalField(label="Quantité", max_digits=10, decimal_places=2, min_value=0.01, initial=1)
+    unit_price = forms.DecimalField(
+        label="Prix unitaire HT (€)", max_digits=12, decimal_places=2, min_value=0, required=False
+    )
+
+    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["price_item"].queryset = PriceItem.objects.filter(contract_id=order.contract_id).order_by("code")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        if cleaned.get("price_item") is None and not (cleaned.get("label") or "").strip():
+            raise forms.ValidationError("Choisissez un prix du bordereau, ou donnez un libellé à la ligne.")
+        # Empty means "the price's": left out, so that the service takes it from the price schedule.
+        return {name: value for name, value in cleaned.items() if value not in (None, "")}
+
+
+class ObservationForm(forms.Form):
+    text = forms.CharField(
+        label="Observations",
+        max_length=services.OBSERVATION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=f"{services.OBSERVATION_MAX_LENGTH} caractères au plus : elles sont transmises telles quelles à "
+        "la plateforme du client.",
+        error_messages={"required": "Écrivez vos observations."},
+    )
+
+
+class ExtensionRequestForm(forms.Form):
+    cause = forms.CharField(
+        label="Cause",
+        max_length=services.EXTENSION_CAUSE_MAX_LENGTH,
+        help_text="Ce qui empêche de tenir le délai, du fait du gestionnaire ou d'un cas de force majeure.",
+        error_messages={"required": "Indiquez la cause qui empêche de tenir le délai."},
+    )
+    cause_date = forms.DateField(
+        label="Cause apparue le",
+        widget=_date_input(),
+        error_messages={"required": "Indiquez la date à laquelle la cause est apparue."},
+    )
+    days = forms.IntegerField(
+        label="Prolongation demandée (jours)",
+        min_value=1,
+        max_value=services.EXTENSION_MAX_DAYS,
+        error_messages={"required": "Indiquez de combien de jours prolonger le délai."},
+    )
+
+
+class ExtensionAnswerForm(forms.Form):
+    """The buyer's answer; its cleaned data is the keyword arguments of
+    `services.answer_extension` (`at`: when the answer was received)."""
+
+    decision = forms.TypedChoiceField(
+        label="Réponse du gestionnaire",
+        choices=[("granted", "Accordée"), ("refused", "Refusée")],
+        coerce=lambda value: value == "granted",
+        widget=forms.RadioSelect,
+        error_messages={"required": "Indiquez si la prolongation est accordée ou refusée."},
+    )
+    granted_days = forms.IntegerField(
+        label="Jours accordés", min_value=1, max_value=services.EXTENSION_MAX_DAYS, required=False
+    )
+    at = forms.DateTimeField(label="Réponse reçue le", initial=_now_to_the_minute, widget=_datetime_input())
+    note = forms.CharField(label="Précision", max_length=services.EXTENSION_NOTE_MAX_LENGTH, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if "decision" in cleaned:
+            cleaned["granted"] = cleaned.pop("decision")
+            if cleaned["granted"] and not cleaned.get("granted_days") and "granted_days" not in self.errors:
+                self.add_error("granted_days", "Indiquez combien de jours le gestionnaire accorde.")
+            if not cleaned["granted"]:
+                cleaned["granted_days"] = None
+        return cleaned
+
+
+def extension_answer_form(data: Any = None, *, extension_pk: int, **kwargs: Any) -> ExtensionAnswerForm:
+    # Distinct ids per form: a page may show several.
+    return ExtensionAnswerForm(data, auto_id=f"answer-{extension_pk}-%s", **kwargs)
