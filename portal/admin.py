@@ -11,7 +11,19 @@ from django.db.models import Model
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from portal.models import Asset, BillingAccount, Client, Company, Contract, PriceItem, Role, ServiceCode, User
+from portal.models import (
+    Asset,
+    BillingAccount,
+    Client,
+    Company,
+    Contract,
+    NotificationPreference,
+    OrderNotification,
+    PriceItem,
+    Role,
+    ServiceCode,
+    User,
+)
 from portal.roles import OFFICE_GROUP, sync_office_group
 
 ADDRESS_FIELDS = ("address", "address_complement", ("postcode", "city"))
@@ -224,3 +236,31 @@ class PriceItemAdmin(admin.ModelAdmin):
     search_fields = ("code", "label")
     list_select_related = ("contract",)
     autocomplete_fields = ("contract",)
+
+
+@admin.register(NotificationPreference)
+class NotificationPreferenceAdmin(admin.ModelAdmin):
+    """Each person sets their own on « Mes notifications »; the office may look, and correct."""
+
+    list_display = ("user", "new_order", "late_soon", "relay_rejected", "relay_late", "updated_at")
+    list_filter = ("new_order", "late_soon", "relay_rejected", "relay_late")
+    search_fields = ("user__username", "user__first_name", "user__last_name", "user__email")
+    list_select_related = ("user",)
+    autocomplete_fields = ("user",)
+
+
+@admin.register(OrderNotification)
+class OrderNotificationAdmin(admin.ModelAdmin):
+    """What was emailed about which order: a record, never edited."""
+
+    list_display = ("order", "kind", "due_at", "created_at", "sent_at", "recipients")
+    list_filter = ("kind",)
+    search_fields = ("order__reference",)
+    list_select_related = ("order",)
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False

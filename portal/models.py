@@ -278,3 +278,93 @@ class PriceItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} – {self.label}"
+
+
+# --- Notifications by email ----------------------------------------------------
+
+
+class NotificationKind(models.TextChoices):
+    NEW_ORDER = "new_order", "Nouvelle commande reçue"
+    LATE_SOON = "late_soon", "Commande en retard dans moins de 48 heures"
+    RELAY_REJECTED = "relay_rejected", "Information refusée par la plateforme d'un client"
+    RELAY_LATE = "relay_late", "Alerte de transmission (information en attente depuis 5 minutes)"
+
+
+# What a person receives before choosing: supervisors everything; office staff
+# the relay's alerts only (they work the error queue; the orders are the
+# supervisors' business), as before the preferences existed.
+DEFAULT_NOTIFICATIONS: dict[str, frozenset[str]] = {
+    Role.SUPERVISOR: frozenset(NotificationKind.values),
+    Role.OFFICE: frozenset({NotificationKind.RELAY_REJECTED, NotificationKind.RELAY_LATE}),
+}
+
+
+class NotificationPreference(models.Model):
+    """Which emails a supervisor or an office member wants (page « Mes
+    notifications »). No row means the defaults of the person's role."""
+
+    user = models.OneToOneField(
+        User, models.CASCADE, related_name="notification_preference", verbose_name="utilisateur"
+    )
+    new_order = models.BooleanField(NotificationKind.NEW_ORDER.label, default=True)
+    late_soon = models.BooleanField(NotificationKind.LATE_SOON.label, default=True)
+    relay_rejected = models.BooleanField(NotificationKind.RELAY_REJECTED.label, default=True)
+    relay_late = models.BooleanField(NotificationKind.RELAY_LATE.label, default=True)
+    updated_at = models.DateTimeField("modifiées le", auto_now=True)
+
+    class Meta:
+        verbose_name = "préférences de notification"
+        verbose_name_plural = "préférences de notification"
+
+    def __str__(self) -> str:
+        return f"Notifications de {self.user}"
+
+    @classmethod
+    def defaults_for(cls, user: User) -> NotificationPreference:
+        wanted = DEFAULT_NOTIFICATIONS.get(user.role, frozenset())
+        return cls(user=user, **{kind: kind in wanted for kind in NotificationKind.values})
+
+
+class OrderNotification(models.Model):
+    """An email about an order that went out (or is going out), so that it goes
+    once: a new order is announced once; a warning that an order will be late
+    goes once per due date (an extension moves the due date, and may earn a new
+    warning). The row is written before the email is sent, which claims it."""
+
+    order = models.ForeignKey("orders.Order", models.CASCADE, related_name="+", verbose_name="commande")
+    kind = models.CharField(
+        "nature",
+        max_length=20,
+        choices=[
+            (NotificationKind.NEW_ORDER.value, "Nouvelle commande"),
+            (NotificationKind.LATE_SOON.value, "Retard dans 48 h"),
+        ],
+    )
+    due_at = models.DateTimeField("échéance annoncée", null=True, blank=True)
+    created_at = models.DateTimeField("préparée le", auto_now_add=True)
+    sent_at = models.DateTimeField("envoyée le", null=True, blank=True)
+    recipients = models.PositiveIntegerField("destinataires", default=0)
+
+    class Meta:
+        verbose_name = "notification envoyée"
+        verbose_name_plural = "notifications envoyées"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[NotificationKind.NEW_ORDER, NotificationKind.LATE_SOON]),
+                name="%(app_label)s_%(class)s_kind_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(kind=NotificationKind.NEW_ORDER),
+                name="%(app_label)s_%(class)s_new_order_once",
+            ),
+            models.UniqueConstraint(
+                fields=["order", "due_at"],
+                condition=Q(kind=NotificationKind.LATE_SOON),
+                name="%(app_label)s_%(class)s_late_soon_once_per_due_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} : {self.order}"

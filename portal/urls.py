@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import views
+from portal import notifications, views
 
 admin.site.site_header = "Portail prestataire – administration"
 admin.site.site_title = "Portail prestataire"
@@ -36,6 +36,7 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("preferences/notifications/", notifications.preferences, name="notification_preferences"),
     path("", include("orders.urls")),
     path("relais/", include("portal.relay.urls")),
     path("admin/", admin.site.urls),

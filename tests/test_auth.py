@@ -104,7 +104,9 @@ def test_a_reset_for_an_unknown_address_says_the_same_and_sends_nothing(client, 
     assert mail.outbox == []
 
 
-@pytest.mark.parametrize("url", ["/", "/mes-commandes/", "/pilotage/"])
+@pytest.mark.parametrize(
+    "url", ["/", "/mes-commandes/", "/pilotage/", "/pilotage/planning/", "/preferences/notifications/"]
+)
 def test_signed_out_visitors_are_sent_to_the_login_page(client, db, url):
     response = client.get(url)
     assert response.status_code == HTTPStatus.FOUND
@@ -114,6 +116,18 @@ def test_signed_out_visitors_are_sent_to_the_login_page(client, db, url):
 def test_a_technician_cannot_open_the_supervisors_overview(client, technician):
     client.force_login(technician)
     assert client.get("/pilotage/").status_code == HTTPStatus.FORBIDDEN
+
+
+@pytest.mark.parametrize("url", ["/pilotage/planning/", "/preferences/notifications/"])
+def test_a_technician_cannot_open_the_planning_nor_the_notification_preferences(client, technician, url):
+    client.force_login(technician)
+    assert client.get(url).status_code == HTTPStatus.FORBIDDEN
+
+
+@pytest.mark.parametrize("url", ["/pilotage/planning/", "/preferences/notifications/"])
+def test_office_staff_may_open_the_planning_and_their_notification_preferences(client, office, url):
+    client.force_login(office)
+    assert client.get(url).status_code == HTTPStatus.OK
 
 
 def test_a_supervisor_has_no_technicians_home(client, supervisor):

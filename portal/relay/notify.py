@@ -1,4 +1,5 @@
-"""Emails about the relay, to supervisors and office staff (French, text and HTML).
+"""Emails about the relay, to the supervisors and office staff who want them
+(« Mes notifications », `portal.notifications.recipients`), French, text and HTML.
 
 Sent by tasks, never inside a database transaction."""
 
@@ -12,17 +13,10 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from portal.models import Role, User
+from portal import notifications
+from portal.models import NotificationKind
 
 logger = logging.getLogger(__name__)
-
-
-def relay_recipients() -> list[str]:
-    return list(
-        User.objects.filter(is_active=True, role__in=[Role.SUPERVISOR, Role.OFFICE])
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
 
 
 def send(template: str, context: Mapping[str, Any], recipients: list[str]) -> int:
@@ -43,6 +37,10 @@ def message_rejected(message_id: int) -> None:
 
     message = OutboxMessage.objects.select_related("order", "connection__client").get(pk=message_id)
     try:
-        send("relay_rejected", {"message": message, "order": message.order}, relay_recipients())
+        send(
+            "relay_rejected",
+            {"message": message, "order": message.order},
+            notifications.recipients(NotificationKind.RELAY_REJECTED),
+        )
     except OSError:  # SMTP down: the error queue still shows the message
         logger.exception("Could not email the rejection of message %s", message_id)

@@ -12,6 +12,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from portal import notifications
+from portal.models import NotificationKind
 from portal.relay import notify
 from portal.relay.delivery import SERVICE_LEVEL
 from portal.relay.models import Breach, Connection, MessageStatus, OutboxMessage, ServiceLevelWarning
@@ -109,7 +111,7 @@ def _warn(item: Health, now: datetime) -> None:
                 "rejected": item.rejected,
                 "oldest": oldest,
             },
-            notify.relay_recipients(),
+            notifications.recipients(NotificationKind.RELAY_LATE),
         )
     except OSError:
         logger.exception("Could not send the relay warning for %s", item.connection)
