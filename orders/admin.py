@@ -27,7 +27,16 @@ from django.utils.html import format_html
 
 from orders import services, states
 from orders.forms import ACTION_FORMS, OrderForm, OrderLineForm
-from orders.models import Document, InterventionReport, Order, OrderEvent, OrderLine, ReportPhoto
+from orders.models import (
+    Document,
+    ExtensionRequest,
+    InterventionReport,
+    Observation,
+    Order,
+    OrderEvent,
+    OrderLine,
+    ReportPhoto,
+)
 from orders.states import ACTION_LABELS, Action, TransitionError
 
 REFUSALS = (services.ServiceError, TransitionError)
@@ -501,3 +510,42 @@ class InterventionReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 messages.error(request, f"{report} : {error}")
             else:
                 messages.success(request, f"{report} : production du PDF relancée.")
+
+
+# --- Observations and extensions: written from the supervisor's order page ----------
+# (through the services, which check the CCAG's deadlines); looked at here.
+
+
+@admin.register(Observation)
+class ObservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("order", "made_at", "made_by")
+    search_fields = ("order__reference", "text")
+    list_select_related = ("order", "made_by")
+    date_hierarchy = "made_at"
+    fields = ("order", "made_at", "made_by", "text")
+    readonly_fields = fields
+
+
+@admin.register(ExtensionRequest)
+class ExtensionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("order", "requested_at", "days", "decision", "granted_days", "answered_at")
+    list_filter = ("decision",)
+    search_fields = ("order__reference", "cause")
+    list_select_related = ("order",)
+    date_hierarchy = "requested_at"
+    fields = (
+        "order",
+        "cause",
+        "cause_date",
+        "days",
+        "requested_at",
+        "requested_by",
+        "due_at_before",
+        "decision",
+        "granted_days",
+        "answered_at",
+        "answer_note",
+        "answered_by",
+        "due_at_after",
+    )
+    readonly_fields = fields
