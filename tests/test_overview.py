@@ -3,6 +3,7 @@ data built by hand (every expected amount is worked out in the comments)."""
 
 from __future__ import annotations
 
+import io
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from html import unescape
@@ -10,12 +11,13 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orders.models import Order, OrderLine
 from orders.states import State
-from portal.models import Client, Contract
+from portal.models import Client, Contract, User
 from portal.relay.models import Breach, Connection, ConnectionKind, MessageKind, MessageStatus, OutboxMessage
 from tests.conftest import PARIS
 
@@ -383,3 +385,29 @@ def test_the_overview_runs_the_same_number_of_queries_for_ten_and_for_five_hundr
     many = count_queries(signed_in)
     assert few == many, (few, many)
     assert many <= 14, many
+
+
+# --- The demo ------------------------------------------------------------------------------------
+
+
+def test_the_demo_overview_shows_late_orders_a_penalty_exposure_and_breaches(client, db):
+    call_command("seed_demo", stdout=io.StringIO())
+    client.force_login(User.objects.get(username="conducteur"))
+    response, html = page(client)
+    context = response.context
+    assert context["late_count"] >= 4
+    assert context["soon_count"] >= 1
+    assert context["waiting_count"] >= 2
+    rows = {row.contract.reference: row for row in context["exposure"].rows}
+    # the heating contract's boiler-room renovation and boilers: past the 1,000 EUR exemption
+    heating = rows["PLOMB-CHAUF-2025-02"].late
+    assert heating.order_count >= 2
+    assert not heating.exempt
+    assert heating.due > Decimal(1000)
+    # the other contracts' small delays stay exempt
+    assert all(row.late.exempt for reference, row in rows.items() if reference != "PLOMB-CHAUF-2025-02")
+    # two changes shared late this month, each within its first day of delay: 2 × 150
+    assert context["relay"].breaches == 2
+    assert context["exposure"].sharing == Decimal("300.00")
+    assert "(exonéré)" in html
+    assert "pas d'exonération (CCAG-MI art. 15.3), tout est dû" in html

@@ -279,6 +279,10 @@ class ExposureTable:
     rows: list[ExposureRow] = field(default_factory=list)
 
     @property
+    def late_total(self) -> Decimal:
+        return sum((row.late.total for row in self.rows), ZERO)
+
+    @property
     def late_due(self) -> Decimal:
         return sum((row.late.due for row in self.rows), ZERO)
 
