@@ -234,7 +234,8 @@ def month_start(now: datetime) -> datetime:
 def breaches_this_month(now: datetime) -> list[tuple[int, penalties.SharingBreach]]:
     """(contract id, breach) for every breach of the 15-minute limit this month.
     A message still waiting is late by now minus its change, whatever the watch
-    measured a minute ago."""
+    measured a minute ago. Not narrowed to `visible_to`: the page is for
+    supervisors and office staff, who see every order."""
     rows = (
         Breach.objects.filter(changed_at__gte=month_start(now))
         .order_by("-changed_at", "-pk")

@@ -4,7 +4,12 @@ It creates, once, in one transaction: the contractor (Multitech Lorraine SARL),
 its people (three technicians, a site supervisor, office staff), two clients
 with their billing accounts, three contracts with their service codes and price
 schedules, the clients' property (sites, buildings, dwellings) and 40 orders
-spread over every state, received over the last six weeks.
+spread over every state, received over the last six weeks (two programmed
+renovations on the heating contract longer ago: they are late, and weigh enough
+for the supervisor's overview to show penalties past the 1,000 EUR exemption).
+The first client also gets its platform connection (`sandbox_connect_demo`
+sets it up afterwards) with two changes its platform received more than 15
+minutes late this month: the relay's breaches, and the data-sharing penalty.
 
 The orders are made only through `orders.services`, action by action, each
 back-dated with `at=`, so that every order has the history it would have had:
