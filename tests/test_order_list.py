@@ -157,7 +157,7 @@ def test_each_row_shows_the_order_and_where_it_stands(signed_in, contract, asset
     html = signed_in.get(LIST).content.decode()
 
     row = re.search(r"<tr[^>]*>\s*<td><a class=\"reference\"[^>]*>OPH57-LATE</a>.*?</tr>", html, re.S).group(0)
-    assert f'href="/commandes/{late.pk}/"' in row
+    assert f'href="/pilotage/commandes/{late.pk}/"' in row
     assert 'class="is-late"' in row
     for text in (
         "Office Public de l&#x27;Habitat de Metz",
