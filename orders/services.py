@@ -557,6 +557,25 @@ def set_progress(order: Order, *, actor: User | None, progress: int, at: datetim
     )
 
 
+NOTE_LABEL_LENGTH = 300
+
+
+@transaction.atomic
+def add_note(order: Order, *, actor: User | None, text: str, at: datetime | None = None) -> OrderEvent:
+    """A note on an open order (what was seen, what is missing): an event of its
+    history, relayed to the platform with the text as its label."""
+    text = " ".join(text.split())
+    if not text:
+        raise ServiceError("Écrivez la note avant de l'enregistrer.")
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    if not locked.is_open:
+        raise ServiceError(f"La commande est « {locked.state_label} » : on n'y ajoute plus de note.")
+    label = f"Note : {text}"
+    if len(label) > NOTE_LABEL_LENGTH:
+        label = label[: NOTE_LABEL_LENGTH - 1] + "…"
+    return _record(order, kind="note", label=label, actor=actor, at=at, data={"text": text})
+
+
 @transaction.atomic
 def mark_line(line: OrderLine, *, actor: User | None, done: bool, at: datetime | None = None) -> OrderEvent | None:
     """Mark a line done or not done; marking it as it already is changes nothing."""

@@ -16,6 +16,7 @@ urlpatterns = [
     path("commandes/<int:pk>/reprendre/", views.order_resume, name="resume"),
     path("commandes/<int:pk>/terminer/", views.order_finish, name="finish"),
     path("commandes/<int:pk>/avancement/", views.order_progress, name="progress"),
+    path("commandes/<int:pk>/notes/", views.order_note, name="note"),
     path("commandes/<int:pk>/lignes/<int:line_pk>/", views.order_mark_line, name="mark_line"),
 ]
 

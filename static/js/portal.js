@@ -354,32 +354,38 @@
     var urls = Array.prototype.map.call(document.querySelectorAll("a.order-card"), function (link) {
       return new URL(link.getAttribute("href"), window.location.href).href;
     });
+    // The list itself too: on the first visit, the worker was not there to keep it.
+    urls.unshift(window.location.origin + window.location.pathname);
     var fresh = Date.now() - last < PRECACHE_EVERY;
     caches.open(PAGES_CACHE).then(function (cache) {
       return urls.reduce(function (previous, url) {
         return previous.then(function () {
-          return (fresh ? cache.match(url) : Promise.resolve(null)).then(function (kept) {
+          return (fresh ? cache.match(url, {ignoreVary: true}) : Promise.resolve(null)).then(function (kept) {
             if (kept) return null;
             return fetch(url, {credentials: "same-origin"}).then(function (response) {
-              if (response.ok && !response.redirected) return cache.put(url, response);
-              return null;
-            }, function () { return null; });
+              if (!response.ok || response.redirected) return null;
+              // Read whole before it is kept: a page left meanwhile keeps nothing half-written.
+              return response.blob().then(function (content) {
+                return cache.put(url, new Response(content, {status: response.status, headers: response.headers}));
+              });
+            }).catch(function () { return null; });
           });
         });
       }, Promise.resolve());
     }).then(function () {
       if (!fresh) window.localStorage.setItem(PRECACHED_AT, String(Date.now()));
+    }).catch(function () {
+      // No room left on the phone: the pages opened stay kept by the worker.
     });
   }
 
   // Another person signed in on this phone: the pages kept are not theirs.
   function forgetPagesOfOthers() {
-    if (!("caches" in window)) return;
-    if (window.localStorage.getItem("portal-user") !== userId) {
-      caches.delete(PAGES_CACHE);
+    if (!("caches" in window) || window.localStorage.getItem("portal-user") === userId) return Promise.resolve();
+    window.localStorage.removeItem(PRECACHED_AT);
+    return caches.delete(PAGES_CACHE).then(function () {
       window.localStorage.setItem("portal-user", userId);
-      window.localStorage.removeItem(PRECACHED_AT);
-    }
+    });
   }
 
   function confirmLogout() {
@@ -402,7 +408,6 @@
     });
   }
 
-  forgetPagesOfOthers();
   markQueuedForms();
   render();
   window.addEventListener("online", function () { render(); replay(); });
@@ -411,7 +416,7 @@
   // The network may come back without the phone telling (a weak signal).
   window.setInterval(replay, 30000);
   replay();
-  keepPages();
+  forgetPagesOfOthers().then(keepPages);
 
   var worker = body.getAttribute("data-service-worker");
   if (worker && "serviceWorker" in navigator) {

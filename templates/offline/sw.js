@@ -64,8 +64,8 @@ function page(request) {
       }
       return response;
     }).catch(function () {
-      return cache.match(url.href).then(function (kept) {
-        return kept || cache.match(url.origin + url.pathname, {ignoreSearch: true});
+      return cache.match(url.href, {ignoreVary: true}).then(function (kept) {
+        return kept || cache.match(url.origin + url.pathname, {ignoreSearch: true, ignoreVary: true});
       }).then(function (kept) {
         return kept || offlinePage();
       });

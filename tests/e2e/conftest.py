@@ -1,0 +1,95 @@
+"""Browser tests: Debian's Chromium driven by Playwright's sync API (the PyPI
+package, whose wheel bundles its driver; Playwright's own browser download is
+not used), against pytest-django's live server.
+
+Chromium is /usr/bin/chromium. Where it is missing the tests are skipped,
+except in CI (CI set), where that is an error: .ci/run installs it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portal.relay import delivery
+from portal.relay.models import Connection
+from tests.conftest import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here rather than in pyproject.toml: the marker belongs to this folder.
+    config.addinivalue_line("markers", "e2e: drives a real browser against the live server (runs by default)")
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    """The folder for the screenshots (E2E_SCREENSHOTS, relative to the repository)."""
+    folder = REPO / os.environ.get("E2E_SCREENSHOTS", "artifacts/screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium (see .ci/run).")
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run it.")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop in this thread, so Django's
+    # async-unsafe guard refuses ORM calls from the test while it runs: the
+    # documented workaround, limited to the browser's lifetime rather than set
+    # for the whole session.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+
+
+@pytest.fixture
+def phone(browser) -> Iterator:
+    """A page in a phone-sized context, in French and in Paris time."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="fr-FR",
+        timezone_id="Europe/Paris",
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def connection(platform, client_org) -> Iterator[Connection]:
+    connection = Connection(
+        client=client_org,
+        kind="intent",
+        auth_base_url=platform,
+        api_base_url=f"{platform}/api",
+        oauth_client_id=SANDBOX_CLIENT_ID,
+        timeout_seconds=5,
+    )
+    connection.client_secret = SANDBOX_CLIENT_SECRET
+    connection.save()
+    yield connection
+    delivery.client_for(Connection.objects.get(pk=connection.pk)).close()

@@ -1,0 +1,55 @@
+"""What the browser tests share: delivering the outbox as the workers would,
+and the screenshots with their checks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.utils import timezone
+from playwright.sync_api import Page
+
+from portal.relay import delivery
+from portal.relay.models import DeliveryAttempt, MessageStatus, OutboxMessage
+
+
+def drain(*, rounds: int = 50, seconds: float = 30) -> list[str]:
+    """Deliver every due message, round after round, as the workers would,
+    skipping the backoff waits (as tests/test_relay_sandbox.py's drain)."""
+    deadline = time.monotonic() + seconds
+    first = (DeliveryAttempt.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
+    for _ in range(rounds):
+        OutboxMessage.objects.filter(status=MessageStatus.PENDING).update(next_attempt_at=timezone.now())
+        due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
+        if not due:
+            break
+        for message_id in due:
+            delivery.deliver(message_id)
+        assert time.monotonic() < deadline, "still delivering after 30 s"
+    return [str(outcome) for outcome in DeliveryAttempt.objects.filter(pk__gte=first).values_list("outcome", flat=True)]
+
+
+class Screens:
+    """Saves each screen under its step's name and checks what every screen must:
+    no horizontal scroll, and no console error (a missing favicon aside)."""
+
+    def __init__(self, page: Page, folder: Path) -> None:
+        self.page = page
+        self.folder = folder
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+
+    def _console(self, message) -> None:
+        if message.type != "error":
+            return
+        if "favicon.ico" in (message.location or {}).get("url", ""):
+            return
+        self.errors.append(f"{message.text} ({(message.location or {}).get('url', '')})")
+
+    def check(self, name: str) -> None:
+        self.page.wait_for_load_state("load")
+        self.page.screenshot(path=self.folder / f"{name}.png", full_page=True)
+        scroll_width, inner_width = self.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll_width <= inner_width, f"{name}: scrolls sideways ({scroll_width} > {inner_width} px)"
+        assert self.errors == [], f"{name}: console errors {self.errors}"

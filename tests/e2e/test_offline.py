@@ -1,0 +1,142 @@
+"""Without network, in a phone's browser: the order stays readable, two changes
+wait on the phone ("2 modifications en attente d'envoi"), and when the network
+returns they arrive once, in order, with the time the technician acted; sent
+again, they change nothing. Then the platform gets them in that order."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+
+import httpx
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from orders import services
+from orders.models import OrderEvent
+from tests.conftest import PASSWORD
+from tests.e2e.helpers import Screens, drain
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("database_before_the_live_server")]
+
+
+@pytest.fixture
+def started(order, technician):
+    earlier = timezone.now() - timedelta(hours=1)
+    services.acknowledge_order(order, actor=technician, at=earlier)
+    services.start_work(order, actor=technician, at=earlier)
+    return order
+
+
+def changes(order) -> list[OrderEvent]:
+    return list(OrderEvent.objects.filter(order=order, kind__in=("mark_line", "set_progress")).order_by("pk"))
+
+
+def moment(page) -> datetime:
+    """The phone's clock (the same machine's here)."""
+    return datetime.fromtimestamp(page.evaluate("Date.now()") / 1000, tz=UTC)
+
+
+def test_two_changes_made_offline_arrive_once_in_order_with_their_own_times(
+    live_server, platform, connection, started, technician, phone, screenshots
+):
+    page = phone
+    screens = Screens(page, screenshots)
+    base = live_server.url
+    order = started
+
+    page.goto(f"{base}/connexion/?next=/mes-commandes/")
+    page.get_by_label("Identifiant").fill(technician.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page).to_have_url(f"{base}/mes-commandes/")
+    # The worker takes over the page; the list has put the order aside for later.
+    assert page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    # The phone notes when it has put every page aside.
+    page.wait_for_function("name => localStorage.getItem(name) !== null", arg=f"portal-precached-{technician.pk}")
+    assert page.evaluate(
+        "url => caches.open('portal-pages').then(cache => cache.match(url, {ignoreVary: true})).then(Boolean)",
+        f"{base}/commandes/{order.pk}/",
+    )
+
+    # Offline: the order, never opened on this phone, is there all the same.
+    page.context.set_offline(True)
+    page.goto(f"{base}/commandes/{order.pk}/")
+    expect(page.locator("h1")).to_have_text(order.reference)
+    screens.check("20-offline-order")
+
+    first_line = page.locator("button.line-toggle").first
+    before_first = moment(page)
+    first_line.click()
+    after_first = moment(page)
+    expect(first_line).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#offline-queue")).to_contain_text("1 modification en attente d'envoi (pas de réseau)")
+
+    time.sleep(1.5)  # the two changes at distinct times, both before the network returns
+    page.locator("input[name=progress]").fill("60")
+    before_second = moment(page)
+    page.get_by_role("button", name="Enregistrer l'avancement").click()
+    after_second = moment(page)
+    queue = page.locator("#offline-queue")
+    expect(queue).to_contain_text("2 modifications en attente d'envoi (pas de réseau)")
+    expect(queue.locator("li")).to_have_count(2)
+    expect(queue.locator("li").nth(0)).to_contain_text("Ligne L1")
+    expect(queue.locator("li").nth(1)).to_contain_text("Avancement")
+    screens.check("21-offline-two-changes-waiting")
+
+    # The list, offline too, says what waits.
+    page.goto(f"{base}/mes-commandes/")
+    expect(page.locator("#order-list")).to_contain_text(order.reference)
+    expect(page.locator("#offline-queue")).to_contain_text("2 modifications en attente d'envoi")
+    screens.check("22-offline-my-orders")
+    assert changes(order) == []
+    waiting = page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}')")
+
+    # Back online: replayed in order, the page then shows the order as it is.
+    page.goto(f"{base}/commandes/{order.pk}/")
+    back = datetime.now(tz=UTC)
+    page.context.set_offline(False)  # the browser says "online": the queue goes
+    expect(page.locator("#offline-queue")).to_have_count(0, timeout=15_000)
+    page.wait_for_load_state("load")
+    expect(page.locator("#lines-title")).to_contain_text("1 / 2 réalisée")
+    expect(page.locator("output.range-value")).to_have_text("60 %")
+    screens.check("23-online-again")
+
+    line, progress = changes(order)
+    assert (line.kind, line.data["line"], progress.kind, progress.data["progress"]) == (
+        "mark_line",
+        "L1",
+        "set_progress",
+        60,
+    ), (line.data, progress.data)
+    # The time each was done on the phone, not the time it arrived.
+    assert before_first - timedelta(seconds=1) <= line.at <= after_first + timedelta(seconds=1)
+    assert before_second - timedelta(seconds=1) <= progress.at <= after_second + timedelta(seconds=1)
+    assert line.at < progress.at < back <= line.recorded_at
+
+    # Sent again (a replay whose answers were lost): recognised, nothing doubles.
+    entries = json.loads(waiting)
+    assert [entry["label"] for entry in entries] == ["Ligne L1", "Avancement"]
+    page.evaluate(
+        "([name, value]) => { localStorage.setItem(name, value); window.dispatchEvent(new Event('online')); }",
+        [f"portal-queue-{technician.pk}", waiting],
+    )
+    page.wait_for_function("name => localStorage.getItem(name) === '[]'", arg=f"portal-queue-{technician.pk}")
+    assert [event.pk for event in changes(order)] == [line.pk, progress.pk]
+    page.close()
+
+    # The platform gets both, once, in order, with the technician's times.
+    outcomes = drain()
+    assert outcomes and set(outcomes) == {"delivered"}, outcomes
+    response = httpx.get(f"{platform}/logs.json", params={"reference": order.reference})
+    assert response.status_code == HTTPStatus.OK
+    received = [log for log in response.json()["logs"] if log["source"] == "api"]
+    descriptions = [log["description"] for log in received]
+    assert descriptions[-2:] == ["Ligne L1 réalisée : Recherche de fuite", "Avancement : 60 %"]
+    assert descriptions.count("Avancement : 60 %") == 1
+    sent = {log["description"]: log["raw"]["eventDate"] for log in received[-2:]}
+    assert datetime.fromisoformat(sent["Avancement : 60 %"]) == progress.at.replace(microsecond=0)
