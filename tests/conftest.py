@@ -25,6 +25,26 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_connections_at_the_end(django_db_setup, django_db_blocker):
+    """On PostgreSQL, the test database is dropped at the end, which fails while
+    another session uses it. The browser tests leave one behind, opened while
+    Playwright's sync API ran its event loop (Django keeps connections per
+    context), which the teardown's context never closes. Ended here, before the
+    drop (this fixture depends on the database's, so it is torn down first)."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    connection.close()
+
+
 @pytest.fixture
 def database_before_the_live_server(django_db_setup) -> None:
     """For files that use the live server: the test database exists before the
