@@ -243,7 +243,7 @@ def test_the_penalty_exposure_per_contract_applies_the_cap_and_the_exemption(sig
     # and leads to the orders behind it
     assert f'<a href="{LIST}?retard=oui&marche={contract.pk}">3</a>' in html
     for order in (a1, a2, a3, b1):
-        assert f'<a href="/commandes/{order.pk}/">{order.reference}</a>' in html
+        assert f'<a href="/pilotage/commandes/{order.pk}/">{order.reference}</a>' in html
 
 
 def test_no_late_order_and_no_breach_means_no_exposure(signed_in, contract):
@@ -329,7 +329,7 @@ def test_todays_appointments_by_technician_in_paris_time(signed_in, contract, te
     assert "Travaux du 23/11 08:00 au 25/11 17:00" in html
     assert html.index("K-MATIN") < html.index("K-APRES-MIDI") < html.index("L-CHANTIER") < html.index("PERSONNE")
     order = Order.objects.get(reference="K-MATIN")
-    assert f'<span class="visit-time">08:30</span> <a href="/commandes/{order.pk}/">K-MATIN</a>' in html
+    assert f'<span class="visit-time">08:30</span> <a href="/pilotage/commandes/{order.pk}/">K-MATIN</a>' in html
 
 
 # --- A constant number of queries -------------------------------------------------------------

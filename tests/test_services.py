@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
 from orders import services
@@ -58,7 +59,14 @@ def test_an_asset_of_another_client_is_refused(contract):
     assert not Order.objects.exists()
 
 
-def test_a_whole_order_life_leaves_a_french_history_in_order(order, supervisor, technician):
+@pytest.fixture
+def at_t0():
+    """The order registered just before T0, whatever today's date."""
+    with time_machine.travel(T0 - timedelta(hours=1), tick=False):
+        yield
+
+
+def test_a_whole_order_life_leaves_a_french_history_in_order(at_t0, order, supervisor, technician):
     services.acknowledge_order(order, actor=technician, at=T0)
     services.plan_order(order, actor=technician, appointment=T0 + timedelta(days=1, minutes=30), at=T0)
     services.plan_order(order, actor=technician, appointment=T0 + timedelta(days=2, hours=6), at=T0)
