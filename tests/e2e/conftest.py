@@ -80,6 +80,20 @@ def phone(browser) -> Iterator:
 
 
 @pytest.fixture
+def desktop(browser) -> Iterator:
+    """A page in a desktop-sized context (a supervisor's screen), in French and in Paris time."""
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900},
+        locale="fr-FR",
+        timezone_id="Europe/Paris",
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
 def connection(platform, client_org) -> Iterator[Connection]:
     connection = Connection(
         client=client_org,
