@@ -285,6 +285,23 @@ def test_the_relay_health_shows_the_oldest_waiting_message_the_rejected_and_the_
     assert "2 en attente · 2 dépassements ce mois-ci" in html
 
 
+@pytest.mark.parametrize(
+    ("waiting_for", "rejected", "level"),
+    [
+        (None, 0, "ok"),
+        (timedelta(minutes=4), 0, "ok"),
+        (None, 1, "warn"),
+        (timedelta(minutes=6), 0, "warn"),
+        (timedelta(minutes=16), 1, "danger"),
+    ],
+)
+def test_the_relays_colour_warns_of_a_refusal_even_with_nothing_waiting(waiting_for, rejected, level):
+    from orders.pilotage.overview import RelaySummary
+
+    summary = RelaySummary(waiting=int(waiting_for is not None), rejected=rejected, breaches=0, oldest_age=waiting_for)
+    assert summary.level == level
+
+
 # --- Today's appointments ----------------------------------------------------------------------
 
 

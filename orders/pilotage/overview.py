@@ -406,10 +406,14 @@ class RelaySummary:
 
     @property
     def level(self) -> str:
-        """`ok`, `warn` past the relay's 5-minute warning, `danger` past the 15-minute limit."""
-        if self.oldest_age is None or self.oldest_age < watch.WARN_AFTER:
-            return "ok"
-        return "danger" if self.oldest_age > penalties.SHARING_LIMIT else "warn"
+        """`danger` past the 15-minute limit; `warn` past the relay's 5-minute
+        warning, or when the platform refused something (it waits for a person
+        and holds back the order's later changes); `ok` otherwise."""
+        if self.oldest_age is not None and self.oldest_age > penalties.SHARING_LIMIT:
+            return "danger"
+        if self.rejected or (self.oldest_age is not None and self.oldest_age >= watch.WARN_AFTER):
+            return "warn"
+        return "ok"
 
 
 def relay_summary(health: Iterable[watch.Health]) -> RelaySummary:

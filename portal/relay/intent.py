@@ -64,7 +64,12 @@ def _platform_message(response: httpx.Response) -> str:
         parts = [str(body.get(key)) for key in ("message", "error_description", "error", "detail") if body.get(key)]
         errors = body.get("errors")
         if errors:
-            parts.append(json.dumps(errors, ensure_ascii=False)[:1000])
+            # Each error once, as text; not the message again.
+            items = errors if isinstance(errors, list) else [errors]
+            texts = [item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in items]
+            texts = [text for text in texts if text not in parts]
+            if texts:
+                parts.append("; ".join(texts)[:1000])
         if parts:
             return " – ".join(parts)
     return text.strip()

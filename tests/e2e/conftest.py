@@ -57,7 +57,13 @@ def browser() -> Iterator:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            # In French, date pickers included: they follow the browser's own
+            # language, which needs Debian's chromium-l10n and these settings.
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=[*CHROMIUM_ARGS, "--lang=fr-FR"],
+                env={**os.environ, "LANG": "fr_FR.UTF-8", "LANGUAGE": "fr"},
+            )
             yield browser
             browser.close()
 
