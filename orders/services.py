@@ -32,6 +32,7 @@ from django.utils import formats, timezone, translation
 from orders import deadlines, states
 from orders.images import ProcessedImage
 from orders.models import (
+    PDF_STALLED_AFTER,
     Document,
     DocumentKind,
     ExtensionDecision,
@@ -803,6 +804,46 @@ def retry_report_pdf(report: InterventionReport, *, actor: User | None) -> Inter
     _queue_report_pdf(locked.pk)
     locked.refresh_from_db()
     return locked
+
+
+# A render that started this many times without finishing crashes its worker
+# (the task is acknowledged late, so a killed worker's task comes back): stop.
+PDF_MAX_STARTS = 6
+
+
+def requeue_stalled_report_pdfs() -> tuple[int, int]:
+    """The sweep's half of « Relancer »: reports whose PDF has waited far longer
+    than a render takes (its task lost with a broker, or a worker killed) are
+    asked again; one that keeps failing that way is marked failed for a person.
+    Returns (asked again, given up)."""
+    requeued = given_up = 0
+    cutoff = timezone.now() - PDF_STALLED_AFTER
+    stalled = InterventionReport.objects.filter(
+        pdf_status__in=(PdfStatus.PENDING, PdfStatus.RENDERING), pdf_requested_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    for report_id in list(stalled):
+        with transaction.atomic():
+            report = (
+                InterventionReport.objects.select_for_update(skip_locked=True)
+                .filter(pk=report_id, pdf_status__in=(PdfStatus.PENDING, PdfStatus.RENDERING))
+                .first()
+            )
+            if report is None or report.pdf_requested_at >= cutoff:
+                continue
+            if report.pdf_attempts >= PDF_MAX_STARTS:
+                InterventionReport.objects.filter(pk=report.pk).update(
+                    pdf_status=PdfStatus.FAILED,
+                    pdf_error=f"La production a été interrompue {report.pdf_attempts} fois sans aboutir.",
+                )
+                logger.warning("PDF of report %s given up after %s starts", report.pk, report.pdf_attempts)
+                given_up += 1
+                continue
+            InterventionReport.objects.filter(pk=report.pk).update(
+                pdf_status=PdfStatus.PENDING, pdf_requested_at=timezone.now()
+            )
+            _queue_report_pdf(report.pk)
+            requeued += 1
+    return requeued, given_up
 
 
 def _share_document(order: Order, event: OrderEvent, document: Document) -> None:

@@ -61,3 +61,12 @@ def render_report_pdf(self, report_id: int) -> str:
         return "failed"
     document = services.attach_report_pdf(report, content=content)
     return "done" if document is not None else "already done"
+
+
+@shared_task(ignore_result=True)
+def sweep_report_pdfs() -> str:
+    """Every few minutes: a report's PDF whose task was lost is asked again."""
+    requeued, given_up = services.requeue_stalled_report_pdfs()
+    if requeued or given_up:
+        logger.info("Report PDFs: %s asked again, %s given up", requeued, given_up)
+    return f"{requeued} asked again, {given_up} given up"

@@ -525,6 +525,30 @@ def test_relancer_is_refused_while_a_pdf_is_being_made_and_offered_once_it_is_st
     services.retry_report_pdf(report, actor=technician)
 
 
+def test_the_sweep_asks_again_for_a_pdf_whose_task_was_lost_and_gives_up_on_one_that_keeps_crashing(
+    started, technician, django_capture_on_commit_callbacks
+):
+    fresh, lost, crashing = (submit(started, technician) for _ in range(3))
+    long_ago = timezone.now() - timedelta(minutes=11)
+    InterventionReport.objects.filter(pk__in=[lost.pk, crashing.pk]).update(
+        pdf_status=PdfStatus.RENDERING, pdf_requested_at=long_ago, pdf_attempts=1
+    )
+    InterventionReport.objects.filter(pk=crashing.pk).update(pdf_attempts=services.PDF_MAX_STARTS)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert tasks.sweep_report_pdfs() == "1 asked again, 1 given up"
+
+    assert [c.args for c in callbacks if getattr(c, "func", None) == render_report_pdf.delay] == [(lost.pk,)]
+    fresh.refresh_from_db(), lost.refresh_from_db(), crashing.refresh_from_db()
+    assert fresh.pdf_status == PdfStatus.PENDING  # a render still has time
+    assert lost.pdf_status == PdfStatus.PENDING and lost.pdf_requested_at > long_ago
+    assert crashing.pdf_status == PdfStatus.FAILED and "interrompue 6 fois" in crashing.pdf_error
+    assert crashing.can_retry_pdf  # a person may still ask again
+    # Asked again just now: not again at the next sweep.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert tasks.sweep_report_pdfs() == "0 asked again, 0 given up"
+
+
 def test_relancer_is_a_404_for_another_technician(client, started, technician, other_technician):
     report = submit(started, technician)
     InterventionReport.objects.filter(pk=report.pk).update(pdf_status=PdfStatus.FAILED)

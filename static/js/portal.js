@@ -118,8 +118,14 @@
     box.hidden = !text;
   }
 
+  // The element that sent an htmx request (a form); `detail.elt` is the
+  // swap's target in some events.
+  function requester(event) {
+    return (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
+  }
+
   function lostRequest(event) {
-    var form = event.detail.elt;
+    var form = requester(event);
     if (queueing && form && form.hasAttribute && form.hasAttribute("data-offline")) {
       enqueue(form);
       notify("");
@@ -133,10 +139,21 @@
   // A weak signal should not keep the technician waiting: past 20 s, the action
   // goes to the queue (its key makes a late arrival of the first harmless).
   document.addEventListener("htmx:beforeSend", function (event) {
-    var form = event.detail.elt;
+    var form = requester(event);
     if (queueing && form && form.hasAttribute && form.hasAttribute("data-offline")) {
       event.detail.xhr.timeout = 20000;
     }
+  });
+  // Signed out meanwhile (the session expired): htmx followed the redirect to
+  // the sign-in page. Show it whole, not inside the order; the action taken
+  // waits in the queue and goes once the person has signed in again.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var address = event.detail.xhr && event.detail.xhr.responseURL;
+    if (!address || new URL(address).pathname !== "/connexion/") return;
+    event.detail.shouldSwap = false;
+    var form = requester(event);
+    if (queueing && form && form.hasAttribute && form.hasAttribute("data-offline")) enqueue(form);
+    window.location.assign("/connexion/?next=" + encodeURIComponent(window.location.pathname + window.location.search));
   });
   document.addEventListener("htmx:responseError", function (event) {
     notify("Le serveur n'a pas pu traiter la demande (erreur " + event.detail.xhr.status + "). Rechargez la page.");

@@ -12,6 +12,7 @@ from http import HTTPStatus
 
 import httpx
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -140,3 +141,66 @@ def test_two_changes_made_offline_arrive_once_in_order_with_their_own_times(
     assert descriptions.count("Avancement : 60 %") == 1
     sent = {log["description"]: log["raw"]["eventDate"] for log in received[-2:]}
     assert datetime.fromisoformat(sent["Avancement : 60 %"]) == progress.at.replace(microsecond=0)
+
+
+def test_an_action_taken_after_the_session_expired_is_kept_and_sent_once_signed_in_again(
+    live_server, order, technician, phone, screenshots
+):
+    page = phone
+    screens = Screens(page, screenshots)
+    base = live_server.url
+    page.goto(f"{base}/connexion/?next=/commandes/{order.pk}/")
+    page.get_by_label("Identifiant").fill(technician.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page).to_have_url(f"{base}/commandes/{order.pk}/")
+
+    page.context.clear_cookies(name=settings.SESSION_COOKIE_NAME)  # the session ends (expired, or signed out elsewhere)
+    page.locator(".action-bar").get_by_role("button", name="Prendre en compte").click()
+    # The sign-in page, whole, leading back to the order; the action waits on the phone.
+    expect(page).to_have_url(f"{base}/connexion/?next=%2Fcommandes%2F{order.pk}%2F")
+    expect(page.locator("#order-panel")).to_have_count(0)
+    assert "Prendre en compte" in page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}')")
+    screens.check("24-session-expired")
+    order.refresh_from_db()
+    assert order.state == "to_acknowledge"
+
+    page.get_by_label("Identifiant").fill(technician.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.locator("h1")).to_have_text(order.reference)
+    expect(page.locator(".order-title .badge").first).to_have_text("Pris en compte", timeout=15_000)
+    assert OrderEvent.objects.filter(order=order, kind="acknowledge").count() == 1
+
+
+def test_an_action_lost_on_a_weak_signal_waits_on_the_phone_and_goes_when_asked(
+    live_server, started, technician, phone, screenshots
+):
+    """The phone believes it is online, but the request never arrives (a
+    basement's weak signal): the action waits all the same."""
+    page = phone
+    screens = Screens(page, screenshots)
+    base = live_server.url
+    order = started
+    page.goto(f"{base}/connexion/?next=/commandes/{order.pk}/")
+    page.get_by_label("Identifiant").fill(technician.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.locator("h1")).to_have_text(order.reference)
+
+    page.route("**/avancement/", lambda route: route.abort("connectionfailed"))
+    page.locator("input[name=progress]").fill("40")
+    page.get_by_role("button", name="Enregistrer l'avancement").click()
+    queue = page.locator("#offline-queue")
+    expect(queue).to_contain_text("1 modification en attente d'envoi")
+    expect(queue).not_to_contain_text("pas de réseau")
+    screens.errors.clear()  # the failed request's own console line
+    screens.check("25-weak-signal-waiting")
+    assert not OrderEvent.objects.filter(order=order, kind="set_progress").exists()
+
+    page.unroute("**/avancement/")
+    queue.get_by_role("button", name="Envoyer maintenant").click()
+    expect(page.locator("#offline-queue")).to_have_count(0, timeout=15_000)
+    expect(page.locator("output.range-value")).to_have_text("40 %")
+    (event,) = OrderEvent.objects.filter(order=order, kind="set_progress")
+    assert event.data["progress"] == 40
