@@ -277,11 +277,11 @@ def test_a_small_transparent_png_is_kept_at_its_size_on_white():
         ("IMG_0001.HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "HEIC"),
     ],
 )
-def test_a_photo_that_is_not_a_jpeg_png_or_webp_is_refused_in_french(
+def test_a_photo_that_is_not_a_jpeg_png_webp_or_heic_is_refused_in_french(
     client, started, technician, name, content, message
 ):
     if message == "HEIC" and images.HEIF_SUPPORTED:
-        pytest.skip("pillow-heif is installed: HEIC photos are accepted")
+        message = "n'est pas une photo lisible (JPEG, PNG ou WebP, HEIC)"  # a broken one, then
     client.force_login(technician)
     upload = SimpleUploadedFile(name, content, "image/jpeg")
     response = client.post(f"/commandes/{started.pk}/rapport/", {**report_form(), "photos_after": [upload]})
@@ -289,6 +289,23 @@ def test_a_photo_that_is_not_a_jpeg_png_or_webp_is_refused_in_french(
     assert message in text(response)
     assert f"La photo « {name} »" in text(response)
     assert not InterventionReport.objects.exists()
+
+
+def test_an_iphones_heic_photo_becomes_a_small_jpeg_without_its_location():
+    assert images.HEIF_SUPPORTED, "pillow-heif is in requirements.txt"
+    exif = Image.Exif()
+    exif[0x8825] = {2: (49.0, 7.0, 0.0), 1: "N"}  # GPSInfo: where the photo was taken
+    exif[0x0110] = "iPhone 15"
+    original = io.BytesIO()
+    Image.new("RGB", (4032, 3024), (90, 140, 200)).save(original, "HEIF", quality=60, exif=exif.tobytes())
+    assert original.getvalue()[4:12] == b"ftypheic"
+
+    photo = images.process_photo(original, name="IMG_4242.HEIC")
+
+    image = Image.open(io.BytesIO(photo.content))
+    assert image.format == "JPEG"
+    assert max(image.size) == images.MAX_SIDE and image.size[0] > image.size[1]
+    assert not image.getexif() and "exif" not in image.info
 
 
 def test_a_photo_over_15_mb_is_refused_before_it_is_decoded():
