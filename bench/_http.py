@@ -4,10 +4,10 @@ the session store, a load of virtual users with their own sessions, the
 server's own time per request (from gunicorn's access log), and the weight of
 a page with the CSS and JavaScript it references, as sent and compressed.
 
-Server time is gunicorn's `%(D)s`: from the moment a worker thread has read
-the request to the moment the response is written, so the whole WSGI
-application (middleware, session, queries, template, WhiteNoise) and not the
-time a request waits for a free thread. The client side measures the rest.
+Server time is gunicorn's `%(D)s`: from the moment a worker has read the
+request to the moment the response is written, so the whole WSGI application
+(middleware, session, queries, template, WhiteNoise) and not the time a
+request waits for a free worker. The client side measures the rest.
 
 No Django import at module level: the scripts set up their environment first.
 `session_cookies` needs Django set up (`django.setup()`)."""
@@ -72,8 +72,8 @@ def production_environment(
 
 
 def gunicorn_command(*, port: int, workers: int, threads: int, access_log: Path) -> list[str]:
-    """gunicorn's threaded workers (what the README deploys, with threads), the
-    access log in `ACCESS_LOG_FORMAT`."""
+    """gunicorn's gthread workers (with `threads=1`, one request at a time per
+    process as the README's deployment), the access log in `ACCESS_LOG_FORMAT`."""
     return [
         str(VENV_BIN / "gunicorn"),
         "portal.wsgi",

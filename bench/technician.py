@@ -1,7 +1,7 @@
 """The technician's pages under load, and their weight on a phone's network.
 
-The portal as in production (DEBUG off, gunicorn's threaded workers,
-PostgreSQL, static files hashed and compressed by WhiteNoise's
+The portal as in production (DEBUG off, gunicorn with 3 worker processes
+for 2 CPUs, PostgreSQL, static files hashed and compressed by WhiteNoise's
 CompressedManifestStaticFilesStorage, behind a pretend TLS proxy) with 2,000
 orders spread over 30 technicians, in every state, with their lines, history
 and documents. Each technician has a signed-in session of their own.
@@ -11,9 +11,10 @@ and documents. Each technician has a signed-in session of their own.
    every 1 to 3 s each, already far busier than people on site), then flat out
    (no pause: 30 requests always in flight, the server saturated). For each
    page: the server's own time per request (gunicorn's access log, `%(D)s`: from
-   the request read by a worker thread to the response written; not the wait
-   for a free thread), and the time the client saw (same machine, so that wait
-   included). Goal: server p95 <= 100 ms.
+   the request read by a worker to the response written; not the wait for a
+   free worker), and the time the client saw (same machine, so that wait
+   included), and the CPU per request of gunicorn and PostgreSQL (which holds
+   when the machine is shared with other work). Goal: server p95 <= 100 ms.
 2. Weight: the first load of "my orders" with an empty cache (the HTML and
    every stylesheet and script it references, as sent to a client that accepts
    `gzip, br`; goal <= 60 KB), then an order page's HTML (goal <= 15 KB,
@@ -21,8 +22,8 @@ and documents. Each technician has a signed-in session of their own.
    (gzip -6 as Django's GZipMiddleware or nginx would, brotli -5), since the
    portal does not compress its HTML today (see README, BREACH).
 
-    make bench                                   # every benchmark; this one about 2 minutes
-    make bench BENCH_ARGS=--quick                # a smoke run, about 30 s
+    make bench                                   # every benchmark; this one about 4 minutes
+    make bench BENCH_ARGS=--quick                # a smoke run, about 1 minute
     .venv/bin/python bench/technician.py --help
 
 It drops and recreates the database `bench_technician` on BENCH_POSTGRES_URL
@@ -90,8 +91,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--technicians", type=int, default=30, help="technicians, each a virtual user (30)")
     parser.add_argument("--duration", type=float, help="seconds of each load phase (60; 6 with --quick)")
     parser.add_argument("--think", type=float, default=2.0, help="mean pause between pages at work, s (2)")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (3)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (4)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (3: CPUs + 1)")
+    # Measured on 2 CPUs: threads share a process's GIL and only stretch each
+    # request's time (3 x 4 threads: p95 2 to 3 times longer at work than 3 x 1).
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (1)")
     parser.add_argument("--sample", type=int, help="order pages weighed (200; 30 with --quick)")
     arguments = parser.parse_args()
     arguments.orders = arguments.orders or (300 if arguments.quick else 2_000)
@@ -150,6 +153,11 @@ def run(arguments: argparse.Namespace, environment: dict[str, str], processes: P
         f"gunicorn on {base_url}: {arguments.workers} processes x {arguments.threads} threads (gthread), "
         f"DEBUG=0, PostgreSQL; {os.cpu_count()} CPUs shared with PostgreSQL and the load generator."
     )
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        say(
+            f"Warning: the machine is busy (load average {load_average()} on {os.cpu_count()} CPUs): the times "
+            "below include waiting for other work; the CPU per request holds better."
+        )
 
     def users() -> list[VirtualUser]:
         return [
@@ -464,7 +472,7 @@ def report_load(
     for page in (LIST, ORDER):
         say(f"    {page:<11} {len(server[page]):6d} req  {figures(server[page])}")
     say(f"    {'all':<11} {sum(map(len, server.values())):6d} req  {figures([t for v in server.values() for t in v])}")
-    say("  client time (request sent -> response read, incl. the wait for a free thread), ms:")
+    say("  client time (request sent -> response read, incl. the wait for a free worker), ms:")
     for page in (LIST, ORDER):
         say(f"    {page:<11} {len(client[page]):6d} req  {figures(client[page])}")
     return server
@@ -489,6 +497,7 @@ def weigh(client: httpx.Client, people: People, cookies: dict[int, str], sample_
     html_gzipped = as_sent - html.sent + html.gzip
     say(f"  HTML + CSS + JS as sent today:      {kb(as_sent)}   goal <= 60 KB: {weight_verdict(as_sent, 60)}")
     say(f"  the same with the HTML gzip'd (-6): {kb(html_gzipped)}   goal <= 60 KB: {weight_verdict(html_gzipped, 60)}")
+    say("  (gzip -6 is what Django's GZipMiddleware sends, plus its 0 to 100 random bytes against BREACH.)")
     if others:
         names = ", ".join(sorted({resource.kind for resource in others}))
         say(f"  also fetched on a first visit ({names}): {kb(sum(r.sent for r in others)).strip()} as sent")
