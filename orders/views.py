@@ -258,7 +258,7 @@ def _order_context(order: Order, *, notice: str = "", refused: Submission | None
         # The main action's form is in the card too when it has something to fill in.
         "other_actions": [button for button in buttons if not button.main or button.form.visible_fields()],
         "can_mark_lines": Action.MARK_LINE in order.allowed_actions,
-        "lines": [(line, LineForm(initial={"done": not line.done}, auto_id=f"line-{line.pk}-%s")) for line in lines],
+        "lines": lines,
         "lines_done": sum(line.done for line in lines),
         "progress_form": (
             ProgressForm(initial={"progress": order.progress}, auto_id="progress-%s")

@@ -109,3 +109,15 @@ def test_login_page_speaks_french(client, db):
     assert '<html lang="fr">' in content
     assert "Connexion" in content
     assert "Mot de passe" in content
+
+
+def test_pages_are_sent_compressed_to_browsers_that_accept_it(client, technician, db):
+    import gzip
+
+    client.force_login(technician)
+    plain = client.get("/mes-commandes/")
+    packed = client.get("/mes-commandes/", headers={"accept-encoding": "gzip"})
+    assert packed["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed["Vary"]
+    assert "Mes commandes" in gzip.decompress(packed.content).decode()
+    assert len(packed.content) < len(plain.content) / 2
