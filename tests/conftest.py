@@ -182,6 +182,46 @@ def order(contract, asset, service_code, technician):
     )
 
 
+@pytest.fixture
+def outbox_connection(client_org):
+    """The client's platform connection, at an address where nothing answers:
+    the orders' changes go to the outbox, and no test here delivers them."""
+    from portal.relay.models import Connection
+
+    connection = Connection(
+        client=client_org,
+        kind="intent",
+        auth_base_url="http://127.0.0.1:9/sandbox",
+        api_base_url="http://127.0.0.1:9/sandbox/api",
+        oauth_client_id="portail",
+        timeout_seconds=1,
+    )
+    connection.client_secret = "s3cret"
+    connection.save()
+    return connection
+
+
+@pytest.fixture
+def sandbox_connection(platform, client_org):
+    """The client's platform connection to the sandbox over live HTTP."""
+    from portal.relay import delivery
+    from portal.relay.models import Connection
+
+    connection = Connection(
+        client=client_org,
+        kind="intent",
+        auth_base_url=platform,
+        api_base_url=f"{platform}/api",
+        oauth_client_id=SANDBOX_CLIENT_ID,
+        timeout_seconds=5,
+    )
+    connection.client_secret = SANDBOX_CLIENT_SECRET
+    connection.save()
+    yield connection
+    # The delivery keeps one HTTP client per connection; let it go with the test.
+    delivery.client_for(Connection.objects.get(pk=connection.pk)).close()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need PostgreSQL: skipped on SQLite, except where
     REQUIRE_POSTGRES is set (CI), where running them elsewhere is an error."""

@@ -54,18 +54,8 @@ def started(order, technician):
 
 
 @pytest.fixture
-def offline_connection(client_org) -> Connection:
-    """A platform connection that is never called: the relay only records."""
-    connection = Connection(
-        client=client_org,
-        kind="intent",
-        auth_base_url="http://127.0.0.1:9/sandbox",
-        api_base_url="http://127.0.0.1:9/sandbox/api",
-        oauth_client_id="portail",
-    )
-    connection.client_secret = "s3cret"
-    connection.save()
-    return connection
+def offline_connection(outbox_connection) -> Connection:
+    return outbox_connection
 
 
 # --- PDFs good and bad -------------------------------------------------------------

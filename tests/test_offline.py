@@ -48,19 +48,8 @@ def started(order, technician):
 
 
 @pytest.fixture
-def connection_to_platform(client_org) -> Connection:
-    """The client's platform connection: the orders' events then go to the outbox."""
-    connection = Connection(
-        client=client_org,
-        kind="intent",
-        auth_base_url="http://127.0.0.1:9/sandbox",
-        api_base_url="http://127.0.0.1:9/sandbox/api",
-        oauth_client_id="portail",
-        timeout_seconds=1,
-    )
-    connection.client_secret = "s3cret"
-    connection.save()
-    return connection
+def connection_to_platform(outbox_connection) -> Connection:
+    return outbox_connection
 
 
 def events(order, kind):

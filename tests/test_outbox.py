@@ -17,18 +17,8 @@ from portal.relay.models import Breach, Connection, MessageStatus, OutboxMessage
 
 
 @pytest.fixture
-def connection(client_org) -> Connection:
-    connection = Connection(
-        client=client_org,
-        kind="intent",
-        auth_base_url="http://127.0.0.1:9/sandbox",
-        api_base_url="http://127.0.0.1:9/sandbox/api",
-        oauth_client_id="portail",
-        timeout_seconds=1,
-    )
-    connection.client_secret = "s3cret"
-    connection.save()
-    return connection
+def connection(outbox_connection) -> Connection:
+    return outbox_connection
 
 
 def messages_of(order: Order) -> list[OutboxMessage]:

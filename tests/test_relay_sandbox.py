@@ -61,20 +61,8 @@ pytestmark = pytest.mark.usefixtures("database_before_the_live_server")
 
 
 @pytest.fixture
-def connection(platform, client_org) -> Iterator[Connection]:
-    connection = Connection(
-        client=client_org,
-        kind="intent",
-        auth_base_url=platform,
-        api_base_url=f"{platform}/api",
-        oauth_client_id=CLIENT_ID,
-        timeout_seconds=2,
-    )
-    connection.client_secret = CLIENT_SECRET
-    connection.save()
-    yield connection
-    # The delivery keeps one HTTP client per connection; let it go with the test.
-    delivery.client_for(Connection.objects.get(pk=connection.pk)).close()
+def connection(sandbox_connection) -> Connection:
+    return sandbox_connection
 
 
 @pytest.fixture

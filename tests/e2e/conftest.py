@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.relay import delivery
 from portal.relay.models import Connection
-from tests.conftest import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -100,16 +98,5 @@ def desktop(browser) -> Iterator:
 
 
 @pytest.fixture
-def connection(platform, client_org) -> Iterator[Connection]:
-    connection = Connection(
-        client=client_org,
-        kind="intent",
-        auth_base_url=platform,
-        api_base_url=f"{platform}/api",
-        oauth_client_id=SANDBOX_CLIENT_ID,
-        timeout_seconds=5,
-    )
-    connection.client_secret = SANDBOX_CLIENT_SECRET
-    connection.save()
-    yield connection
-    delivery.client_for(Connection.objects.get(pk=connection.pk)).close()
+def connection(sandbox_connection) -> Connection:
+    return sandbox_connection
