@@ -66,6 +66,22 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def open(self) -> OrderQuerySet:
         return self.filter(state__in=OPEN_STATES)
 
+    def search(self, query: str) -> OrderQuerySet:
+        """Every word found in the reference, the address, the asset's label or
+        the occupant's name (the technician's and the supervisors' search)."""
+        orders = self
+        for word in query.split():
+            orders = orders.filter(
+                Q(reference__icontains=word)
+                | Q(asset__address__icontains=word)
+                | Q(asset__address_complement__icontains=word)
+                | Q(asset__postcode__icontains=word)
+                | Q(asset__city__icontains=word)
+                | Q(asset__label__icontains=word)
+                | Q(occupant_name__icontains=word)
+            )
+        return orders
+
     def late(self, now: datetime) -> OrderQuerySet:
         """Orders whose works are not finished and whose due date has passed."""
         return self.filter(state__in=WORK_STATES, due_at__lt=now)

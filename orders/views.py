@@ -20,7 +20,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -128,20 +128,6 @@ def _sections(orders: Iterable[Order], now: datetime) -> list[Section]:
     return [today, to_acknowledge, open_, finished]
 
 
-def _search(orders: QuerySet[Order], query: str) -> QuerySet[Order]:
-    """Every word must be found in the reference or the address."""
-    for word in query.split():
-        orders = orders.filter(
-            Q(reference__icontains=word)
-            | Q(asset__address__icontains=word)
-            | Q(asset__address_complement__icontains=word)
-            | Q(asset__postcode__icontains=word)
-            | Q(asset__city__icontains=word)
-            | Q(asset__label__icontains=word)
-        )
-    return orders
-
-
 @role_required(Role.TECHNICIAN)
 def my_orders(request: HttpRequest) -> HttpResponse:
     """The technician's home: today's appointments, orders to acknowledge, the
@@ -154,7 +140,7 @@ def my_orders(request: HttpRequest) -> HttpResponse:
         .filter(Q(state__in=WORK_STATES) | Q(state__in=DONE_STATES, actual_end__gte=now - RECENTLY_FINISHED))
         .select_related("asset")
     )
-    sections = _sections(_search(orders, query), now)
+    sections = _sections(orders.search(query), now)
     context = {"form": form, "query": query, "sections": sections, "count": sum(len(s.cards) for s in sections)}
     return _render(request, "orders/my_orders.html", "list", context)
 

@@ -274,20 +274,6 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=PARIS)
 
 
-def _search(orders: QuerySet[Order], query: str) -> QuerySet[Order]:
-    """Every word must be found in the reference, the address or the occupant's name."""
-    for word in query.split():
-        orders = orders.filter(
-            Q(reference__icontains=word)
-            | Q(asset__address__icontains=word)
-            | Q(asset__address_complement__icontains=word)
-            | Q(asset__postcode__icontains=word)
-            | Q(asset__city__icontains=word)
-            | Q(occupant_name__icontains=word)
-        )
-    return orders
-
-
 def filtered_orders(user: User, filters: Filters, now: datetime) -> QuerySet[Order]:
     """The orders `user` may see that match `filters`, each with `has_report`,
     `is_late` and `due_soon`, sorted; no join for display yet."""
@@ -318,7 +304,7 @@ def filtered_orders(user: User, filters: Filters, now: datetime) -> QuerySet[Ord
         orders = orders.filter(received_at__gte=_start_of(filters.start))
     if filters.end:
         orders = orders.filter(received_at__lt=_start_of(filters.end + timedelta(days=1)))
-    return _search(orders, filters.q).order_by(*_ordering(filters.sort))
+    return orders.search(filters.q).order_by(*_ordering(filters.sort))
 
 
 def _ordering(key: str) -> list[OrderBy | str]:
