@@ -35,8 +35,9 @@ try:  # WhiteNoise and httpx use it when it is installed (a dependency of WeasyP
 except ImportError:  # pragma: no cover
     brotli = None
 
-# One access log line per request: method, path, status, microseconds, body bytes.
-ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s %(B)s"
+# One access log line per request: method, path, status, microseconds, body bytes,
+# the worker's pid (`<1234>`: which process served it) and the query string (last: it may be empty).
+ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s %(B)s %(p)s %(q)s"
 # The portal runs behind a TLS-terminating proxy in production (BEHIND_PROXY=1):
 # the proxy's header keeps SECURE_SSL_REDIRECT from answering every request with a 301.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
@@ -105,6 +106,8 @@ class Served:
     status: int
     seconds: float
     size: int
+    pid: int = 0
+    query: str = ""
 
 
 class AccessLog:
@@ -125,11 +128,23 @@ class AccessLog:
             text = log.read().decode("utf-8", "replace")
         served = []
         for line in text.splitlines():
-            parts = line.split()
-            if len(parts) != 5 or not parts[3].isdigit():
+            parts = line.split(maxsplit=6)
+            if len(parts) < 5 or not parts[3].isdigit():
                 continue
             size = int(parts[4]) if parts[4].isdigit() else 0
-            served.append(Served(parts[0], parts[1], int(parts[2]), int(parts[3]) / 1e6, size))
+            pid = parts[5].strip("<>") if len(parts) > 5 else ""
+            query = parts[6] if len(parts) > 6 else ""
+            served.append(
+                Served(
+                    parts[0],
+                    parts[1],
+                    int(parts[2]),
+                    int(parts[3]) / 1e6,
+                    size,
+                    int(pid) if pid.isdigit() else 0,
+                    query,
+                )
+            )
         return served
 
 
@@ -217,6 +232,33 @@ class CpuMeter:
             side: sum(max(0.0, cpu - self.start.get(side, {}).get(pid, 0.0)) for pid, cpu in end[side].items())
             for side in end
         }
+
+
+# --- Memory ---------------------------------------------------------------------------------
+
+
+def memory_of(pid: int) -> dict[str, int]:
+    """A process's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in
+    bytes; empty if it has gone."""
+    found = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return {}
+    return found
+
+
+def reset_peak_memory(pid: int) -> bool:
+    """Brings a process's `VmHWM` down to its current resident size (Linux 4.0+,
+    our own processes): the peak of what follows is then measured alone."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 # --- Load -----------------------------------------------------------------------------------
