@@ -166,6 +166,8 @@ class Order(models.Model):
         ordering = ["-received_at", "-pk"]
         indexes = [
             models.Index(fields=["technician", "state"], name="orders_order_tech_state_idx"),
+            # The overview's orders by contract and state, counted from the index alone.
+            models.Index(fields=["contract", "state"], name="orders_order_contract_state"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["contract", "reference"], name="%(app_label)s_%(class)s_unique_reference"),

@@ -94,7 +94,8 @@ def state_table(orders: QuerySet[Order]) -> tuple[StateTable, dict[int, Contract
     (the active ones, and any other that still has orders)."""
     counts: dict[tuple[int, str], int] = {
         (contract_id, state): count
-        for contract_id, state, count in orders.order_by().values_list("contract_id", "state").annotate(n=Count("pk"))
+        # COUNT(*): PostgreSQL counts from the (contract, state) index alone.
+        for contract_id, state, count in orders.order_by().values_list("contract_id", "state").annotate(n=Count("*"))
     }
     used = {contract_id for contract_id, _state in counts}
     contracts = list(
