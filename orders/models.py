@@ -168,6 +168,9 @@ class Order(models.Model):
             models.Index(fields=["technician", "state"], name="orders_order_tech_state_idx"),
             # The overview's orders by contract and state, counted from the index alone.
             models.Index(fields=["contract", "state"], name="orders_order_contract_state"),
+            # Works planned over a period that includes today (the overview's visits, the planning):
+            # the periods that end later, not every period ever planned.
+            models.Index(fields=["planned_end"], name="orders_order_planned_end"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["contract", "reference"], name="%(app_label)s_%(class)s_unique_reference"),
