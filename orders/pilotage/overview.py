@@ -48,8 +48,12 @@ ZERO = Decimal("0.00")
 def list_url(**filters: Any) -> str:
     """The all-orders list filtered by its GET parameters (`etat`, repeatable;
     `client`, `marche`, `technicien`: primary keys; `retard`: `oui` or `48h`)."""
+    return _with_query(reverse("orders:order_list"), filters)
+
+
+def _with_query(path: str, filters: dict[str, Any]) -> str:
     query = urlencode({name: value for name, value in filters.items() if value not in (None, "")}, doseq=True)
-    return f"{reverse('orders:order_list')}?{query}" if query else reverse("orders:order_list")
+    return f"{path}?{query}" if query else path
 
 
 # --- Orders by state, per client and contract --------------------------------------
@@ -59,10 +63,6 @@ def list_url(**filters: Any) -> str:
 class Cell:
     count: int
     url: str | None  # no link to an empty list
-
-
-def _cell(count: int, **filters: Any) -> Cell:
-    return Cell(count, list_url(**filters) if count else None)
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,13 @@ class StateTable:
 def state_table(orders: QuerySet[Order]) -> tuple[StateTable, dict[int, Contract]]:
     """Two queries: the counts grouped by contract and state, and the contracts
     (the active ones, and any other that still has orders)."""
+    # The list's path once: reverse() costs more than the rest of a cell, and
+    # there are a hundred cells with six contracts.
+    path = reverse("orders:order_list")
+
+    def _cell(count: int, **filters: Any) -> Cell:
+        return Cell(count, _with_query(path, filters) if count else None)
+
     counts: dict[tuple[int, str], int] = {
         (contract_id, state): count
         # COUNT(*): PostgreSQL counts from the (contract, state) index alone.
@@ -126,7 +133,7 @@ def state_table(orders: QuerySet[Order]) -> tuple[StateTable, dict[int, Contract
     sums = [sum(n for (_contract, s), n in counts.items() if s == state) for state in State]
     totals = StateRow(
         [_cell(n, etat=state.value) for n, state in zip(sums, State, strict=True)],
-        Cell(sum(sums), list_url()),
+        Cell(sum(sums), path),
     )
     table = StateTable([(state.value, STATE_LABELS[state]) for state in State], blocks, totals)
     return table, {contract.pk: contract for contract in contracts}
