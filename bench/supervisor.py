@@ -27,7 +27,7 @@ with a session of their own.
    (20,000) shows whether that growth follows the number of rows (everything
    in memory at once) or stays flat (streamed).
 
-    make bench                                   # every benchmark; this one about 5 minutes
+    make bench                                   # every benchmark; this one about 4 minutes
     make bench BENCH_ARGS=--quick                # a smoke run, under a minute
     .venv/bin/python bench/supervisor.py --help
 
