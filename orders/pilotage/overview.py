@@ -24,7 +24,7 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, DecimalField, F, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -37,7 +37,7 @@ from orders.states import STATE_LABELS, State
 from portal.access import role_required
 from portal.models import Client, Contract, Role, User
 from portal.relay import watch
-from portal.relay.models import Breach, Connection, MessageStatus, OutboxMessage
+from portal.relay.models import Breach
 
 LIST_LIMIT = 10  # rows of each list on the page; its count links to all of them
 SOON = timedelta(hours=48)
@@ -379,7 +379,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     states, contracts = state_table(orders)
     late = late_orders(orders, now)
     soon_count, soon = soon_late(orders, now)
-    health = relay_health(now)
+    health = watch.health(now)
     context = {
         "now": now,
         "states": states,
@@ -422,45 +422,6 @@ class RelaySummary:
         if self.rejected or (self.oldest_age is not None and self.oldest_age >= watch.WARN_AFTER):
             return "warn"
         return "ok"
-
-
-def relay_health(now: datetime) -> list[watch.Health]:
-    """The relay's health per connection, as `watch.health` reports it, counted
-    from the undelivered messages alone: the status index finds the few waiting
-    or refused ones. `watch.health` joins the connections with every message ever
-    sent, a cost that grows with the years (0.85 s of the page's 1.1 s with
-    230,000 messages, bench/supervisor.py)."""
-    undelivered = {
-        row["connection"]: row
-        for row in OutboxMessage.objects.filter(status__in=watch.UNDELIVERED)
-        .order_by()
-        .values("connection")
-        .annotate(
-            waiting=Count("pk", filter=Q(status=MessageStatus.PENDING)),
-            rejected=Count("pk", filter=Q(status=MessageStatus.REJECTED)),
-            oldest_at=Min("created_at"),
-        )
-    }
-    breaches = dict(
-        Breach.objects.filter(changed_at__gte=month_start(now))
-        .order_by()
-        .values_list("connection")
-        .annotate(n=Count("pk"))
-        .values_list("connection", "n")
-    )
-    health = []
-    for connection in Connection.objects.select_related("client").order_by("pk"):
-        counts = undelivered.get(connection.pk, {})
-        health.append(
-            watch.Health(
-                connection,
-                counts.get("waiting", 0),
-                counts.get("rejected", 0),
-                counts.get("oldest_at"),
-                breaches.get(connection.pk, 0),
-            )
-        )
-    return health
 
 
 def relay_summary(health: Iterable[watch.Health]) -> RelaySummary:
