@@ -234,18 +234,13 @@ def soon_late(orders: QuerySet[Order], now: datetime) -> tuple[int, list[SoonRow
     return soon.count(), [SoonRow(order, penalties.duration(order.due_at - now)) for order in rows]
 
 
-def month_start(now: datetime) -> datetime:
-    """Midnight on the first of the month, Paris time (as `portal.relay.watch` counts)."""
-    return timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def breaches_this_month(now: datetime) -> list[tuple[int, penalties.SharingBreach]]:
     """(contract id, breach) for every breach of the 15-minute limit this month.
     A message still waiting is late by now minus its change, whatever the watch
     measured a minute ago. Not narrowed to `visible_to`: the page is for
     supervisors and office staff, who see every order."""
     rows = (
-        Breach.objects.filter(changed_at__gte=month_start(now))
+        Breach.objects.filter(changed_at__gte=watch.month_start(now))
         .order_by("-changed_at", "-pk")
         .values(
             "changed_at",
