@@ -18,6 +18,8 @@ import gzip
 import os
 import random
 import re
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +30,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from _common import VENV_BIN, percentile
+from _common import BASE_DIR, VENV_BIN, Processes, percentile, postgres_answers, recreate_database
 
 try:  # WhiteNoise and httpx use it when it is installed (a dependency of WeasyPrint's fonttools).
     import brotli
@@ -70,6 +72,41 @@ def production_environment(
     for name in ("REDIS_URL", "STATIC_ROOT", "MEDIA_ROOT", "S3_BUCKET", "SANDBOX_ENABLED"):
         environment.pop(name, None)
     return environment
+
+
+def serve_benchmark(
+    name: str, database: str, secret_key: str, run: Callable[[dict[str, str], Processes, Path], None]
+) -> int:
+    """What every page benchmark does around its own work: PostgreSQL or a clean
+    skip, a fresh database, production settings, a folder for the logs, the
+    migrations and static files, Django set up in this process (which writes the
+    data with the server's settings), everything stopped at the end."""
+    postgres_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+    if problem := postgres_answers(postgres_url):
+        say(f"{name} benchmark skipped: needs PostgreSQL at {postgres_url} ({problem})")
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    say(f"Logs and static files in {folder}")
+    environment = production_environment(
+        {**os.environ, "PYTHONPATH": str(BASE_DIR), "DJANGO_SETTINGS_MODULE": "portal.settings"},
+        database_url=recreate_database(postgres_url, database),
+        var_dir=folder / "var",
+        secret_key=secret_key,
+    )
+    try:
+        with Processes(folder) as processes:
+            say(f"Migrating {database} and collecting the static files...")
+            processes.run("migrate", [sys.executable, "manage.py", "migrate", "--noinput"], environment)
+            processes.run("collectstatic", [sys.executable, "manage.py", "collectstatic", "--noinput"], environment)
+            os.environ.update(environment)
+            import django
+
+            django.setup()
+            run(environment, processes, folder)
+    except KeyboardInterrupt:
+        say("\nInterrupted; gunicorn stopped.")
+        return 130
+    return 0
 
 
 def gunicorn_command(*, port: int, workers: int, threads: int, access_log: Path) -> list[str]:

@@ -49,7 +49,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -60,7 +59,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import httpx
-from _common import BASE_DIR, Processes, free_port, postgres_answers, recreate_database, wait_for_http
+from _common import Processes, free_port, wait_for_http
 from _http import (
     PROXY_HEADERS,
     AccessLog,
@@ -73,10 +72,10 @@ from _http import (
     gunicorn_command,
     memory_of,
     p95,
-    production_environment,
     reset_peak_memory,
     run_load,
     say,
+    serve_benchmark,
     session_cookies,
     verdict,
 )
@@ -116,37 +115,14 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> int:
     arguments = parse_arguments()
-    postgres_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-    if problem := postgres_answers(postgres_url):
-        say(f"supervisor benchmark skipped: needs PostgreSQL at {postgres_url} ({problem})")
-        return 0
-    folder = Path(tempfile.mkdtemp(prefix="bench-supervisor-"))
-    say(f"Logs and static files in {folder}")
-    environment = production_environment(
-        {**os.environ, "PYTHONPATH": str(BASE_DIR), "DJANGO_SETTINGS_MODULE": "portal.settings"},
-        database_url=recreate_database(postgres_url, DATABASE),
-        var_dir=folder / "var",
-        secret_key=SECRET_KEY,
-    )
-    try:
-        with Processes(folder) as processes:
-            run(arguments, environment, processes, folder)
-    except KeyboardInterrupt:
-        say("\nInterrupted; gunicorn stopped.")
-        return 130
-    return 0
+
+    def measure(environment: dict[str, str], processes: Processes, folder: Path) -> None:
+        run(arguments, environment, processes, folder)
+
+    return serve_benchmark("supervisor", DATABASE, SECRET_KEY, measure)
 
 
 def run(arguments: argparse.Namespace, environment: dict[str, str], processes: Processes, folder: Path) -> None:
-    say(f"Migrating {DATABASE} and collecting the static files...")
-    processes.run("migrate", [sys.executable, "manage.py", "migrate", "--noinput"], environment)
-    processes.run("collectstatic", [sys.executable, "manage.py", "collectstatic", "--noinput"], environment)
-
-    # This process writes the data: the same settings as the server.
-    os.environ.update(environment)
-    import django
-
-    django.setup()
     started = time.monotonic()
     data = create_data(arguments)
     say(f"  created in {time.monotonic() - started:.0f} s")

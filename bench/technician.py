@@ -43,14 +43,13 @@ import random
 import re
 import statistics
 import sys
-import tempfile
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from _common import BASE_DIR, Processes, free_port, postgres_answers, recreate_database, wait_for_http
+from _common import Processes, free_port, wait_for_http
 from _http import (
     PROXY_HEADERS,
     AccessLog,
@@ -66,9 +65,9 @@ from _http import (
     p95,
     page_weight,
     print_weight,
-    production_environment,
     run_load,
     say,
+    serve_benchmark,
     session_cookies,
     verdict,
 )
@@ -105,37 +104,14 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> int:
     arguments = parse_arguments()
-    postgres_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-    if problem := postgres_answers(postgres_url):
-        say(f"technician benchmark skipped: needs PostgreSQL at {postgres_url} ({problem})")
-        return 0
-    folder = Path(tempfile.mkdtemp(prefix="bench-technician-"))
-    say(f"Logs and static files in {folder}")
-    environment = production_environment(
-        {**os.environ, "PYTHONPATH": str(BASE_DIR), "DJANGO_SETTINGS_MODULE": "portal.settings"},
-        database_url=recreate_database(postgres_url, DATABASE),
-        var_dir=folder / "var",
-        secret_key=SECRET_KEY,
-    )
-    try:
-        with Processes(folder) as processes:
-            run(arguments, environment, processes, folder)
-    except KeyboardInterrupt:
-        say("\nInterrupted; gunicorn stopped.")
-        return 130
-    return 0
+
+    def measure(environment: dict[str, str], processes: Processes, folder: Path) -> None:
+        run(arguments, environment, processes, folder)
+
+    return serve_benchmark("technician", DATABASE, SECRET_KEY, measure)
 
 
 def run(arguments: argparse.Namespace, environment: dict[str, str], processes: Processes, folder: Path) -> None:
-    say(f"Migrating {DATABASE} and collecting the static files...")
-    processes.run("migrate", [sys.executable, "manage.py", "migrate", "--noinput"], environment)
-    processes.run("collectstatic", [sys.executable, "manage.py", "collectstatic", "--noinput"], environment)
-
-    # This process writes the data: the same settings as the server.
-    os.environ.update(environment)
-    import django
-
-    django.setup()
     people = create_data(arguments)
     cookies = session_cookies(people.technicians)
 
