@@ -120,4 +120,6 @@ def test_pages_are_sent_compressed_to_browsers_that_accept_it(client, technician
     assert packed["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in packed["Vary"]
     assert "Mes commandes" in gzip.decompress(packed.content).decode()
-    assert len(packed.content) < len(plain.content) / 2
+    # Django pads each gzip body with up to 100 random bytes (its BREACH
+    # mitigation), so the ratio is compared with room for that padding.
+    assert len(packed.content) - 100 < len(plain.content) / 2
