@@ -23,6 +23,11 @@ import redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+# The scripts import the portal (`portal.settings`) whether or not they are run
+# through `make bench`, which also sets PYTHONPATH and DJANGO_SETTINGS_MODULE.
+if str(BASE_DIR) not in sys.path:
+    sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 
 class Processes:

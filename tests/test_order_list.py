@@ -327,6 +327,32 @@ def test_search_finds_every_word_in_reference_address_or_occupant(
     assert references(signed_in.get(LIST, {"q": query})) == found
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes exist on PostgreSQL only")
+def test_search_finds_its_rows_through_the_trigram_indexes_on_postgresql(contract, asset):
+    """The indexes of migration 0009 are on the very expression Django writes
+    for `icontains` (else PostgreSQL reads every order on each search)."""
+    an_order(contract, "OPH57-0001", asset=asset, occupant_name="M. Paul Lefèvre")
+    sql, params = Order.objects.search("Lefèvre").values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        # A handful of rows are cheaper to read whole or by key: the planner
+        # is told not to, which leaves it the bitmap scans of the indexes.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    for index in (
+        "orders_order_reference_trgm",
+        "orders_order_occupant_name_trgm",
+        "portal_asset_address_trgm",
+        "portal_asset_address_complement_trgm",
+        "portal_asset_postcode_trgm",
+        "portal_asset_city_trgm",
+        "portal_asset_label_trgm",
+    ):
+        assert index in plan, plan
+    assert list(Order.objects.search("lefèvre").values_list("reference", flat=True)) == ["OPH57-0001"]
+
+
 # --- Sorting -----------------------------------------------------------------------
 
 
