@@ -327,7 +327,7 @@ def test_search_finds_every_word_in_reference_address_or_occupant(
     assert references(signed_in.get(LIST, {"q": query})) == found
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes exist on PostgreSQL only")
+@pytest.mark.postgres
 def test_search_finds_its_rows_through_the_trigram_indexes_on_postgresql(contract, asset):
     """The indexes of migration 0009 are on the very expression Django writes
     for `icontains` (else PostgreSQL reads every order on each search)."""
