@@ -327,6 +327,33 @@ def test_search_finds_every_word_in_reference_address_or_occupant(
     assert references(signed_in.get(LIST, {"q": query})) == found
 
 
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("%", []),  # LIKE's wildcards are searched as such
+        ("_", []),
+        ("0001'", []),
+        ("\\", []),
+        ("ab", []),  # shorter than a trigram
+        ("x" * 100, []),
+    ],
+)
+def test_search_takes_odd_words_literally(signed_in, contract, asset, query, found):
+    an_order(contract, "OPH57-0001", asset=asset, occupant_name="M. Paul Lefèvre")
+    response = signed_in.get(LIST, {"q": query})
+    assert response.status_code == HTTPStatus.OK
+    assert references(response) == found
+
+
+@pytest.mark.parametrize("query", ["Metz\x00", "x" * 101])
+def test_a_search_the_form_refuses_is_left_out_with_a_note(signed_in, contract, asset, query):
+    an_order(contract, "OPH57-0001", asset=asset)
+    response = signed_in.get(LIST, {"q": query})
+    assert response.status_code == HTTPStatus.OK
+    assert "Filtre « Rechercher » ignoré" in response.content.decode()
+    assert references(response) == ["OPH57-0001"]
+
+
 @pytest.mark.postgres
 def test_search_finds_its_rows_through_the_trigram_indexes_on_postgresql(contract, asset):
     """The indexes of migration 0009 are on the very expression Django writes

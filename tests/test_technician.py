@@ -185,6 +185,19 @@ def test_the_search_finds_orders_by_reference_or_address(signed_in, contract, cl
     assert 'value="saint-louis metz"' in by_address
 
 
+@pytest.mark.parametrize(("query", "found"), [("%", []), ("_", []), ("OPH'", []), ("OPH\x00", ["OPH-111"])])
+def test_the_search_takes_odd_words_literally_and_ignores_what_it_cannot_read(
+    signed_in, contract, technician, query, found
+):
+    an_order(contract, technician, "OPH-111")
+
+    response = signed_in.get("/mes-commandes/", {"q": query})
+
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert ("OPH-111" in html) == bool(found)
+
+
 def test_the_search_with_htmx_answers_with_the_list_only(signed_in, contract, technician):
     an_order(contract, technician, "OPH-111")
 
