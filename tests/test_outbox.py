@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+import time_machine
 from django.core import mail
 from django.db import transaction
 from django.utils import timezone
@@ -14,6 +15,7 @@ from orders import services
 from orders.models import Order
 from portal.relay import delivery, watch
 from portal.relay.models import Breach, Connection, MessageStatus, OutboxMessage, ServiceLevelWarning
+from tests.conftest import PARIS
 
 
 @pytest.fixture
@@ -137,7 +139,15 @@ def test_the_watch_emails_supervisors_and_office_once_at_five_minutes(
     assert ServiceLevelWarning.objects.count() == 1
 
 
-def test_a_message_waiting_past_fifteen_minutes_is_a_breach_that_grows(connection, order, technician):
+@pytest.fixture
+def mid_month():
+    """Mid-month: a change 20 minutes ago is this month's breach (at 00:10 on
+    the 1st, Paris time, it would be last month's)."""
+    with time_machine.travel(datetime(2026, 12, 15, 10, 0, tzinfo=PARIS), tick=False):
+        yield
+
+
+def test_a_message_waiting_past_fifteen_minutes_is_a_breach_that_grows(mid_month, connection, order, technician):
     services.acknowledge_order(order, actor=technician)
     oldest = messages_of(order)[0]
     age(oldest, 20)
