@@ -7,6 +7,7 @@ import re
 from collections import Counter
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import transaction
 from django.test import override_settings
@@ -35,8 +36,10 @@ def seed(*args: str) -> str:
 @pytest.fixture(scope="module")
 def seeded(django_db_setup, django_db_blocker):
     """Seed once for the module, in a transaction rolled back at its end; each
-    test runs in a savepoint inside it."""
+    test runs in a savepoint inside it. The clock stops meanwhile, so that the
+    tests' "today" is the seed's, even when midnight passes between them."""
     with (
+        time_machine.travel(timezone.now(), tick=False),
         override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]),
         django_db_blocker.unblock(),
         transaction.atomic(),
