@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from http import HTTPStatus
 
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from orders import services
 from orders.models import Order
@@ -216,6 +217,21 @@ def test_the_week_across_the_change_to_summer_time_ends_on_sunday_night(signed_i
     an_order(contract, "ETE-1", technician=technician, appointment_at=at(29, 23, 30, month=3))
     html = signed_in.get(f"{URL}?semaine=2026-W13").content.decode()
     assert cells_of(html, "ETE-1") == [6]
+
+
+def test_the_current_week_is_read_from_one_instant_even_at_midnight(signed_in, monkeypatch):
+    """Midnight passes while the page is built: the clock read on Sunday 6 December,
+    then on Monday 7. The week is Sunday's, not one from Sunday to Saturday (the
+    Sunday minus the Monday's weekday)."""
+    readings = iter([date(2026, 12, 6)])
+    paris_date = timezone.localdate
+
+    def localdate(value=None, *args):
+        return paris_date(value, *args) if value is not None else next(readings, date(2026, 12, 7))
+
+    monkeypatch.setattr("django.utils.timezone.localdate", localdate)
+    html = signed_in.get(URL).content.decode()
+    assert "semaine 49, du lundi 30 novembre au dimanche 6 décembre 2026" in html
 
 
 @pytest.mark.parametrize("week", ["2026-49", "2025-W53", "semaine", "2026-W00", "9999-W01"])

@@ -254,7 +254,8 @@ def week_orders(user: User, start: datetime, end: datetime) -> list[Order]:
 @role_required(Role.SUPERVISOR, Role.OFFICE)
 def planning(request: HttpRequest) -> HttpResponse:
     """The week's planning (two queries, whatever the number of orders)."""
-    this_monday = timezone.localdate() - timedelta(days=timezone.localdate().weekday())
+    today = timezone.localdate()  # read once: at midnight, two readings may be two days
+    this_monday = today - timedelta(days=today.weekday())
     asked = request.GET.get(WEEK_PARAM, "").strip()
     monday = parse_week(asked) if asked else this_monday
     week_error = ""
@@ -267,8 +268,8 @@ def planning(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": rows,
         "days": [monday + timedelta(days=offset) for offset in range(7)],
-        "today": timezone.localdate(),
-        "today_index": (timezone.localdate() - monday).days,
+        "today": today,
+        "today_index": (today - monday).days,
         "monday": monday,
         "sunday": monday + timedelta(days=6),
         "week": week_param(monday),
