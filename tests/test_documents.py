@@ -10,11 +10,12 @@ import io
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 
 import httpx
 import pytest
+import time_machine
 from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -33,6 +34,7 @@ from orders import services, uploads
 from orders.models import Document, DocumentKind
 from portal.relay import delivery, intent
 from portal.relay.models import Connection, MessageKind, MessageStatus, OutboxMessage
+from tests.conftest import PARIS
 from tests.conftest import SANDBOX_CLIENT_ID as CLIENT_ID
 from tests.conftest import SANDBOX_CLIENT_SECRET as CLIENT_SECRET
 
@@ -201,7 +203,16 @@ def test_a_file_over_20_mb_is_refused_before_any_of_it_is_read():
 # --- The upload page ---------------------------------------------------------------
 
 
-def test_a_good_pdf_upload_becomes_a_document_and_a_document_message(client, started, technician, offline_connection):
+@pytest.fixture
+def half_past_midnight():
+    """00:30 on Tuesday 1 December in Paris, still Monday 30 November in UTC."""
+    with time_machine.travel(datetime(2026, 12, 1, 0, 30, tzinfo=PARIS), tick=False):
+        yield
+
+
+def test_a_good_pdf_upload_becomes_a_document_and_a_document_message(
+    half_past_midnight, client, started, technician, offline_connection
+):
     client.force_login(technician)
     content = pdf_bytes()
 
@@ -211,7 +222,7 @@ def test_a_good_pdf_upload_becomes_a_document_and_a_document_message(client, sta
     assert response["Location"] == f"/commandes/{started.pk}/"
     document = Document.objects.get()
     assert (document.order, document.kind, document.created_by) == (started, DocumentKind.UPLOADED_REPORT, technician)
-    assert document.title == f"Rapport d'intervention {started.reference} déposé le {timezone.localdate():%d/%m/%Y}"
+    assert document.title == f"Rapport d'intervention {started.reference} déposé le 01/12/2026"
     assert document.file_name == "CR_1234.pdf"
     assert (document.size, document.sha256) == (len(content), hashlib.sha256(content).hexdigest())
     with document.file.open("rb") as stream:
