@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from http import HTTPStatus
+from time import sleep
 
 import httpx
 import pytest
@@ -51,10 +52,20 @@ def today_at(hour: int) -> datetime:
     return timezone.make_aware(datetime.combine(timezone.localdate(), time(hour)), PARIS)
 
 
+def not_across_midnight(margin: timedelta = timedelta(minutes=3)) -> None:
+    """The orders are made for today and the pages read later: when midnight
+    (Paris time) is that close, wait for it, else "today" is two days."""
+    now = timezone.localtime()
+    left = timezone.make_aware(datetime.combine(now.date() + timedelta(days=1), time.min), PARIS) - now
+    if left < margin:
+        sleep(left.total_seconds() + 1)
+
+
 @pytest.fixture
 def morning(platform, connection, contract, asset, service_code, technician, other_technician) -> Morning:
     """Four orders built through the services, their logs delivered; then the
     platform refuses the late order's next log, and a change waits behind it."""
+    not_across_midnight()
     now = timezone.now()
     lines = [
         {"reference": "L1", "label": "Recherche de fuite", "quantity": Decimal(1), "unit_price": Decimal("65.00")},
