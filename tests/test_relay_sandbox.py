@@ -421,6 +421,44 @@ def test_while_the_platform_is_down_messages_wait_with_backoff_and_nothing_is_lo
     assert_on_platform_once_in_order(platform, order)
 
 
+def test_once_the_platform_answers_again_the_messages_waiting_out_their_backoff_go_at_once(
+    platform, connection, contract, service_code, asset
+):
+    set_behaviour(platform, down=True)
+    waiting = make_orders(contract, service_code, asset, 3)
+    heads = [order.outbox_messages.get(sequence=1) for order in waiting]
+    for _ in range(6):  # six failures each: backoffs of 32 to 64 s
+        OutboxMessage.objects.filter(pk__in=[head.pk for head in heads]).update(next_attempt_at=timezone.now())
+        assert deliver_due() == ["retry"] * 3
+    connection.refresh_from_db()
+    assert connection.failing_since is not None
+    # The platform slows the last one down (429): that wait is the platform's to keep.
+    set_behaviour(platform, down=False, error_rate_429=1)
+    OutboxMessage.objects.filter(pk=heads[2].pk).update(next_attempt_at=timezone.now())
+    assert deliver_due() == ["retry"]
+    heads[2].refresh_from_db()
+    slowed_until = heads[2].next_attempt_at
+    assert (heads[2].last_status_code, slowed_until > timezone.now() + timedelta(seconds=20)) == (429, True)
+    assert deliver_due() == []  # the others wait out their backoff
+
+    # A new change goes through: the platform is back, and what waited goes now,
+    # without waiting out its backoff (no clock moved, no message touched here).
+    set_behaviour(platform, error_rate_429=0)
+    fresh = services.register_order(
+        contract=contract, reference="OPH57_NOUVELLE", actor=None, asset=asset, service_code=service_code
+    )
+    outcomes = []
+    for _ in range(5):
+        outcomes += deliver_due()
+    for order in [fresh, *waiting[:2]]:
+        assert_on_platform_once_in_order(platform, order)
+    connection.refresh_from_db()
+    assert connection.failing_since is None
+    heads[2].refresh_from_db()
+    assert (heads[2].status, heads[2].next_attempt_at) == (MessageStatus.PENDING, slowed_until)
+    assert set(outcomes) == {"delivered"}
+
+
 def test_with_30_percent_of_answers_500_every_change_arrives_once_and_in_order(
     platform, connection, contract, service_code, asset, technician
 ):

@@ -92,7 +92,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     form = ConnectionForm
     list_display = ["client", "kind", "enabled", "api_base_url", "waiting", "oldest_waiting"]
     list_filter = ["kind", "enabled"]
-    readonly_fields = ["webhook_address", "secret_state", "token_expires_at", "created_at"]
+    readonly_fields = ["webhook_address", "secret_state", "token_expires_at", "failing_since", "created_at"]
     fieldsets = [
         (None, {"fields": ["client", "kind", "enabled"]}),
         (
@@ -101,7 +101,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         ),
         ("Webhook (appels de la plateforme)", {"fields": ["webhook_address", "webhook_hmac_secret", "secret_state"]}),
         ("Documents", {"fields": ["document_type", "document_family"]}),
-        ("État", {"fields": ["token_expires_at", "created_at"]}),
+        ("État", {"fields": ["token_expires_at", "failing_since", "created_at"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:

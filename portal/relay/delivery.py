@@ -310,9 +310,14 @@ def finish(
             "queued_at": None,
         }
     following = None
+    recovered = 0
     with transaction.atomic():
         # Only the holder of the lease records an outcome.
         updated = OutboxMessage.objects.filter(pk=message.pk, lease_until=message.lease_until).update(**changes)
+        if updated and delivered and message.connection.failing_since is not None:
+            recovered = retry_now_after_recovery(message.connection, now)
+        elif updated and result.outcome in (Outcome.RETRY, Outcome.AMBIGUOUS) and result.status_code != 429:
+            Connection.objects.filter(pk=message.connection_id, failing_since__isnull=True).update(failing_since=now)
         DeliveryAttempt.objects.create(
             message=message,
             started_at=started,
@@ -329,13 +334,32 @@ def finish(
     if not updated:
         logger.warning("Lease of message %s expired before its outcome was recorded.", message.pk)
         return None
-    if delivered and following is None:
+    if recovered:
+        sweep()
+    elif delivered and following is None:
         queue_next(message)
     elif result.outcome == Outcome.REJECTED:
         from portal.relay import notify
 
         notify.message_rejected(message.pk)
     return following
+
+
+def retry_now_after_recovery(connection: Connection, now: datetime) -> int:
+    """The platform answers again: its messages waiting out a backoff (up to 10
+    minutes) are due now rather than later, since the 15 minutes run for them
+    too. Those the platform itself asked to slow down (429) keep their wait.
+    Inside the transaction that records the delivery; returns how many."""
+    if not Connection.objects.filter(pk=connection.pk, failing_since__isnull=False).update(failing_since=None):
+        return 0  # another worker saw the recovery first
+    connection.failing_since = None
+    waiting = OutboxMessage.objects.filter(
+        connection_id=connection.pk, status=MessageStatus.PENDING, next_attempt_at__gt=now
+    ).exclude(last_status_code=429)
+    count = waiting.update(next_attempt_at=now)
+    if count:
+        logger.info("Connection %s answers again: %s waiting message(s) retried now.", connection.pk, count)
+    return count
 
 
 def _take_following(message: OutboxMessage, now: datetime) -> OutboxMessage | None:

@@ -48,6 +48,10 @@ class Connection(models.Model):
     # The OAuth token, shared by every worker; renewed shortly before it expires.
     access_token_encrypted = models.TextField(blank=True, editable=False)
     token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set at the first send that fails for want of the platform (down, 5xx, a
+    # timeout), cleared by the next that goes through: the relay then retries at
+    # once the messages that were waiting out their backoff.
+    failing_since = models.DateTimeField("en échec depuis", null=True, blank=True, editable=False)
     created_at = models.DateTimeField("créée le", auto_now_add=True)
 
     class Meta:
