@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from portal.relay.models import Connection
+from tests.e2e.helpers import phone_page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -68,19 +69,9 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def phone(browser) -> Iterator:
-    """A page in a phone-sized context, in French and in Paris time."""
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        locale="fr-FR",
-        timezone_id="Europe/Paris",
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+    """A page on a common phone (390 × 844)."""
+    with phone_page(browser) as page:
+        yield page
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""What the browser tests share: delivering the outbox as the workers would,
-and the screenshots with their checks."""
+"""What the browser tests share: a phone-sized page, delivering the outbox as
+the workers would, and the screenshots with their checks."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.utils import timezone
@@ -11,6 +13,24 @@ from playwright.sync_api import Page
 
 from portal.relay import delivery
 from portal.relay.models import DeliveryAttempt, MessageStatus, OutboxMessage
+
+
+@contextmanager
+def phone_page(browser, width: int = 390, height: int = 844) -> Iterator:
+    """A page in a phone-sized context (touch), in French and in Paris time."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="fr-FR",
+        timezone_id="Europe/Paris",
+    )
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def drain(*, rounds: int = 50, seconds: float = 30) -> list[str]:

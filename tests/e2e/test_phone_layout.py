@@ -17,6 +17,7 @@ from playwright.sync_api import Page
 
 from orders import services
 from tests.conftest import PASSWORD
+from tests.e2e.helpers import phone_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("database_before_the_live_server")]
 
@@ -59,18 +60,8 @@ TARGETS_TOO_SMALL = """
 
 @pytest.fixture
 def narrow_phone(browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 360, "height": 640},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        locale="fr-FR",
-        timezone_id="Europe/Paris",
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+    with phone_page(browser, width=360, height=640) as page:
+        yield page
 
 
 def sign_in(page: Page, base: str, username: str) -> None:
