@@ -1092,7 +1092,7 @@ def count_of(query: str) -> int:
     from django.http import QueryDict
     from django.utils import timezone
 
-    from orders.pilotage.listing import Filters, OrderFilterForm, filtered_orders
+    from orders.supervisor.listing import Filters, OrderFilterForm, filtered_orders
     from portal.models import Role, User
 
     supervisor = User.objects.filter(role=Role.SUPERVISOR).first()
@@ -1134,7 +1134,7 @@ def download(base_url: str, cookie: str, url: str, gunicorn_pid: int, access_log
     growth = after.get("VmHWM", 0) - before.get(pid, {}).get("VmRSS", 0) if after else -1
     text = bytes(body).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
-    from orders.pilotage.listing import CSV_COLUMNS
+    from orders.supervisor.listing import CSV_COLUMNS
 
     return Export(
         rows=len(rows) - 1,

@@ -37,9 +37,8 @@ from orders.models import (
     OrderLine,
     ReportPhoto,
 )
-from orders.states import ACTION_LABELS, Action, TransitionError
-
-REFUSALS = (services.ServiceError, TransitionError)
+from orders.states import ACTION_LABELS, Action
+from portal.errors import Refused
 
 # Each action page calls one service, with the action form's cleaned data.
 ACTION_SERVICES = {
@@ -255,7 +254,7 @@ class OrderAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except REFUSALS as error:
+        except Refused as error:
             # The admin saved in a transaction, now rolled back: nothing was
             # written. Show the same form again, as it was filled in, with the
             # service's refusal as the form's error (see get_form).
@@ -378,7 +377,7 @@ class OrderAdmin(admin.ModelAdmin):
             if form.is_valid():
                 try:
                     event = ACTION_SERVICES[action](order, actor=request.user, **form.cleaned_data)
-                except REFUSALS as error:
+                except Refused as error:
                     form.add_error(None, str(error))
                 else:
                     messages.success(request, event.label)
@@ -411,7 +410,7 @@ class OrderAdmin(admin.ModelAdmin):
         for order in queryset:
             try:
                 services.acknowledge_order(order, actor=request.user)
-            except REFUSALS as error:
+            except Refused as error:
                 messages.error(request, f"{order.reference} : {error}")
             else:
                 acknowledged += 1

@@ -19,9 +19,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 from orders import services
 from orders.models import Document, DocumentKind, InterventionReport, Order
 from orders.report_forms import DocumentUploadForm, ReportForm
-from orders.states import TransitionError
-
-REFUSALS = (services.ServiceError, TransitionError)
+from portal.errors import Refused
 
 
 def _order_for(request: HttpRequest, order_id: int) -> Order:
@@ -41,7 +39,7 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             report = services.submit_report(order, actor=request.user, **form.service_arguments())
-        except REFUSALS as error:
+        except Refused as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, "Rapport d'intervention enregistré.")
@@ -74,7 +72,7 @@ def report_retry(request: HttpRequest, order_id: int, report_id: int) -> HttpRes
     report = _report_for(order, report_id)
     try:
         services.retry_report_pdf(report, actor=request.user)
-    except REFUSALS as error:
+    except Refused as error:
         messages.error(request, str(error))
     else:
         messages.success(request, "La production du PDF est relancée.")
@@ -99,7 +97,7 @@ def document_upload(request: HttpRequest, order_id: int) -> HttpResponse:
                 title=title,
                 file_name=upload.name or "",
             )
-        except REFUSALS as error:
+        except Refused as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, "Rapport déposé : il part vers la plateforme du client.")

@@ -47,16 +47,17 @@ from orders.models import (
     ReportPhoto,
     SignatureStatus,
 )
-from orders.states import Action, Facts, State, TransitionError
+from orders.states import Action, Facts, State
+from portal.errors import Refused
 from portal.models import Asset, Contract, ServiceCode, User
 from portal.relay import outbox
 
-__all__ = ["ConcurrentChange", "ServiceError", "TransitionError"]
+__all__ = ["ConcurrentChange", "ServiceError"]
 
 logger = logging.getLogger(__name__)
 
 
-class ServiceError(Exception):
+class ServiceError(Refused):
     """A change refused for a reason people can fix; `str()` is French."""
 
 

@@ -18,6 +18,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from portal.errors import Refused
+
 
 class State(StrEnum):
     TO_ACKNOWLEDGE = "to_acknowledge"
@@ -170,7 +172,7 @@ TRANSITIONS: dict[Action, dict[State, State | None]] = {
 }
 
 
-class TransitionError(Exception):
+class TransitionError(Refused):
     """An action the state machine refuses. `str()` is a French sentence for people."""
 
     def __init__(self, state: State, action: Action, message: str) -> None:

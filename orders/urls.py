@@ -7,7 +7,7 @@ from orders import views
 app_name = "orders"
 urlpatterns = [
     path("mes-commandes/", views.my_orders, name="my_orders"),
-    path("pilotage/", include("orders.pilotage.urls")),
+    path("pilotage/", include("orders.supervisor.urls")),
     path("commandes/<int:pk>/", views.order_detail, name="detail"),
     path("commandes/<int:pk>/prendre-en-compte/", views.order_acknowledge, name="acknowledge"),
     path("commandes/<int:pk>/planifier/", views.order_plan, name="plan"),

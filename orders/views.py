@@ -1,5 +1,5 @@
 """The technician's pages: their orders, and one order with the actions its state
-allows; the supervisor's pages are in orders/pilotage/.
+allows; the supervisor's pages are in orders/supervisor/.
 
 Every action is a POST to `/commandes/<id>/<action>/` that works as a plain form
 (then a redirect to the order) and with htmx (then the order's panel, rendered
@@ -40,11 +40,10 @@ from orders.forms import (
     TechnicianSuspendForm,
 )
 from orders.models import ActionReceipt, Order, OrderEvent
-from orders.states import DONE_STATES, WORK_STATES, Action, State, TransitionError
+from orders.states import DONE_STATES, WORK_STATES, Action, State
 from portal.access import get_order_for, role_required
+from portal.errors import Refused
 from portal.models import Role
-
-REFUSALS = (services.ServiceError, TransitionError)
 
 RECENTLY_FINISHED = timedelta(days=7)
 
@@ -297,7 +296,7 @@ def _act(
                 key,
                 lambda: service(order if target is None else target, actor=request.user, **form.cleaned_data),
             )
-        except REFUSALS as error:
+        except Refused as error:
             form.add_error(None, str(error))
         else:
             if replay:

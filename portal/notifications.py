@@ -105,7 +105,7 @@ def send(template: str, context: Mapping[str, Any], to: Iterable[str]) -> int:
 
 
 def _order_link(order: Order) -> str:
-    from orders.pilotage.planning import order_url
+    from orders.supervisor.planning import order_url
 
     return settings.SITE_URL + order_url(order.pk)
 

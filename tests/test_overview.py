@@ -296,7 +296,7 @@ def test_the_relay_health_shows_the_oldest_waiting_message_the_rejected_and_the_
     ],
 )
 def test_the_relays_colour_warns_of_a_refusal_even_with_nothing_waiting(waiting_for, rejected, level):
-    from orders.pilotage.overview import RelaySummary
+    from orders.supervisor.overview import RelaySummary
 
     summary = RelaySummary(waiting=int(waiting_for is not None), rejected=rejected, breaches=0, oldest_age=waiting_for)
     assert summary.level == level

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from orders import services
 from orders.models import Order, OrderEvent
-from orders.pilotage.timeline import format_duration
+from orders.supervisor.timeline import format_duration
 from orders.states import State
 from portal.models import Role, ServiceCode
 from portal.relay import delivery

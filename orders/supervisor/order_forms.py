@@ -1,4 +1,4 @@
-"""The forms of the supervisor's order page (orders/pilotage/order.py).
+"""The forms of the supervisor's order page (orders/supervisor/order.py).
 
 They only parse what people type; whether the change is allowed is the
 services' business (their French ServiceError or TransitionError is shown on

@@ -31,8 +31,9 @@ from django_htmx.http import reswap
 
 from orders import deadlines, services, views
 from orders.models import ExtensionDecision, ExtensionRequest, Order
-from orders.pilotage import timeline
-from orders.pilotage.order_forms import (
+from orders.states import WORK_STATES, Action
+from orders.supervisor import timeline
+from orders.supervisor.order_forms import (
     AssignForm,
     DetailsForm,
     ExtensionRequestForm,
@@ -41,20 +42,19 @@ from orders.pilotage.order_forms import (
     ObservationForm,
     extension_answer_form,
 )
-from orders.states import WORK_STATES, Action, TransitionError
 from portal.access import get_order_for, role_required
+from portal.errors import Refused
 from portal.models import Role
 from portal.relay import services as relay_services
 from portal.relay.models import OutboxMessage
 from portal.relay.views import ResolveForm
 
 TEMPLATE = "orders/supervisor_order.html"
-REFUSALS = (services.ServiceError, TransitionError)
 supervisors = role_required(Role.SUPERVISOR, Role.OFFICE)
 
 
 @dataclass(frozen=True)
-class Refused:
+class RefusedForm:
     """A form sent and refused: shown again where it was, with the reason above."""
 
     key: str
@@ -65,7 +65,7 @@ class Refused:
 # --- The page ----------------------------------------------------------------------
 
 
-def _state_buttons(order: Order, refused: Refused | None) -> list[views.ActionButton]:
+def _state_buttons(order: Order, refused: RefusedForm | None) -> list[views.ActionButton]:
     """The technician's state actions, posted here (the supervisor comes back to this page)."""
     buttons = []
     for action in views.ACTION_FORMS:
@@ -86,7 +86,7 @@ def _state_buttons(order: Order, refused: Refused | None) -> list[views.ActionBu
     return buttons
 
 
-def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: Refused | None) -> dict[str, Any]:
+def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: RefusedForm | None) -> dict[str, Any]:
     """Observations and extensions: the forms, and the deadlines that govern them."""
     observation_deadline = deadlines.observation_deadline(order.received_at)
     pending = next((extension for extension in extensions if extension.is_pending), None)
@@ -109,11 +109,11 @@ def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: R
     }
 
 
-def _refused_or(refused: Refused | None, key: str, make: Callable[[], forms.Form]) -> forms.Form:
+def _refused_or(refused: RefusedForm | None, key: str, make: Callable[[], forms.Form]) -> forms.Form:
     return refused.form if refused is not None and refused.key == key else make()
 
 
-def _context(order: Order, *, notice: str = "", refused: Refused | None = None) -> dict[str, Any]:
+def _context(order: Order, *, notice: str = "", refused: RefusedForm | None = None) -> dict[str, Any]:
     now = timezone.now()
     lines = list(order.lines.select_related("price_item"))
     extensions = list(order.extension_requests.select_related("requested_by", "answered_by"))
@@ -194,7 +194,7 @@ def _change(
     if form.is_valid():
         try:
             notice = apply(form.cleaned_data)
-        except REFUSALS as error:
+        except Refused as error:
             form.add_error(None, str(error))
         else:
             if not request.htmx:
@@ -202,7 +202,7 @@ def _change(
                 return redirect(reverse("orders:supervisor_order", args=[order.pk]) + f"#{anchor}")
             return _render(request, get_order_for(request, order.pk), notice=notice)
     # Reloaded: the order may have changed meanwhile.
-    response = _render(request, get_order_for(request, order.pk), refused=Refused(key, form, anchor))
+    response = _render(request, get_order_for(request, order.pk), refused=RefusedForm(key, form, anchor))
     return reswap(response, "outerHTML show:window:top") if request.htmx else response
 
 

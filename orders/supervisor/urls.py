@@ -3,6 +3,6 @@ the `orders` namespace."""
 
 from __future__ import annotations
 
-from orders.pilotage import listing, order, overview, planning
+from orders.supervisor import listing, order, overview, planning
 
 urlpatterns = overview.urlpatterns + listing.urlpatterns + order.urlpatterns + planning.urlpatterns

@@ -27,8 +27,9 @@ from django.views.decorators.http import require_POST
 
 from orders import services
 from orders.models import Order
-from orders.states import WORK_STATES, Action, State, TransitionError
+from orders.states import WORK_STATES, Action, State
 from portal.access import get_order_for, role_required
+from portal.errors import Refused
 from portal.models import Role, User
 
 # An appointment holds its technician for this long: two appointments of one
@@ -39,7 +40,6 @@ WEEK_PARAM = "semaine"
 WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{1,2})$")
 # Far enough for any real planning, near enough that a week after it still exists.
 FIRST_YEAR, LAST_YEAR = 2000, 2200
-REFUSALS = (services.ServiceError, TransitionError)
 
 
 # --- Weeks -----------------------------------------------------------------------
@@ -371,7 +371,7 @@ def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
         del data["technician"]
     try:
         labels = apply_change(order, data, actor=request.user)
-    except REFUSALS as error:
+    except Refused as error:
         messages.error(request, f"Commande {order.reference} : rien n'a été modifié. {error}")
     else:
         if labels:
