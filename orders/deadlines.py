@@ -26,6 +26,10 @@ from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
+# An order whose due date falls within this is "due soon": the overview's
+# and the list's filter, and the supervisors' warning email.
+DUE_SOON = timedelta(hours=48)
+
 PARIS = ZoneInfo("Europe/Paris")
 
 OBSERVATION_DAYS = 15  # §3.7.2

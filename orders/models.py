@@ -18,6 +18,7 @@ from django.db import connections, models
 from django.db.models import BooleanField, F, Func, Q, Sum
 from django.utils import timezone
 
+from orders.deadlines import DUE_SOON
 from orders.states import (
     CLOSE_OUTCOME_LABELS,
     OPEN_STATES,
@@ -59,6 +60,17 @@ class _EqualsAny(Func):
     arg_joiner = " = ANY("
     template = "%(expressions)s)"
     output_field = BooleanField()
+
+
+def late_condition(now: datetime) -> Q:
+    """Late: the works are not finished and the due date has passed (the one
+    definition, for filters and annotations alike; `Order.is_late_at` agrees)."""
+    return Q(state__in=WORK_STATES, due_at__lt=now)
+
+
+def due_soon_condition(now: datetime) -> Q:
+    """Due soon: not late yet, but will be within `deadlines.DUE_SOON` (48 hours)."""
+    return Q(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + DUE_SOON)
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -103,11 +115,15 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
     def late(self, now: datetime) -> OrderQuerySet:
         """Orders whose works are not finished and whose due date has passed."""
-        return self.filter(state__in=WORK_STATES, due_at__lt=now)
+        return self.filter(late_condition(now))
 
     def late_within(self, now: datetime, delta: timedelta) -> OrderQuerySet:
         """Orders not late yet that will be if their works are not finished within `delta`."""
         return self.filter(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + delta)
+
+    def due_soon(self, now: datetime) -> OrderQuerySet:
+        """Orders not late yet that will be within `deadlines.DUE_SOON` (48 hours)."""
+        return self.filter(due_soon_condition(now))
 
 
 class Order(models.Model):

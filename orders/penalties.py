@@ -30,15 +30,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from portal.limits import SHARING_LIMIT
+
 CENT = Decimal("0.01")
 LATE_DIVISOR = 3000
 LATE_CAP_PERCENT = 10
 EXEMPTION_THRESHOLD = Decimal("1000.00")
 DATA_SHARING_PER_DAY = Decimal("150.00")
-# The 15-minute limit of the platform annex (§2.9). The relay measures the same
-# limit as `portal.relay.delivery.SERVICE_LEVEL`; a test keeps the two equal
-# (this module may not import Django code).
-SHARING_LIMIT = timedelta(minutes=15)
 DAY = timedelta(days=1)
 NBSP = "\u00a0"  # between thousands, and before units, as French typography wants
 

@@ -17,15 +17,10 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from orders import services
+from orders.access import get_order_for
 from orders.models import Document, DocumentKind, InterventionReport, Order
 from orders.report_forms import DocumentUploadForm, ReportForm
 from portal.errors import Refused
-
-
-def _order_for(request: HttpRequest, order_id: int) -> Order:
-    """The order, if the signed-in person may see it; a 404 otherwise."""
-    orders = Order.objects.visible_to(request.user).select_related("contract__client", "asset")
-    return get_object_or_404(orders, pk=order_id)
 
 
 def _report_for(order: Order, report_id: int) -> InterventionReport:
@@ -34,7 +29,7 @@ def _report_for(order: Order, report_id: int) -> InterventionReport:
 
 @login_required
 def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
-    order = _order_for(request, order_id)
+    order = get_order_for(request, order_id)
     form = ReportForm(request.POST or None, request.FILES or None, initial={"signatory_name": order.occupant_name})
     if request.method == "POST" and form.is_valid():
         try:
@@ -52,7 +47,7 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
 def report_detail(request: HttpRequest, order_id: int, report_id: int) -> HttpResponse:
     """The report and its PDF's progress; for htmx's polling, only the progress,
     with 286 (stop polling) once the PDF is there or has failed."""
-    order = _order_for(request, order_id)
+    order = get_order_for(request, order_id)
     report = _report_for(order, report_id)
     context = {"order": order, "report": report}
     if request.htmx:
@@ -68,7 +63,7 @@ def report_detail(request: HttpRequest, order_id: int, report_id: int) -> HttpRe
 @login_required
 @require_POST
 def report_retry(request: HttpRequest, order_id: int, report_id: int) -> HttpResponse:
-    order = _order_for(request, order_id)
+    order = get_order_for(request, order_id)
     report = _report_for(order, report_id)
     try:
         services.retry_report_pdf(report, actor=request.user)
@@ -81,7 +76,7 @@ def report_retry(request: HttpRequest, order_id: int, report_id: int) -> HttpRes
 
 @login_required
 def document_upload(request: HttpRequest, order_id: int) -> HttpResponse:
-    order = _order_for(request, order_id)
+    order = get_order_for(request, order_id)
     form = DocumentUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]

@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import formats, timezone, translation
 
-from orders import deadlines, states
+from orders import deadlines, sharing, states
 from orders.images import ProcessedImage
 from orders.models import (
     PDF_STALLED_AFTER,
@@ -50,7 +50,6 @@ from orders.models import (
 from orders.states import Action, Facts, State
 from portal.errors import Refused
 from portal.models import Asset, Contract, ServiceCode, User
-from portal.relay import outbox
 
 __all__ = ["ConcurrentChange", "ServiceError"]
 
@@ -116,7 +115,7 @@ def _share(order: Order, event: OrderEvent) -> None:
     """The seam with the relay: every change to an order passes here, inside
     the service's transaction, so the message that tells the client's platform
     is recorded atomically with the change itself."""
-    outbox.record(order, event)
+    sharing.share_event(order, event)
 
 
 def _record(
@@ -850,7 +849,7 @@ def requeue_stalled_report_pdfs() -> tuple[int, int]:
 def _share_document(order: Order, event: OrderEvent, document: Document) -> None:
     """The seam with the relay for documents: the file goes to the platform as a
     document message, in sequence with the order's logs (same outbox)."""
-    outbox.record_document(order, event, document)
+    sharing.share_document(order, event, document)
 
 
 def _download_name(name: str, default: str) -> str:

@@ -8,7 +8,7 @@ import random
 from celery import shared_task
 from django.db import OperationalError
 
-from orders import pdf, services
+from orders import notifications, pdf, services
 from orders.models import InterventionReport, PdfStatus
 
 logger = logging.getLogger(__name__)
@@ -70,3 +70,15 @@ def sweep_report_pdfs() -> str:
     if requeued or given_up:
         logger.info("Report PDFs: %s asked again, %s given up", requeued, given_up)
     return f"{requeued} asked again, {given_up} given up"
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
+def announce_new_orders() -> int:
+    """Every minute: email the orders received since the last run (each once)."""
+    return notifications.announce_new_orders()
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
+def warn_orders_late_soon() -> int:
+    """Every 15 minutes: email the orders that will be late within 48 hours (each once per due date)."""
+    return notifications.warn_late_soon()

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from orders import views
+from orders import offline, report_views, views
 
 app_name = "orders"
 urlpatterns = [
+    # At the root, so that its scope covers every page of the technician's.
+    path("sw.js", offline.service_worker, name="service_worker"),
     path("mes-commandes/", views.my_orders, name="my_orders"),
     path("pilotage/", include("orders.supervisor.urls")),
     path("commandes/<int:pk>/", views.order_detail, name="detail"),
@@ -18,12 +20,7 @@ urlpatterns = [
     path("commandes/<int:pk>/avancement/", views.order_progress, name="progress"),
     path("commandes/<int:pk>/notes/", views.order_note, name="note"),
     path("commandes/<int:pk>/lignes/<int:line_pk>/", views.order_mark_line, name="mark_line"),
-]
-
-# Intervention reports and documents (orders/report_views.py).
-from orders import report_views  # noqa: E402  (kept beside its paths)
-
-urlpatterns += [
+    # Intervention reports and documents.
     path("commandes/<int:order_id>/rapport/", report_views.report_create, name="report_create"),
     path("commandes/<int:order_id>/rapports/<int:report_id>/", report_views.report_detail, name="report_detail"),
     path(

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import reswap
 
 from orders import services
+from orders.access import get_order_for
 from orders.forms import (
     LineForm,
     NoteForm,
@@ -41,7 +42,7 @@ from orders.forms import (
 )
 from orders.models import ActionReceipt, Order, OrderEvent
 from orders.states import DONE_STATES, WORK_STATES, Action, State
-from portal.access import get_order_for, role_required
+from portal.access import role_required
 from portal.errors import Refused
 from portal.models import Role
 

@@ -187,24 +187,6 @@ class ContractAdmin(admin.ModelAdmin):
     )
     # The catalogue and the price schedule (BPU) are typed in with the contract.
     inlines = (ServiceCodeInline, PriceItemInline)
-    actions = ("sync_from_platform",)
-
-    @admin.action(description="Synchroniser les codes prestation depuis la plateforme du client")
-    def sync_from_platform(self, request, queryset) -> None:
-        from portal.relay import ingest, intent
-        from portal.relay.models import Connection
-
-        for contract in queryset.select_related("client"):
-            connection = Connection.objects.filter(client=contract.client, enabled=True, kind="intent").first()
-            if connection is None:
-                self.message_user(request, f"{contract} : le client n'a pas de connexion Intent active.", "error")
-                continue
-            try:
-                count = ingest.sync_contract(connection, contract)
-            except intent.PlatformError as error:
-                self.message_user(request, f"{contract} : {error.message}", "error")
-                continue
-            self.message_user(request, f"{contract} : {count} code(s) prestation à jour.")
 
 
 @admin.register(Asset)

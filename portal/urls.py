@@ -5,7 +5,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from orders import offline
 from portal import notifications, views
 
 admin.site.site_header = "Portail prestataire – administration"
@@ -15,8 +14,6 @@ admin.site.index_title = "Bureau"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    # At the root, so that its scope covers every page of the technician's.
-    path("sw.js", offline.service_worker, name="service_worker"),
     path("connexion/", views.PortalLoginView.as_view(), name="login"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path(

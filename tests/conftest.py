@@ -204,7 +204,7 @@ def outbox_connection(client_org):
 @pytest.fixture
 def sandbox_connection(platform, client_org):
     """The client's platform connection to the sandbox over live HTTP."""
-    from portal.relay import delivery
+    from portal.relay import intent
     from portal.relay.models import Connection
 
     connection = Connection(
@@ -219,7 +219,7 @@ def sandbox_connection(platform, client_org):
     connection.save()
     yield connection
     # The delivery keeps one HTTP client per connection; let it go with the test.
-    delivery.client_for(Connection.objects.get(pk=connection.pk)).close()
+    intent.client_for(Connection.objects.get(pk=connection.pk)).close()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -32,7 +32,7 @@ from pypdf.generic import (
 
 from orders import services, uploads
 from orders.models import Document, DocumentKind
-from portal.relay import delivery, intent
+from portal.relay import delivery, intent, tasks
 from portal.relay.models import Connection, MessageKind, MessageStatus, OutboxMessage
 from tests.conftest import PARIS
 from tests.conftest import SANDBOX_CLIENT_ID as CLIENT_ID
@@ -368,7 +368,7 @@ def connection(platform, client_org) -> Iterator[Connection]:
     connection.client_secret = CLIENT_SECRET
     connection.save()
     yield connection
-    delivery.client_for(Connection.objects.get(pk=connection.pk)).close()
+    intent.client_for(Connection.objects.get(pk=connection.pk)).close()
 
 
 def set_behaviour(platform: str, **switches) -> None:
@@ -384,7 +384,7 @@ def drain(*, rounds: int = 50) -> list[str | None]:
         due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
         if not due:
             return outcomes
-        outcomes += [delivery.deliver(message_id) for message_id in due]
+        outcomes += [tasks.deliver_message(message_id) for message_id in due]
     raise AssertionError(f"still delivering after {rounds} rounds: {outcomes}")
 
 
@@ -430,7 +430,7 @@ def test_a_document_waits_for_the_earlier_logs_of_its_order(platform, connection
     attach(started, technician)
     due = list(delivery.due_messages().values_list("pk", flat=True))
     assert due == [started.outbox_messages.get(sequence=1).pk]  # only the first of the order's messages may go
-    assert delivery.deliver(due[0]) == "retry"
+    assert tasks.deliver_message(due[0]) == "retry"
 
     set_behaviour(platform, down=False)
     outcomes = drain()
@@ -450,7 +450,7 @@ def test_after_an_ambiguous_failure_the_document_is_read_back_and_not_uploaded_t
     attach(started, technician)
     message = started.outbox_messages.get(kind=MessageKind.DOCUMENT)
 
-    assert delivery.deliver(message.pk) == "ambiguous"
+    assert tasks.deliver_message(message.pk) == "ambiguous"
 
     set_behaviour(platform, delay_ms=0)
     deadline = time.monotonic() + 10

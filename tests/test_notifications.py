@@ -16,10 +16,10 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
-from orders import services
+from orders import services, tasks
 from orders.models import Order
 from orders.states import State
-from portal import notifications, tasks
+from portal import emails
 from portal.models import NotificationKind, NotificationPreference, OrderNotification, Role, User
 from portal.relay import notify, watch
 from portal.relay.models import Connection, MessageStatus, OutboxMessage
@@ -103,14 +103,14 @@ def mail_server_down(settings):
 
 def test_by_default_supervisors_get_everything_and_office_staff_the_relays_alerts(team):
     supervisor, office, chooser = team["supervisor"].email, team["office"].email, team["chooser"].email
-    assert notifications.recipients(NotificationKind.NEW_ORDER) == [supervisor]
-    assert notifications.recipients(NotificationKind.LATE_SOON) == sorted([chooser, supervisor])
-    assert notifications.recipients(NotificationKind.RELAY_REJECTED) == sorted([office, supervisor])
-    assert notifications.recipients(NotificationKind.RELAY_LATE) == sorted([chooser, office, supervisor])
+    assert emails.recipients(NotificationKind.NEW_ORDER) == [supervisor]
+    assert emails.recipients(NotificationKind.LATE_SOON) == sorted([chooser, supervisor])
+    assert emails.recipients(NotificationKind.RELAY_REJECTED) == sorted([office, supervisor])
+    assert emails.recipients(NotificationKind.RELAY_LATE) == sorted([chooser, office, supervisor])
 
 
 def test_people_without_an_address_who_left_or_who_are_technicians_get_nothing(team):
-    everyone = {address for kind in NotificationKind for address in notifications.recipients(kind)}
+    everyone = {address for kind in NotificationKind for address in emails.recipients(kind)}
     assert everyone == {team["supervisor"].email, team["office"].email, team["chooser"].email}
     assert "" not in everyone
 
@@ -119,14 +119,14 @@ def test_a_supervisor_who_turned_everything_off_gets_nothing(team):
     NotificationPreference.objects.create(
         user=team["supervisor"], new_order=False, late_soon=False, relay_rejected=False, relay_late=False
     )
-    everyone = {address for kind in NotificationKind for address in notifications.recipients(kind)}
+    everyone = {address for kind in NotificationKind for address in emails.recipients(kind)}
     assert team["supervisor"].email not in everyone
 
 
 def test_office_staff_may_turn_the_order_emails_on(team):
     NotificationPreference.objects.create(user=team["office"], new_order=True, late_soon=False)
-    assert team["office"].email in notifications.recipients(NotificationKind.NEW_ORDER)
-    assert team["office"].email not in notifications.recipients(NotificationKind.LATE_SOON)
+    assert team["office"].email in emails.recipients(NotificationKind.NEW_ORDER)
+    assert team["office"].email not in emails.recipients(NotificationKind.LATE_SOON)
 
 
 # --- (a) A new order ------------------------------------------------------------------------
@@ -275,8 +275,8 @@ def test_a_late_warning_the_mail_server_could_not_take_goes_with_the_next_run(
 
 def test_the_beat_runs_both_jobs():
     schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert schedule["portal.tasks.announce_new_orders"] == 60.0
-    assert schedule["portal.tasks.warn_orders_late_soon"] == timedelta(minutes=15)
+    assert schedule["orders.tasks.announce_new_orders"] == 60.0
+    assert schedule["orders.tasks.warn_orders_late_soon"] == timedelta(minutes=15)
 
 
 # --- (c) and (d) The relay's emails follow the preferences ------------------------------------
@@ -294,7 +294,9 @@ def test_a_refused_message_is_emailed_to_those_who_want_it(team, connection, rec
     )
     notify.message_rejected(message.pk)
     assert recipients_of(mail.outbox) == {team["supervisor"].email, team["office"].email}
-    [email] = mail.outbox
+    # One email per person: colleagues do not see each other's addresses.
+    assert [len(sent.to) for sent in mail.outbox] == [1, 1]
+    email = mail.outbox[0]
     assert email.subject == "Refus de la plateforme : commande OPH57_261122090000"
     assert "Code prestation inconnu" in email.body
     assert "Code prestation inconnu" in html_of(email)
@@ -312,6 +314,7 @@ def test_the_five_minute_warning_goes_to_those_who_want_it(team, connection, rec
     OutboxMessage.objects.filter(order=received).update(created_at=timezone.now() - timedelta(minutes=6))
     watch.check_service_level()
     assert recipients_of(mail.outbox) == {team["supervisor"].email, team["chooser"].email}
+    assert [len(sent.to) for sent in mail.outbox] == [1, 1]
     assert "depuis 6 minutes" in mail.outbox[0].body
 
 
@@ -404,4 +407,4 @@ def test_without_an_address_the_page_says_nothing_will_come(client, supervisor):
     assert supervisor.email == ""
     html = client.get(URL).content.decode()
     assert "Vous n'avez pas d'adresse e-mail : vous ne recevez aucune notification." in html
-    assert notifications.recipients(NotificationKind.NEW_ORDER) == []
+    assert emails.recipients(NotificationKind.NEW_ORDER) == []

@@ -53,7 +53,7 @@ def connection(outbox_connection) -> Connection:
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch) -> None:
-    monkeypatch.setattr("portal.relay.outbox.queue_delivery", lambda message_id: None)
+    monkeypatch.setattr("portal.relay.tasks.queue_delivery", lambda message_id: None)
 
 
 def last_payload(order: Order) -> dict:

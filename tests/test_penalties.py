@@ -278,10 +278,10 @@ def test_a_breach_counts_started_days_from_the_end_of_the_fifteen_minutes(delay,
 
 
 def test_the_fifteen_minutes_are_the_relays_service_level():
-    from orders.penalties import SHARING_LIMIT
-    from portal.relay.delivery import SERVICE_LEVEL
+    from orders import penalties
+    from portal.relay import delivery, watch
 
-    assert SHARING_LIMIT == SERVICE_LEVEL
+    assert penalties.SHARING_LIMIT is delivery.SHARING_LIMIT is watch.SHARING_LIMIT == timedelta(minutes=15)
 
 
 def test_one_breach_costs_one_hundred_and_fifty_euros_per_started_day():

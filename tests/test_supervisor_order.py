@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from orders import services
 from orders.models import Order, OrderEvent
-from orders.supervisor.timeline import format_duration
 from orders.states import State
+from orders.supervisor.timeline import format_duration
 from portal.models import Role, ServiceCode
 from portal.relay import delivery
 from portal.relay.models import (
@@ -46,7 +46,7 @@ def now():
 def queued(monkeypatch) -> list[int]:
     """The broker is an edge: deliveries asked for are only noted."""
     asked: list[int] = []
-    monkeypatch.setattr("portal.relay.outbox.queue_delivery", asked.append)
+    monkeypatch.setattr("portal.relay.tasks.queue_delivery", asked.append)
     return asked
 
 

@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 import pytest
 
-from portal.relay import ingest
+from portal.relay import inbound
 from portal.relay.models import Connection, InboundNotification, NotificationStatus
 
 
@@ -108,7 +108,7 @@ def test_with_a_hmac_secret_an_unsigned_or_badly_signed_call_is_refused(client, 
 def test_an_unknown_type_is_kept_and_marked_as_not_handled(client, connection):
     post(client, connection, [notification(kind="operations:reservation:share")])
     stored = InboundNotification.objects.get()
-    assert ingest.process_notification(stored.pk) == NotificationStatus.IGNORED
+    assert inbound.process_notification(stored.pk) == NotificationStatus.IGNORED
     stored.refresh_from_db()
     assert "non pris en charge" in stored.error
 
@@ -116,7 +116,7 @@ def test_an_unknown_type_is_kept_and_marked_as_not_handled(client, connection):
 def test_an_unknown_contract_is_kept_failed_with_what_to_do(client, connection):
     post(client, connection, [notification(contract="INCONNU-2026")])
     stored = InboundNotification.objects.get()
-    assert ingest.process_notification(stored.pk) == NotificationStatus.FAILED
+    assert inbound.process_notification(stored.pk) == NotificationStatus.FAILED
     stored.refresh_from_db()
     assert "Marché inconnu : INCONNU-2026" in stored.error
 
@@ -133,7 +133,7 @@ def test_malformed_items_are_kept_not_crashed_on(client, connection):
     response = post(client, connection, [42, None, {"type": "operations:intervention:share"}])
     assert response.status_code == HTTPStatus.OK
     for stored in InboundNotification.objects.all():
-        assert ingest.process_notification(stored.pk) in (NotificationStatus.IGNORED, NotificationStatus.FAILED)
+        assert inbound.process_notification(stored.pk) in (NotificationStatus.IGNORED, NotificationStatus.FAILED)
 
 
 # --- The error queue page for supervisors and office staff ------------------------

@@ -32,7 +32,6 @@ from django.db.models import (
     F,
     OrderBy,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -47,15 +46,14 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
-from orders.models import InterventionReport, Order, OrderLine
-from orders.states import STATE_LABELS, WORK_STATES, State
+from orders.models import InterventionReport, Order, OrderLine, due_soon_condition, late_condition
+from orders.states import STATE_LABELS, State
 from portal.access import role_required
 from portal.models import Client, Contract, Role, User
 
 PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
 MAX_PAGE = 1_000_000
-SOON = timedelta(hours=48)
 NO_TECHNICIAN = "aucun"
 # Rows fetched from the database at a time by the CSV export: enough to keep
 # the round trips few, small enough that memory stays flat whatever the count.
@@ -281,10 +279,8 @@ def _annotated(orders: QuerySet[Order], now: datetime) -> QuerySet[Order]:
     """Each order with `has_report`, `is_late` and `due_soon`."""
     return orders.annotate(
         has_report=Exists(InterventionReport.objects.filter(order=OuterRef("pk"))),
-        is_late=ExpressionWrapper(Q(state__in=WORK_STATES, due_at__lt=now), output_field=BooleanField()),
-        due_soon=ExpressionWrapper(
-            Q(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + SOON), output_field=BooleanField()
-        ),
+        is_late=ExpressionWrapper(late_condition(now), output_field=BooleanField()),
+        due_soon=ExpressionWrapper(due_soon_condition(now), output_field=BooleanField()),
     )
 
 
@@ -305,7 +301,7 @@ def filtered_orders(user: User, filters: Filters, now: datetime) -> QuerySet[Ord
     if filters.late == "oui":
         orders = orders.late(now)
     elif filters.late == "48h":
-        orders = orders.late_within(now, SOON)
+        orders = orders.due_soon(now)
     if filters.report:
         orders = orders.filter(has_report=filters.report == "avec")
     if filters.start:

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import reswap
 
 from orders import deadlines, services, views
+from orders.access import get_order_for
 from orders.models import ExtensionDecision, ExtensionRequest, Order
 from orders.states import WORK_STATES, Action
 from orders.supervisor import timeline
@@ -42,12 +43,12 @@ from orders.supervisor.order_forms import (
     ObservationForm,
     extension_answer_form,
 )
-from portal.access import get_order_for, role_required
+from portal.access import role_required
 from portal.errors import Refused
 from portal.models import Role
 from portal.relay import services as relay_services
+from portal.relay.forms import ResolveForm
 from portal.relay.models import OutboxMessage
-from portal.relay.views import ResolveForm
 
 TEMPLATE = "orders/supervisor_order.html"
 supervisors = role_required(Role.SUPERVISOR, Role.OFFICE)

@@ -40,7 +40,6 @@ from portal.relay import watch
 from portal.relay.models import Breach
 
 LIST_LIMIT = 10  # rows of each list on the page; its count links to all of them
-SOON = timedelta(hours=48)
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 ZERO = Decimal("0.00")
 
@@ -229,7 +228,7 @@ class SoonRow:
 
 
 def soon_late(orders: QuerySet[Order], now: datetime) -> tuple[int, list[SoonRow]]:
-    soon = orders.late_within(now, SOON)
+    soon = orders.due_soon(now)
     rows = soon.select_related("contract__client", "technician").order_by("due_at", "pk")[:LIST_LIMIT]
     return soon.count(), [SoonRow(order, penalties.duration(order.due_at - now)) for order in rows]
 

@@ -26,9 +26,10 @@ from django.utils import formats, timezone
 from django.views.decorators.http import require_POST
 
 from orders import services
+from orders.access import get_order_for
 from orders.models import Order
 from orders.states import WORK_STATES, Action, State
-from portal.access import get_order_for, role_required
+from portal.access import role_required
 from portal.errors import Refused
 from portal.models import Role, User
 

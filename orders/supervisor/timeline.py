@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from django.db.models import Prefetch
 
 from orders.models import Order, OrderEvent
+from orders.sharing import FROM_PLATFORM
+from portal.limits import SHARING_LIMIT
 from portal.models import User
-from portal.relay.delivery import SERVICE_LEVEL
 from portal.relay.models import (
     Connection,
     ConnectionKind,
@@ -28,7 +29,6 @@ from portal.relay.models import (
     MessageStatus,
     OutboxMessage,
 )
-from portal.relay.outbox import FROM_PLATFORM
 
 
 def format_duration(delta: timedelta) -> str:
@@ -85,8 +85,8 @@ class Transmission:
     def late(self) -> bool:
         """Past the 15 minutes the contract allows (delivered late, or still waiting past them)."""
         if self.status == MessageStatus.DELIVERED:
-            return self.took is not None and self.took > SERVICE_LEVEL
-        return self.status in (MessageStatus.PENDING, MessageStatus.REJECTED) and self.waiting > SERVICE_LEVEL
+            return self.took is not None and self.took > SHARING_LIMIT
+        return self.status in (MessageStatus.PENDING, MessageStatus.REJECTED) and self.waiting > SHARING_LIMIT
 
     @property
     def rebuilt_on_resend(self) -> bool:

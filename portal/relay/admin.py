@@ -14,8 +14,10 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from orders.services import ServiceError
-from portal.relay import services, watch
+from portal.admin import ContractAdmin
+from portal.errors import Refused
+from portal.models import Contract
+from portal.relay import catalogue, intent, services, tasks, watch
 from portal.relay.models import (
     Breach,
     Connection,
@@ -248,7 +250,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
                     services.cancel_message(message, actor=request.user, reason=form.cleaned_data["note"])
                     self.message_user(request, "Message abandonné.", messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:relay_outboxmessage_change", args=[message.pk]))
-            except ServiceError as error:
+            except Refused as error:
                 form.add_error(None, str(error))
         context = {
             **self.admin_site.each_context(request),
@@ -268,7 +270,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
             try:
                 services.resend_message(message, actor=request.user)
                 done += 1
-            except ServiceError as error:
+            except Refused as error:
                 failed.append(f"{message}: {error}")
         self.message_user(request, f"{done} message(s) renvoyé(s).")
         for line in failed:
@@ -310,12 +312,10 @@ class InboundNotificationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Traiter à nouveau (après correction, par exemple création du marché)")
     def process_again(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from portal.relay.tasks import ingest_notification
-
         ids = list(queryset.exclude(status=NotificationStatus.PROCESSED).values_list("pk", flat=True))
         InboundNotification.objects.filter(pk__in=ids).update(status=NotificationStatus.RECEIVED, error="")
         for notification_id in ids:
-            ingest_notification.delay(notification_id)
+            tasks.ingest_notification.delay(notification_id)
         self.message_user(request, f"{len(ids)} notification(s) remise(s) en traitement.")
 
 
@@ -349,3 +349,26 @@ class ServiceLevelWarningAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+# The contract's admin (portal.admin) with the relay's action: the core does not know the relay.
+admin.site.unregister(Contract)
+
+
+@admin.register(Contract)
+class ContractWithPlatformAdmin(ContractAdmin):
+    actions = ("sync_from_platform",)
+
+    @admin.action(description="Synchroniser les codes prestation depuis la plateforme du client")
+    def sync_from_platform(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for contract in queryset.select_related("client"):
+            connection = Connection.objects.filter(client=contract.client, enabled=True, kind="intent").first()
+            if connection is None:
+                self.message_user(request, f"{contract} : le client n'a pas de connexion Intent active.", "error")
+                continue
+            try:
+                count = catalogue.sync_contract(connection, contract)
+            except intent.PlatformError as error:
+                self.message_user(request, f"{contract} : {error.message}", "error")
+                continue
+            self.message_user(request, f"{contract} : {count} code(s) prestation à jour.")

@@ -15,7 +15,7 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,12 +23,12 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from portal.relay import intent, mapping
+from portal.limits import SHARING_LIMIT
+from portal.relay import intent, mapping, notify
 from portal.relay.models import Breach, Connection, DeliveryAttempt, MessageKind, MessageStatus, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
-SERVICE_LEVEL = timedelta(minutes=15)
 MAX_BACKOFF = timedelta(minutes=10)
 BASE_BACKOFF = timedelta(seconds=2)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -120,27 +120,6 @@ class Result:
     retry_after: float | None = None
 
 
-_clients: dict[int, tuple[intent.IntentClient, tuple]] = {}
-
-
-def client_for(connection: Connection) -> intent.IntentClient:
-    """One client per connection per process, rebuilt when the connection changes."""
-    key = (
-        connection.auth_base_url,
-        connection.api_base_url,
-        connection.oauth_client_id,
-        connection.client_secret_encrypted,
-        connection.timeout_seconds,
-    )
-    cached = _clients.get(connection.pk)
-    if cached is None or cached[1] != key:
-        if cached is not None:
-            cached[0].close()
-        cached = (intent.IntentClient(connection), key)
-        _clients[connection.pk] = cached
-    return cached[0]
-
-
 def already_on_platform(client: intent.IntentClient, message: OutboxMessage) -> bool:
     payload = message.payload
     try:
@@ -168,26 +147,27 @@ def document_fields(payload: dict) -> dict[str, str]:
 
 
 def document_file(message: OutboxMessage) -> tuple[str, bytes, str]:
-    """(file name, bytes, MIME type) of a document message, read from the storage."""
-    from django.apps import apps
-
-    Document = apps.get_model("orders", "Document")
+    """(file name, bytes, MIME type) of a document message, read from the storage
+    (the file the app named in `message.document` when it recorded the message)."""
     meta = message.payload.get("document") or {}
-    document = Document.objects.filter(pk=meta.get("id")).first()
-    if document is None:
+    if not message.document:
         raise intent.Rejection("Le document à transmettre n'existe plus.")
     try:
-        with document.file.open("rb") as stream:
+        with message.document.open("rb") as stream:
             content = stream.read()
     except FileNotFoundError as error:
         raise intent.Rejection(
-            f"Le fichier du document est introuvable dans le stockage : {document.file.name}"
+            f"Le fichier du document est introuvable dans le stockage : {message.document.name}"
         ) from error
     except OSError as error:  # the storage (a network file system, object storage) did not answer
         raise intent.TransientError(f"Lecture du document impossible : {error!r}") from error
-    if hashlib.sha256(content).hexdigest() != document.sha256:
+    if hashlib.sha256(content).hexdigest() != meta.get("sha256"):
         raise intent.Rejection("Le fichier du document a changé depuis son ajout : il n'est pas transmis.")
-    return meta.get("fileName") or document.file_name, content, document.mime
+    return (
+        meta.get("fileName") or message.document.name.rsplit("/", 1)[-1],
+        content,
+        meta.get("mime") or "application/pdf",
+    )
 
 
 def same_document(sent: dict, found: dict) -> bool:
@@ -218,7 +198,7 @@ def document_already_on_platform(client: intent.IntentClient, message: OutboxMes
 
 def send(message: OutboxMessage, *, check_first: bool) -> Result:
     """Call the platform. No database transaction is open here."""
-    client = client_for(message.connection)
+    client = intent.client_for(message.connection)
     try:
         if check_first and message.kind == MessageKind.INTERVENTION_LOG:
             try:
@@ -263,34 +243,51 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
 MAX_CHAIN = 50
 
 
-def deliver(message_id: int) -> str | None:
+@dataclass
+class Delivery:
+    """What a delivery task did: the first message's outcome (None when it was
+    not ours to send) and the messages it found due that a task should take."""
+
+    outcome: str | None
+    queue: list[int] = field(default_factory=list)
+
+
+def deliver(message_id: int) -> Delivery:
     """Claim, send and record one message, then the following ones of its order
-    while they are due. Returns the first message's outcome, or None when it was
-    not ours to send (delivered, claimed elsewhere, not due, or waiting for an
-    earlier message of its order)."""
+    while they are due. The outcome is None when the message was not ours to
+    send (delivered, claimed elsewhere, not due, or waiting for an earlier
+    message of its order)."""
     message = claim(message_id)
     if message is None:
-        return None
+        return Delivery(None)
     first_outcome = None
+    queue: list[int] = []
     for remaining in range(MAX_CHAIN - 1, -1, -1):
         started = timezone.now()
         clock = time.monotonic()
         result = send(message, check_first=message.ambiguous)
         duration_ms = int((time.monotonic() - clock) * 1000)
-        following = finish(message, result, started=started, duration_ms=duration_ms, take_next=remaining > 0)
+        finished = finish(message, result, started=started, duration_ms=duration_ms, take_next=remaining > 0)
         first_outcome = first_outcome or result.outcome
-        if following is None:
+        queue += finished.queue
+        if finished.following is None:
             break
-        message = following
-    return first_outcome
+        message = finished.following
+    return Delivery(first_outcome, queue)
+
+
+@dataclass
+class Finished:
+    following: OutboxMessage | None = None  # claimed, to send now in the same task
+    queue: list[int] = field(default_factory=list)  # due now, for other tasks
 
 
 def finish(
     message: OutboxMessage, result: Result, *, started: datetime, duration_ms: int, take_next: bool = False
-) -> OutboxMessage | None:
+) -> Finished:
     """Record the outcome (only while holding the lease). When the message was
     delivered and `take_next`, claim the order's next message in the same
-    transaction and return it; otherwise queue it for another task."""
+    transaction and return it as `following`; otherwise return it to queue."""
     now = timezone.now()
     changes: dict = {"lease_until": None, "last_status_code": result.status_code, "last_error": result.error}
     delivered = result.outcome in (Outcome.DELIVERED, Outcome.ALREADY_THERE)
@@ -333,16 +330,14 @@ def finish(
                 following = _take_following(message, now)
     if not updated:
         logger.warning("Lease of message %s expired before its outcome was recorded.", message.pk)
-        return None
+        return Finished()
     if recovered:
-        sweep()
-    elif delivered and following is None:
-        queue_next(message)
-    elif result.outcome == Outcome.REJECTED:
-        from portal.relay import notify
-
+        return Finished(following, sweep())
+    if delivered and following is None:
+        return Finished(None, [next_id] if (next_id := next_due(message)) else [])
+    if result.outcome == Outcome.REJECTED:
         notify.message_rejected(message.pk)
-    return following
+    return Finished(following)
 
 
 def retry_now_after_recovery(connection: Connection, now: datetime) -> int:
@@ -389,10 +384,8 @@ def _take_following(message: OutboxMessage, now: datetime) -> OutboxMessage | No
     return _take(candidate, now)
 
 
-def queue_next(message: OutboxMessage) -> None:
-    """The next message of the same order may go now."""
-    from portal.relay.outbox import queue_delivery
-
+def next_due(message: OutboxMessage) -> int | None:
+    """The next message of the same order, which may go now (marked queued: the caller queues it)."""
     following = (
         OutboxMessage.objects.filter(
             order_id=message.order_id, status=MessageStatus.PENDING, sequence__gt=message.sequence
@@ -403,12 +396,12 @@ def queue_next(message: OutboxMessage) -> None:
     )
     if following is not None:
         OutboxMessage.objects.filter(pk=following).update(queued_at=timezone.now())
-        queue_delivery(following)
+    return following
 
 
 def record_breach_if_late(message: OutboxMessage, *, delivered_at: datetime) -> None:
     delay = delivered_at - message.created_at
-    if delay <= SERVICE_LEVEL:
+    if delay <= SHARING_LIMIT:
         return
     Breach.objects.update_or_create(
         message=message,
@@ -421,10 +414,9 @@ def record_breach_if_late(message: OutboxMessage, *, delivered_at: datetime) -> 
     )
 
 
-def sweep(*, batch: int = 1000) -> int:
-    """Queue every message that is due and not recently queued. Returns how many."""
-    from portal.relay.outbox import queue_delivery
-
+def sweep(*, batch: int = 1000) -> list[int]:
+    """Every message that is due and not recently queued, marked queued: the
+    caller queues them."""
     now = timezone.now()
     ids = list(
         due_messages(now)
@@ -434,6 +426,4 @@ def sweep(*, batch: int = 1000) -> int:
     )
     if ids:
         OutboxMessage.objects.filter(pk__in=ids).update(queued_at=now)
-    for message_id in ids:
-        queue_delivery(message_id)
-    return len(ids)
+    return ids

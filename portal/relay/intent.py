@@ -250,3 +250,24 @@ class IntentClient:
 
     def get_asset(self, code: str) -> dict[str, Any]:
         return self._json(self.request("GET", f"assets/v1/assets/{quote(code, safe='')}"))
+
+
+_clients: dict[int, tuple[IntentClient, tuple]] = {}
+
+
+def client_for(connection: Connection) -> IntentClient:
+    """One client per connection per process, rebuilt when the connection changes."""
+    key = (
+        connection.auth_base_url,
+        connection.api_base_url,
+        connection.oauth_client_id,
+        connection.client_secret_encrypted,
+        connection.timeout_seconds,
+    )
+    cached = _clients.get(connection.pk)
+    if cached is None or cached[1] != key:
+        if cached is not None:
+            cached[0].close()
+        cached = (IntentClient(connection), key)
+        _clients[connection.pk] = cached
+    return cached[0]

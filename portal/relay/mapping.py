@@ -14,6 +14,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from portal.relay import vcard
+
 PARIS = ZoneInfo("Europe/Paris")
 
 StatusEvent = tuple[str, str]
@@ -164,29 +166,15 @@ def tags(order: OrderSnapshot) -> dict[str, str]:
     return result
 
 
-def _vcard_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;").replace("\n", "\\n")
-
-
-def _phone(number: str) -> str:
-    return "".join(char for char in number if char.isdigit() or char == "+")
-
-
 def pilot_vcard(person: Person) -> str:
     """The pilot as a vCard 3.0 with ROLE:Pilote and TEL;TYPE=CELL (requirement D2)."""
-    first, last = _vcard_escape(person.first_name.strip()), _vcard_escape(person.last_name.strip())
-    lines = [
-        "BEGIN:VCARD",
-        "VERSION:3.0",
-        f"FN:{' '.join(part for part in (first, last) if part)}",
-        f"N:{last};{first};;;",
-    ]
-    if person.mobile:
-        lines.append(f"TEL;TYPE=CELL:{_phone(person.mobile)}")
-    if person.email:
-        lines.append(f"EMAIL;TYPE=INTERNET:{person.email}")
-    lines += ["ROLE:Pilote", "END:VCARD"]
-    return "\r\n".join(lines)
+    return vcard.write(
+        first_name=person.first_name,
+        last_name=person.last_name,
+        mobile=person.mobile,
+        email=person.email,
+        role="Pilote",
+    )
 
 
 def technical_reason(order: OrderSnapshot, event: EventSnapshot) -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from orders.services import ServiceError
+from portal.errors import Refused
 from portal.models import User
-from portal.relay import outbox
-from portal.relay.delivery import queue_next
-from portal.relay.models import MessageAudit, MessageKind, MessageStatus, OutboxMessage
+from portal.relay import delivery, outbox, tasks
+from portal.relay.models import MessageAudit, MessageStatus, OutboxMessage
 
 
 @transaction.atomic
@@ -19,16 +18,11 @@ def resend_message(message: OutboxMessage, *, actor: User | None, note: str = ""
     (after the person corrected it)."""
     # Lock the message row only: `event` is nullable, and PostgreSQL refuses FOR UPDATE
     # on the nullable side of the outer join select_related makes for it.
-    locked = OutboxMessage.objects.select_for_update(of=("self",)).select_related("order", "event").get(pk=message.pk)
+    locked = OutboxMessage.objects.select_for_update(of=("self",)).select_related("event").get(pk=message.pk)
     if locked.status != MessageStatus.REJECTED:
-        raise ServiceError(
-            f"Seul un message refusé peut être renvoyé (celui-ci est « {locked.get_status_display()} »)."
-        )
+        raise Refused(f"Seul un message refusé peut être renvoyé (celui-ci est « {locked.get_status_display()} »).")
     before = locked.payload
-    if locked.kind == MessageKind.INTERVENTION_LOG and locked.event is not None:
-        locked.payload = outbox.build_log(
-            locked.order, locked.event, logged_at=timezone.now(), before_sequence=locked.sequence
-        )
+    locked.payload = outbox.rebuilt_payload(locked, logged_at=timezone.now())
     now = timezone.now()
     locked.status = MessageStatus.PENDING
     locked.next_attempt_at = now
@@ -50,7 +44,7 @@ def resend_message(message: OutboxMessage, *, actor: User | None, note: str = ""
         ]
     )
     MessageAudit.objects.create(message=locked, actor=actor, action="resend", note=note.strip(), payload_before=before)
-    transaction.on_commit(lambda: outbox.queue_delivery(locked.pk))
+    transaction.on_commit(lambda: tasks.queue_delivery(locked.pk))
     return locked
 
 
@@ -60,10 +54,10 @@ def cancel_message(message: OutboxMessage, *, actor: User | None, reason: str) -
     The order's later messages may then go."""
     reason = reason.strip()
     if not reason:
-        raise ServiceError("Indiquez pourquoi ce message ne sera pas transmis.")
+        raise Refused("Indiquez pourquoi ce message ne sera pas transmis.")
     locked = OutboxMessage.objects.select_for_update().get(pk=message.pk)
     if locked.status not in (MessageStatus.REJECTED, MessageStatus.PENDING):
-        raise ServiceError(f"Ce message est « {locked.get_status_display()} » : il n'y a rien à abandonner.")
+        raise Refused(f"Ce message est « {locked.get_status_display()} » : il n'y a rien à abandonner.")
     now = timezone.now()
     OutboxMessage.objects.filter(pk=locked.pk).update(
         status=MessageStatus.CANCELLED, resolved_at=now, resolved_by=actor, resolution_note=reason, lease_until=None
@@ -71,6 +65,11 @@ def cancel_message(message: OutboxMessage, *, actor: User | None, reason: str) -
     MessageAudit.objects.create(
         message=locked, actor=actor, action="cancel", note=reason, payload_before=locked.payload
     )
-    transaction.on_commit(lambda: queue_next(locked))
+    transaction.on_commit(lambda: _queue_next(locked))
     locked.refresh_from_db()
     return locked
+
+
+def _queue_next(message: OutboxMessage) -> None:
+    if (following := delivery.next_due(message)) is not None:
+        tasks.queue_delivery(following)

@@ -1,25 +1,51 @@
-"""Celery tasks of the relay. Each takes ids, re-reads rows, and is safe to run twice."""
+"""Celery tasks of the relay. Each takes ids, re-reads rows, and is safe to run
+twice. This is the only module that queues deliveries (`queue_delivery`)."""
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from datetime import timedelta
 
-from portal.relay import delivery, watch
+from celery import shared_task
+from django.utils import timezone
+
+from portal.models import Contract
+from portal.relay import catalogue, delivery, inbound, intent, watch
+from portal.relay.models import Connection, ConnectionKind, InboundNotification, NotificationStatus
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 1000
+
+
+def queue_delivery(message_id: int) -> None:
+    """Ask a worker to deliver now; the sweep covers a broker that is down."""
+    try:
+        deliver_message.delay(message_id)
+    except Exception:  # the broker is down or misconfigured: the sweep will send it
+        logger.warning("Could not queue delivery of message %s; the sweep will.", message_id, exc_info=True)
 
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
 def deliver_message(message_id: int) -> str | None:
-    return delivery.deliver(message_id)
+    """Deliver the message and those of its order that follow it; queue what the
+    delivery found due for other workers. Returns the first outcome."""
+    result = delivery.deliver(message_id)
+    for following in result.queue:
+        queue_delivery(following)
+    return result.outcome
 
 
 @shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
 def sweep_outbox() -> int:
     """Queue what is due: retries whose time has come, claims that expired,
     and anything the broker lost. A full batch means more is waiting: go on."""
-    queued = delivery.sweep()
-    if queued >= 1000:
+    due = delivery.sweep(batch=SWEEP_BATCH)
+    for message_id in due:
+        queue_delivery(message_id)
+    if len(due) >= SWEEP_BATCH:
         sweep_outbox.delay()
-    return queued
+    return len(due)
 
 
 @shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
@@ -27,27 +53,26 @@ def watch_service_level() -> None:
     watch.check_service_level()
 
 
-@shared_task(bind=True, ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100, max_retries=8)
-def ingest_notification(self, notification_id: int) -> str:
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    time_limit=120,
+    soft_time_limit=100,
+    autoretry_for=(intent.TransientError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def ingest_notification(notification_id: int) -> str:
     """Apply a stored notification; the platform being unreachable is retried
     with backoff, then left for `retry_notifications` to pick up."""
-    from portal.relay import ingest, intent
-
-    try:
-        return ingest.process_notification(notification_id)
-    except intent.TransientError as error:
-        raise self.retry(exc=error, countdown=min(600, 5 * 2**self.request.retries)) from error
+    return inbound.process_notification(notification_id)
 
 
 @shared_task(ignore_result=True, time_limit=300, soft_time_limit=240)
 def retry_notifications() -> int:
     """Notifications received but never applied (broker lost the task, platform was down)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from portal.relay.models import InboundNotification, NotificationStatus
-
     stale = InboundNotification.objects.filter(
         status=NotificationStatus.RECEIVED, received_at__lt=timezone.now() - timedelta(minutes=1)
     ).values_list("pk", flat=True)[:500]
@@ -58,13 +83,10 @@ def retry_notifications() -> int:
 
 @shared_task(ignore_result=True, time_limit=600, soft_time_limit=540)
 def reconcile_operations() -> int:
-    from portal.relay import ingest, intent
-    from portal.relay.models import Connection
-
     created = 0
-    for connection in Connection.objects.filter(enabled=True, kind="intent"):
+    for connection in Connection.objects.filter(enabled=True, kind=ConnectionKind.INTENT):
         try:
-            created += ingest.reconcile(connection)
+            created += inbound.reconcile(connection)
         except intent.PlatformError:
             # The platform is unreachable or refuses: the next round tries again.
             continue
@@ -74,15 +96,12 @@ def reconcile_operations() -> int:
 @shared_task(ignore_result=True, time_limit=600, soft_time_limit=540)
 def sync_contracts() -> int:
     """Every night: each active contract's service codes from its client's platform."""
-    from portal.models import Contract
-    from portal.relay import ingest, intent
-    from portal.relay.models import Connection
-
     synced = 0
-    for connection in Connection.objects.filter(enabled=True, kind="intent").select_related("client"):
+    connections = Connection.objects.filter(enabled=True, kind=ConnectionKind.INTENT).select_related("client")
+    for connection in connections:
         for contract in Contract.objects.filter(client=connection.client, active=True):
             try:
-                ingest.sync_contract(connection, contract)
+                catalogue.sync_contract(connection, contract)
             except intent.PlatformError:
                 continue  # tried again tomorrow; the admin action says why
             synced += 1

@@ -8,7 +8,6 @@ import json
 import logging
 from http import HTTPStatus
 
-from django import forms
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -16,10 +15,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from orders.services import ServiceError
 from portal.access import role_required
+from portal.errors import Refused
 from portal.models import Role
-from portal.relay import ingest, services, watch
+from portal.relay import inbound, services, tasks, watch
+from portal.relay.forms import ResolveForm
 from portal.relay.models import Connection, MessageStatus, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -59,33 +59,27 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
     try:
         items = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        ingest.store_unreadable(connection, body, "JSON invalide")
+        inbound.store_unreadable(connection, body, "JSON invalide")
         return _answer(HTTPStatus.BAD_REQUEST, "JSON invalide : le contenu a été conservé pour examen.")
     if isinstance(items, dict):
         items = [items]
     if not isinstance(items, list):
-        ingest.store_unreadable(connection, body, "Le contenu n'est ni une liste ni un objet de notifications.")
+        inbound.store_unreadable(connection, body, "Le contenu n'est ni une liste ni un objet de notifications.")
         return _answer(HTTPStatus.BAD_REQUEST, "Une liste de notifications est attendue.")
-    created, repeats = ingest.store_notifications(connection, items)
+    created, repeats = inbound.store_notifications(connection, items)
     transaction.on_commit(lambda: _queue(created))
     return _answer(HTTPStatus.OK, "Notifications reçues.", received=len(created), repeats=repeats)
 
 
 def _queue(notification_ids: list[int]) -> None:
-    from portal.relay.tasks import ingest_notification
-
     for notification_id in notification_ids:
         try:
-            ingest_notification.delay(notification_id)
+            tasks.ingest_notification.delay(notification_id)
         except Exception:  # broker down: the periodic retry of received notifications takes it
             logger.warning("Could not queue notification %s", notification_id, exc_info=True)
 
 
 # --- The error queue, for supervisors and office staff ------------------------
-
-
-class ResolveForm(forms.Form):
-    note = forms.CharField(label="Correction apportée / motif", required=False, max_length=2000)
 
 
 @role_required(Role.SUPERVISOR, Role.OFFICE)
@@ -116,6 +110,6 @@ def resolve_message(request: HttpRequest, message_id: int, action: str) -> HttpR
         else:
             services.cancel_message(message, actor=request.user, reason=note)
             messages.warning(request, f"Message de la commande {message.order} abandonné.")
-    except ServiceError as error:
+    except Refused as error:
         messages.error(request, str(error))
     return redirect("relay:error_queue")

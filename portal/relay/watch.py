@@ -12,10 +12,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from portal import notifications
+from portal import emails
+from portal.limits import SHARING_LIMIT
 from portal.models import NotificationKind
-from portal.relay import notify
-from portal.relay.delivery import SERVICE_LEVEL
 from portal.relay.models import Breach, Connection, MessageStatus, OutboxMessage, ServiceLevelWarning
 
 logger = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ def _record_waiting_breaches(connection: Connection, now: datetime) -> None:
     """Messages still waiting past 15 minutes are breaches already; their delay
     grows until they are delivered."""
     late = OutboxMessage.objects.filter(
-        connection=connection, status__in=UNDELIVERED, created_at__lt=now - SERVICE_LEVEL
+        connection=connection, status__in=UNDELIVERED, created_at__lt=now - SHARING_LIMIT
     ).values_list("pk", "created_at")
     for message_id, created_at in late:
         Breach.objects.update_or_create(
@@ -128,7 +127,7 @@ def _warn(item: Health, now: datetime) -> None:
     except IntegrityError:
         return  # already warned about this message
     try:
-        notify.send(
+        emails.send(
             "relay_late",
             {
                 "connection": item.connection,
@@ -137,7 +136,7 @@ def _warn(item: Health, now: datetime) -> None:
                 "rejected": item.rejected,
                 "oldest": oldest,
             },
-            notifications.recipients(NotificationKind.RELAY_LATE),
+            emails.recipients(NotificationKind.RELAY_LATE),
         )
     except OSError:
         logger.exception("Could not send the relay warning for %s", item.connection)

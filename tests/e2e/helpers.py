@@ -11,7 +11,7 @@ from pathlib import Path
 from django.utils import timezone
 from playwright.sync_api import Page
 
-from portal.relay import delivery
+from portal.relay import delivery, tasks
 from portal.relay.models import DeliveryAttempt, MessageStatus, OutboxMessage
 
 
@@ -44,7 +44,7 @@ def drain(*, rounds: int = 50, seconds: float = 30) -> list[str]:
         if not due:
             break
         for message_id in due:
-            delivery.deliver(message_id)
+            tasks.deliver_message(message_id)
         assert time.monotonic() < deadline, "still delivering after 30 s"
     return [str(outcome) for outcome in DeliveryAttempt.objects.filter(pk__gte=first).values_list("outcome", flat=True)]
 

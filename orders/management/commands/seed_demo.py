@@ -40,7 +40,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import services
+from orders import services, sharing
 from orders.models import CriticalLevel, Order, OrderEvent, Origin, WorkType
 from orders.states import STATE_LABELS, CloseOutcome, State, SuspendReason
 from portal.models import (
@@ -55,7 +55,6 @@ from portal.models import (
     ServiceCode,
     User,
 )
-from portal.relay import outbox
 from portal.relay.delivery import record_breach_if_late
 from portal.relay.models import (
     Breach,
@@ -1212,7 +1211,7 @@ class Command(BaseCommand):
             event=event,
             sequence=1,
             kind=MessageKind.INTERVENTION_LOG,
-            payload=outbox.build_log(event.order, event, logged_at=changed_at),
+            payload=sharing.build_log(event.order, event, logged_at=changed_at),
             status=MessageStatus.DELIVERED,
             created_at=changed_at,
             next_attempt_at=delivered_at,

@@ -1,0 +1,178 @@
+"""How a platform operation becomes an order.
+
+The relay stores the platform's notifications and hands those about
+interventions to `apply_notification` (registered in `orders.apps`): the
+whole operation is read from the platform and the order created or brought up
+to date through the order services. `reconcile` lists the platform's open
+operations and brings in any order whose webhook never came.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders import services
+from orders.models import CriticalLevel, Order, Origin, WorkType
+from portal.models import Contract
+from portal.relay import catalogue, inbound, intent, vcard
+from portal.relay.inbound import IngestError
+from portal.relay.models import Connection, NotificationStatus
+
+logger = logging.getLogger(__name__)
+
+ORDER_TYPES = {"operations:intervention:share", "operations:intervention:update"}
+CANCELLED_STATUSES = {"denied", "canceled", "cancelled"}
+
+
+def apply_notification(connection: Connection, summary: dict[str, Any]) -> int:
+    """The relay's handler for ORDER_TYPES: the id of the order created or updated."""
+    return apply_operation(connection, summary, operation_url=summary.get("operation_url")).pk
+
+
+def apply_operation(connection: Connection, summary: dict[str, Any], *, operation_url: str | None = None) -> Order:
+    """Read the whole operation from the platform and create or update its order."""
+    reference = str(summary.get("reference") or "").strip()
+    contract_reference = str(summary.get("contractReference") or "").strip()
+    if not reference or not contract_reference:
+        raise IngestError("Référence de l'opération ou du marché absente.")
+    contract = Contract.objects.filter(client=connection.client, reference=contract_reference).first()
+    if contract is None:
+        raise IngestError(
+            f"Marché inconnu : {contract_reference}. Créez-le dans l'administration (client "
+            f"{connection.client}), puis relancez le traitement de cette notification."
+        )
+    client = intent.client_for(connection)
+    # The link the notification gave, else the documented path: same operation.
+    if operation_url:
+        return upsert_order(connection, contract, client.get_url(operation_url))
+    return upsert_order(connection, contract, client.get_operation(reference, contract_reference))
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else timezone.make_aware(parsed)
+
+
+def occupant_from(contacts: Any) -> dict[str, str]:
+    cards = [vcard.read(text) for text in contacts or [] if isinstance(text, str)]
+    cards = [card for card in cards if card.get("role", "").lower() != "pilote"]
+    if not cards:
+        return {}
+    card = next((c for c in cards if c.get("role", "").lower() in ("locataire", "occupant")), cards[0])
+    return {
+        "occupant_name": card.get("name", "")[:200],
+        "occupant_phone": card.get("phone", "")[:30],
+        "occupant_mobile": card.get("mobile", "")[:30],
+        "occupant_email": card.get("email", "")[:254] if "@" in card.get("email", "") else "",
+    }
+
+
+def _lines(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    lines = []
+    for position, item in enumerate(operation.get("lines") or [], start=1):
+        if not isinstance(item, dict):
+            continue
+        try:
+            quantity = Decimal(str(item.get("quantity", 1)))
+            unit_price = Decimal(str(item.get("unitPrice", item.get("unit_price", 0))))
+        except InvalidOperation:
+            quantity, unit_price = Decimal(1), Decimal(0)
+        lines.append(
+            {
+                "position": position,
+                "reference": str(item.get("reference") or f"L{position}")[:100],
+                "label": str(item.get("label") or item.get("description") or "Ligne")[:300],
+                "quantity": quantity if quantity > 0 else Decimal(1),
+                "unit": str(item.get("unit") or "u")[:20],
+                "unit_price": unit_price if unit_price >= 0 else Decimal(0),
+            }
+        )
+    return lines
+
+
+def upsert_order(connection: Connection, contract: Contract, operation: dict[str, Any]) -> Order:
+    reference = str(operation.get("reference") or "").strip()
+    if not reference:
+        raise IngestError("Opération sans référence.")
+    location = operation.get("location") or {}
+    address = location.get("address") if isinstance(location, dict) else None
+    try:
+        critical = int(operation.get("criticalLevel") or 0)
+    except (TypeError, ValueError):
+        critical = 0
+    work_type = operation.get("workType")
+    details: dict[str, Any] = {
+        "description": str(operation.get("description") or "")[:5000],
+        "work_type": work_type if work_type in WorkType.values else WorkType.CORRECTIVE,
+        "critical_level": critical if critical in CriticalLevel.values else 0,
+        "asset": catalogue.asset_for(connection, contract, location),
+        "service_code": catalogue.service_code_for(
+            contract, operation.get("service"), str(operation.get("serviceCode") or "")
+        ),
+        "access_notes": str((address or {}).get("complement") or "")[:300],
+        **occupant_from(operation.get("contacts")),
+    }
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(contract=contract, reference=reference).first()
+        if order is None:
+            created = _parse_datetime(operation.get("creationDate")) or timezone.now()
+            return services.register_order(
+                contract=contract,
+                reference=reference,
+                actor=None,
+                origin=Origin.PLATFORM,
+                notified_at=created,
+                received_at=timezone.now(),
+                lines=_lines(operation),
+                **details,
+            )
+        if order.is_open:
+            services.update_order_details(order, actor=None, changes=details)
+            if str(operation.get("status") or "") in CANCELLED_STATUSES:
+                reason = _platform_cancel_reason(operation)
+                services.cancel_order(order, actor=None, reason=reason)
+        return order
+
+
+def _platform_cancel_reason(operation: dict[str, Any]) -> str:
+    logs = operation.get("logs") or []
+    last = logs[-1] if logs and isinstance(logs[-1], dict) else {}
+    return str(last.get("description") or last.get("technicalReason") or "Annulée par le gestionnaire")[:500]
+
+
+# --- Reconciliation ---------------------------------------------------------
+
+
+def reconcile(connection: Connection) -> int:
+    """Create every open operation of the platform that has no order here. Returns how many."""
+    client = intent.client_for(connection)
+    contracts = {c.reference: c for c in Contract.objects.filter(client=connection.client)}
+    created = 0
+    for summary in client.list_operations(status="open"):
+        if not isinstance(summary, dict) or summary.get("type", "intervention") != "intervention":
+            continue
+        reference = str(summary.get("reference") or "")
+        contract_reference = str(
+            summary.get("contractReference") or (summary.get("contract") or {}).get("reference") or ""
+        )
+        contract = contracts.get(contract_reference)
+        if contract is not None and Order.objects.filter(contract=contract, reference=reference).exists():
+            continue
+        item = {
+            "id": f"reconciliation:{contract_reference}:{reference}",
+            "type": "operations:intervention:share",
+            "event": {"type": "operations", "body": {**summary, "contractReference": contract_reference}},
+        }
+        new, _ = inbound.store_notifications(connection, [item])
+        if new and inbound.process_notification(new[0]) == NotificationStatus.PROCESSED:
+            created += 1
+    return created
