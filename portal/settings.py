@@ -276,8 +276,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},
     "relay-sync-contracts": {"task": "portal.relay.tasks.sync_contracts", "schedule": timedelta(hours=24)},
     "report-pdf-sweep": {"task": "orders.tasks.sweep_report_pdfs", "schedule": timedelta(minutes=5)},
-    "notify-new-orders": {"task": "portal.tasks.announce_new_orders", "schedule": 60.0},
-    "notify-orders-late-soon": {"task": "portal.tasks.warn_orders_late_soon", "schedule": timedelta(minutes=15)},
+    "notify-new-orders": {"task": "orders.tasks.announce_new_orders", "schedule": 60.0},
+    "notify-orders-late-soon": {"task": "orders.tasks.warn_orders_late_soon", "schedule": timedelta(minutes=15)},
     "clear-expired-sessions": {
         "task": "portal.tasks.clear_expired_sessions",
         "schedule": timedelta(hours=6),
