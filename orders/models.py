@@ -539,7 +539,7 @@ class ReportPhoto(models.Model):
 
 
 # --- Observations and extensions of the execution period (CCAG-MI §3.7.2, §14.3) ---
-# Written by `orders.services.raise_observation`, `request_extension` and
+# Written by `orders.remedies.raise_observation`, `request_extension` and
 # `answer_extension`, which check the contractual deadlines (orders.deadlines).
 
 

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from orders import images, uploads
 from orders.models import PhotoKind, SignatureStatus
-from orders.services import MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
+from orders.reports import MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
 
 MAX_PHOTOS_PER_KIND = 8
 
@@ -107,7 +107,7 @@ class ReportForm(forms.Form):
         return data
 
     def service_arguments(self) -> dict[str, Any]:
-        """The keyword arguments of `services.submit_report`."""
+        """The keyword arguments of `reports.submit_report`."""
         data = self.cleaned_data
         return {
             "works_done": data["works_done"],

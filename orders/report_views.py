@@ -16,7 +16,7 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from orders import services
+from orders import documents, reports
 from orders.access import get_order_for
 from orders.models import Document, DocumentKind, InterventionReport, Order
 from orders.report_forms import DocumentUploadForm, ReportForm
@@ -33,13 +33,13 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
     form = ReportForm(request.POST or None, request.FILES or None, initial={"signatory_name": order.occupant_name})
     if request.method == "POST" and form.is_valid():
         try:
-            report = services.submit_report(order, actor=request.user, **form.service_arguments())
+            report = reports.submit_report(order, actor=request.user, **form.service_arguments())
         except Refused as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, "Rapport d'intervention enregistré.")
             return redirect("orders:report_detail", order.pk, report.pk)
-    context = {"order": order, "form": form, "accepts_reports": order.state in services.REPORT_STATES}
+    context = {"order": order, "form": form, "accepts_reports": order.state in documents.REPORT_STATES}
     return render(request, "orders/report_form.html", context, status=400 if form.errors else 200)
 
 
@@ -66,7 +66,7 @@ def report_retry(request: HttpRequest, order_id: int, report_id: int) -> HttpRes
     order = get_order_for(request, order_id)
     report = _report_for(order, report_id)
     try:
-        services.retry_report_pdf(report, actor=request.user)
+        reports.retry_report_pdf(report, actor=request.user)
     except Refused as error:
         messages.error(request, str(error))
     else:
@@ -84,7 +84,7 @@ def document_upload(request: HttpRequest, order_id: int) -> HttpResponse:
             f"Rapport d'intervention {order.reference} déposé le {timezone.localdate():%d/%m/%Y}"
         )
         try:
-            services.attach_document(
+            documents.attach_document(
                 order,
                 actor=request.user,
                 file=upload,
@@ -97,7 +97,7 @@ def document_upload(request: HttpRequest, order_id: int) -> HttpResponse:
         else:
             messages.success(request, "Rapport déposé : il part vers la plateforme du client.")
             return redirect("orders:detail", order.pk)
-    context = {"order": order, "form": form, "accepts_reports": order.state in services.REPORT_STATES}
+    context = {"order": order, "form": form, "accepts_reports": order.state in documents.REPORT_STATES}
     return render(request, "orders/report_upload.html", context, status=400 if form.errors else 200)
 
 

@@ -8,7 +8,7 @@ import random
 from celery import shared_task
 from django.db import OperationalError
 
-from orders import notifications, pdf, services
+from orders import documents, notifications, pdf
 from orders.models import InterventionReport, PdfStatus
 
 logger = logging.getLogger(__name__)
@@ -42,13 +42,13 @@ def render_report_pdf(self, report_id: int) -> str:
     report = InterventionReport.objects.filter(pk=report_id).first()
     if report is None or report.pdf_status == PdfStatus.DONE:
         return "nothing to do"
-    if not services.start_report_pdf(report_id):
+    if not documents.start_report_pdf(report_id):
         return "nothing to do"
     try:
         content = pdf.render_report(report)
     except TRANSIENT_ERRORS as error:
         final = self.request.retries >= self.max_retries
-        services.record_report_pdf_error(report_id, error=f"{type(error).__name__} : {error}", final=final)
+        documents.record_report_pdf_error(report_id, error=f"{type(error).__name__} : {error}", final=final)
         if final:
             logger.warning("PDF of report %s failed after %s tries: %r", report_id, self.request.retries + 1, error)
             return "failed"
@@ -56,20 +56,22 @@ def render_report_pdf(self, report_id: int) -> str:
     except Exception as error:
         # A permanent error: recorded for a person (the page offers « Relancer »
         # once it is fixed), not retried on its own.
-        services.record_report_pdf_error(report_id, error=f"{type(error).__name__} : {error}", final=True)
+        documents.record_report_pdf_error(report_id, error=f"{type(error).__name__} : {error}", final=True)
         logger.exception("PDF of report %s failed", report_id)
         return "failed"
-    document = services.attach_report_pdf(report, content=content)
+    document = documents.attach_report_pdf(report, content=content)
     return "done" if document is not None else "already done"
 
 
 @shared_task(ignore_result=True)
 def sweep_report_pdfs() -> str:
     """Every few minutes: a report's PDF whose task was lost is asked again."""
-    requeued, given_up = services.requeue_stalled_report_pdfs()
+    requeued, given_up = documents.ask_stalled_report_pdfs_again()
+    for report_id in requeued:
+        render_report_pdf.delay_on_commit(report_id)
     if requeued or given_up:
-        logger.info("Report PDFs: %s asked again, %s given up", requeued, given_up)
-    return f"{requeued} asked again, {given_up} given up"
+        logger.info("Report PDFs: %s asked again, %s given up", len(requeued), given_up)
+    return f"{len(requeued)} asked again, {given_up} given up"
 
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)

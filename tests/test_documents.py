@@ -30,7 +30,7 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from orders import services, uploads
+from orders import documents, reports, services, uploads
 from orders.models import Document, DocumentKind
 from portal.relay import delivery, intent, tasks
 from portal.relay.models import Connection, MessageKind, MessageStatus, OutboxMessage
@@ -138,7 +138,7 @@ def text(response) -> str:
 
 
 def attach(order, actor, content: bytes | None = None, *, title: str = "Rapport de l'entreprise") -> Document:
-    return services.attach_document(
+    return documents.attach_document(
         order,
         actor=actor,
         file=ContentFile(content or pdf_bytes(), name="Rapport d'intervention été.pdf"),
@@ -494,7 +494,7 @@ def test_a_generated_report_reaches_the_platform_too(platform, connection, start
     from orders.models import SignatureStatus
     from orders.tasks import render_report_pdf
 
-    report = services.submit_report(
+    report = reports.submit_report(
         started,
         actor=technician,
         works_done="Remplacement du siphon",

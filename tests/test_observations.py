@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from django.db import IntegrityError, transaction
 
-from orders import deadlines, services
+from orders import deadlines, remedies, services
 from orders.models import ExtensionDecision, ExtensionRequest, Observation, Order
 from portal.relay.models import Connection, OutboxMessage
 from tests.conftest import PARIS
@@ -132,7 +132,7 @@ def test_observations_are_accepted_until_the_last_minute_and_relayed_with_their_
 ):
     services.acknowledge_order(received, actor=technician, at=paris(2026, 11, 21, 8, 0))
     with time_machine.travel(paris(2026, 12, 7, 23, 59, 59), tick=False):
-        observation = services.raise_observation(
+        observation = remedies.raise_observation(
             received, actor=supervisor, text="La quantité de la ligne L1\nne correspond pas au métré."
         )
 
@@ -153,7 +153,7 @@ def test_observations_after_the_fifteen_days_are_refused_in_french(received, sup
         time_machine.travel(paris(2026, 12, 8, 0, 0), tick=False),
         pytest.raises(services.ServiceError) as refused,
     ):
-        services.raise_observation(received, actor=supervisor, text="Trop tard.")
+        remedies.raise_observation(received, actor=supervisor, text="Trop tard.")
 
     assert str(refused.value) == (
         "La commande a été reçue le 20 novembre 2026 : le délai de 15 jours pour formuler des observations a "
@@ -167,10 +167,10 @@ def test_observations_after_the_fifteen_days_are_refused_in_french(received, sup
 def test_observations_must_say_something_and_fit_in_what_the_platform_receives(received, supervisor):
     with time_machine.travel(paris(2026, 11, 23, 9, 0), tick=False):
         with pytest.raises(services.ServiceError, match="Écrivez vos observations."):
-            services.raise_observation(received, actor=supervisor, text=" \n ")
+            remedies.raise_observation(received, actor=supervisor, text=" \n ")
         with pytest.raises(services.ServiceError, match="au plus, pour que la plateforme du client les reçoive"):
-            services.raise_observation(received, actor=supervisor, text="x" * (services.OBSERVATION_MAX_LENGTH + 1))
-        longest = services.raise_observation(received, actor=supervisor, text="x" * services.OBSERVATION_MAX_LENGTH)
+            remedies.raise_observation(received, actor=supervisor, text="x" * (remedies.OBSERVATION_MAX_LENGTH + 1))
+        longest = remedies.raise_observation(received, actor=supervisor, text="x" * remedies.OBSERVATION_MAX_LENGTH)
     assert len(longest.event.label) == 300
     assert Observation.objects.count() == 1
 
@@ -178,7 +178,7 @@ def test_observations_must_say_something_and_fit_in_what_the_platform_receives(r
 def test_a_cancelled_order_takes_no_observations(received, supervisor):
     services.cancel_order(received, actor=supervisor, reason="Doublon")
     with pytest.raises(services.ServiceError, match="annulée"):
-        services.raise_observation(received, actor=supervisor, text="Bien noté.", at=paris(2026, 11, 23, 9, 0))
+        remedies.raise_observation(received, actor=supervisor, text="Bien noté.", at=paris(2026, 11, 23, 9, 0))
 
 
 # --- Extensions of the period ------------------------------------------------------------
@@ -187,7 +187,7 @@ def test_a_cancelled_order_takes_no_observations(received, supervisor):
 def ask(
     order: Order, actor, at: datetime, *, cause_date: date, days: int = 5, cause: str = "Accès refusé par le gardien"
 ):
-    return services.request_extension(order, actor=actor, cause=cause, cause_date=cause_date, days=days, at=at)
+    return remedies.request_extension(order, actor=actor, cause=cause, cause_date=cause_date, days=days, at=at)
 
 
 def test_an_extension_is_asked_until_the_fifteenth_day_after_the_cause(received, connection, supervisor):
@@ -252,7 +252,7 @@ def test_a_granted_extension_moves_the_due_date_and_is_relayed(received, connect
     extension = ask(received, supervisor, paris(2026, 11, 24, 10, 0), cause_date=date(2026, 11, 23), days=10)
 
     with time_machine.travel(paris(2026, 11, 27, 15, 0), tick=False):
-        answered = services.answer_extension(
+        answered = remedies.answer_extension(
             extension, actor=supervisor, granted=True, granted_days=7, note="courriel du 27/11"
         )
 
@@ -272,7 +272,7 @@ def test_a_granted_extension_moves_the_due_date_and_is_relayed(received, connect
 def test_a_refused_extension_leaves_the_due_date(received, connection, supervisor):
     extension = ask(received, supervisor, paris(2026, 11, 24, 10, 0), cause_date=date(2026, 11, 23))
     with time_machine.travel(paris(2026, 11, 27, 15, 0), tick=False):
-        services.answer_extension(extension, actor=supervisor, granted=False, granted_days=None)
+        remedies.answer_extension(extension, actor=supervisor, granted=False, granted_days=None)
     received.refresh_from_db()
     assert received.due_at == DUE
     assert extension.decision == ExtensionDecision.REFUSED
@@ -283,16 +283,16 @@ def test_an_answer_is_checked_before_it_is_recorded(received, supervisor):
     extension = ask(received, supervisor, paris(2026, 11, 24, 10, 0), cause_date=date(2026, 11, 23), days=10)
     with time_machine.travel(paris(2026, 11, 27, 15, 0), tick=False):
         with pytest.raises(services.ServiceError, match="entre 1 et 10"):
-            services.answer_extension(extension, actor=supervisor, granted=True, granted_days=11)
+            remedies.answer_extension(extension, actor=supervisor, granted=True, granted_days=11)
         with pytest.raises(services.ServiceError, match="entre 1 et 10"):
-            services.answer_extension(extension, actor=supervisor, granted=True)
+            remedies.answer_extension(extension, actor=supervisor, granted=True)
         with pytest.raises(services.ServiceError, match="ne peut pas précéder la demande"):
-            services.answer_extension(extension, actor=supervisor, granted=False, at=paris(2026, 11, 24, 9, 0))
+            remedies.answer_extension(extension, actor=supervisor, granted=False, at=paris(2026, 11, 24, 9, 0))
         with pytest.raises(services.ServiceError, match="dans le futur"):
-            services.answer_extension(extension, actor=supervisor, granted=False, at=paris(2026, 11, 28, 9, 0))
-        services.answer_extension(extension, actor=supervisor, granted=False)
+            remedies.answer_extension(extension, actor=supervisor, granted=False, at=paris(2026, 11, 28, 9, 0))
+        remedies.answer_extension(extension, actor=supervisor, granted=False)
         with pytest.raises(services.ServiceError, match="déjà enregistrée : « Refusée »"):
-            services.answer_extension(extension, actor=supervisor, granted=True, granted_days=3)
+            remedies.answer_extension(extension, actor=supervisor, granted=True, granted_days=3)
     received.refresh_from_db()
     assert received.due_at == DUE
 
@@ -302,7 +302,7 @@ def test_the_longest_labels_fit_in_an_event(received, supervisor):
         received, supervisor, paris(2026, 11, 24, 10, 0), cause_date=date(2026, 11, 23), days=365, cause="c" * 200
     )
     with time_machine.travel(paris(2026, 11, 27, 15, 0), tick=False):
-        services.answer_extension(extension, actor=supervisor, granted=True, granted_days=365, note="n" * 150)
+        remedies.answer_extension(extension, actor=supervisor, granted=True, granted_days=365, note="n" * 150)
     labels = received.events.filter(kind__startswith="extension").values_list("label", flat=True)
     assert len(labels) == 2
     assert all(len(label) <= 300 for label in labels)
@@ -433,7 +433,7 @@ def test_an_answer_to_another_orders_request_is_a_404(client, supervisor, receiv
 
 def test_office_staff_look_at_them_in_the_admin(client, office, received, supervisor):
     ask(received, supervisor, paris(2026, 11, 24, 10, 0), cause_date=date(2026, 11, 23))
-    services.raise_observation(received, actor=supervisor, text="Le métré est à revoir.", at=paris(2026, 11, 24, 10, 0))
+    remedies.raise_observation(received, actor=supervisor, text="Le métré est à revoir.", at=paris(2026, 11, 24, 10, 0))
     client.force_login(office)
     for model in ("observation", "extensionrequest"):
         response = client.get(f"/admin/orders/{model}/")

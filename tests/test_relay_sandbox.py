@@ -28,8 +28,8 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
+from orders import formatting, services
 from orders import inbound as orders_inbound
-from orders import services
 from orders.models import Order
 from portal.models import Asset, ServiceCode
 from portal.relay import catalogue, delivery, inbound, intent, tasks, watch
@@ -353,8 +353,8 @@ def test_a_whole_order_life_reaches_the_platform_once_in_order_with_its_codes_an
     assert labels[0].startswith("Commande reçue, échéance le ")
     assert labels[4:7] == [
         "Commande prise en compte",
-        f"Rendez-vous fixé le {services.format_datetime(appointment)}",
-        f"Rendez-vous reporté au {services.format_datetime(appointment + timedelta(days=1))}",
+        f"Rendez-vous fixé le {formatting.format_datetime(appointment)}",
+        f"Rendez-vous reporté au {formatting.format_datetime(appointment + timedelta(days=1))}",
     ]
     assert labels[7].startswith("Travaux démarrés le ")
     assert labels[8:12] == [

@@ -17,7 +17,7 @@ from django.utils import timezone
 from PIL import ExifTags, Image, ImageDraw
 from pypdf import PdfReader
 
-from orders import images, services, tasks
+from orders import documents, images, reports, services, tasks
 from orders.models import (
     Document,
     DocumentKind,
@@ -127,7 +127,7 @@ def submit(order, technician, *, photos: int = 0, **overrides) -> InterventionRe
         "time_on_site_minutes": 75,
         "signature_status": SignatureStatus.ABSENT,
         "photos": [
-            services.ReportPhotoUpload(
+            reports.ReportPhotoUpload(
                 kind=PhotoKind.BEFORE if number % 2 == 0 else PhotoKind.AFTER,
                 image=processed((40 * number, 120, 200 - 30 * number)),
             )
@@ -135,7 +135,7 @@ def submit(order, technician, *, photos: int = 0, **overrides) -> InterventionRe
         ],
         **overrides,
     }
-    return services.submit_report(order, actor=technician, **arguments)
+    return reports.submit_report(order, actor=technician, **arguments)
 
 
 def pdf_text(document: Document) -> tuple[str, int]:
@@ -475,7 +475,7 @@ def test_the_render_task_is_safe_to_run_twice(started, technician, connection):
     assert render_report_pdf(report.pk) == "done"
     assert render_report_pdf(report.pk) == "nothing to do"
     # Two renders that overlap: the second to finish keeps nothing.
-    assert services.attach_report_pdf(report, content=b"%PDF-1.7 another render") is None
+    assert documents.attach_report_pdf(report, content=b"%PDF-1.7 another render") is None
 
     assert Document.objects.count() == 1
     assert started.outbox_messages.filter(kind=MessageKind.DOCUMENT).count() == 1
@@ -534,12 +534,12 @@ def test_relancer_asks_for_the_pdf_again(client, started, technician, django_cap
 def test_relancer_is_refused_while_a_pdf_is_being_made_and_offered_once_it_is_stalled(started, technician):
     report = submit(started, technician)
     with pytest.raises(services.ServiceError, match="patientez"):
-        services.retry_report_pdf(report, actor=technician)
+        reports.retry_report_pdf(report, actor=technician)
 
     InterventionReport.objects.filter(pk=report.pk).update(pdf_requested_at=timezone.now() - timedelta(minutes=11))
     report.refresh_from_db()
     assert report.can_retry_pdf
-    services.retry_report_pdf(report, actor=technician)
+    reports.retry_report_pdf(report, actor=technician)
 
 
 def test_the_sweep_asks_again_for_a_pdf_whose_task_was_lost_and_gives_up_on_one_that_keeps_crashing(
@@ -550,7 +550,7 @@ def test_the_sweep_asks_again_for_a_pdf_whose_task_was_lost_and_gives_up_on_one_
     InterventionReport.objects.filter(pk__in=[lost.pk, crashing.pk]).update(
         pdf_status=PdfStatus.RENDERING, pdf_requested_at=long_ago, pdf_attempts=1
     )
-    InterventionReport.objects.filter(pk=crashing.pk).update(pdf_attempts=services.PDF_MAX_STARTS)
+    InterventionReport.objects.filter(pk=crashing.pk).update(pdf_attempts=documents.PDF_MAX_STARTS)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert tasks.sweep_report_pdfs() == "1 asked again, 1 given up"

@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
-from orders import services
+from orders import services, sharing
 from orders.models import Order, OrderEvent
 from orders.states import IllegalTransition, MissingRequirement, State
 from tests.conftest import PARIS
@@ -221,8 +221,8 @@ def test_a_line_from_the_price_schedule_takes_its_label_and_price(order, price_i
 
 def test_every_change_passes_through_the_relay_seam(order, technician, supervisor, monkeypatch):
     shared: list[int] = []
-    original = services._share
-    monkeypatch.setattr(services, "_share", lambda o, event: (shared.append(event.pk), original(o, event)))
+    original = sharing.share_event
+    monkeypatch.setattr(sharing, "share_event", lambda o, event: (shared.append(event.pk), original(o, event)))
     services.acknowledge_order(order, actor=technician)
     services.plan_order(order, actor=technician, appointment=T0)
     services.assign_order(order, actor=supervisor, pilot=supervisor)

@@ -15,7 +15,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from orders import services
+from orders import remedies
 from orders.models import CriticalLevel, Order, WorkType
 from portal.models import Asset, PriceItem, Role, ServiceCode, User
 
@@ -158,9 +158,9 @@ class NewLineForm(forms.Form):
 class ObservationForm(forms.Form):
     text = forms.CharField(
         label="Observations",
-        max_length=services.OBSERVATION_MAX_LENGTH,
+        max_length=remedies.OBSERVATION_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=f"{services.OBSERVATION_MAX_LENGTH} caractères au plus : elles sont transmises telles quelles à "
+        help_text=f"{remedies.OBSERVATION_MAX_LENGTH} caractères au plus : elles sont transmises telles quelles à "
         "la plateforme du client.",
         error_messages={"required": "Écrivez vos observations."},
     )
@@ -169,7 +169,7 @@ class ObservationForm(forms.Form):
 class ExtensionRequestForm(forms.Form):
     cause = forms.CharField(
         label="Cause",
-        max_length=services.EXTENSION_CAUSE_MAX_LENGTH,
+        max_length=remedies.EXTENSION_CAUSE_MAX_LENGTH,
         help_text="Ce qui empêche de tenir le délai, du fait du gestionnaire ou d'un cas de force majeure.",
         error_messages={"required": "Indiquez la cause qui empêche de tenir le délai."},
     )
@@ -181,14 +181,14 @@ class ExtensionRequestForm(forms.Form):
     days = forms.IntegerField(
         label="Prolongation demandée (jours)",
         min_value=1,
-        max_value=services.EXTENSION_MAX_DAYS,
+        max_value=remedies.EXTENSION_MAX_DAYS,
         error_messages={"required": "Indiquez de combien de jours prolonger le délai."},
     )
 
 
 class ExtensionAnswerForm(forms.Form):
     """The buyer's answer; its cleaned data is the keyword arguments of
-    `services.answer_extension` (`at`: when the answer was received)."""
+    `remedies.answer_extension` (`at`: when the answer was received)."""
 
     decision = forms.TypedChoiceField(
         label="Réponse du gestionnaire",
@@ -198,10 +198,10 @@ class ExtensionAnswerForm(forms.Form):
         error_messages={"required": "Indiquez si la prolongation est accordée ou refusée."},
     )
     granted_days = forms.IntegerField(
-        label="Jours accordés", min_value=1, max_value=services.EXTENSION_MAX_DAYS, required=False
+        label="Jours accordés", min_value=1, max_value=remedies.EXTENSION_MAX_DAYS, required=False
     )
     at = forms.DateTimeField(label="Réponse reçue le", initial=_now_to_the_minute, widget=_datetime_input())
-    note = forms.CharField(label="Précision", max_length=services.EXTENSION_NOTE_MAX_LENGTH, required=False)
+    note = forms.CharField(label="Précision", max_length=remedies.EXTENSION_NOTE_MAX_LENGTH, required=False)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

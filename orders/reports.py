@@ -1,0 +1,134 @@
+"""Intervention reports: the technician's account of a visit (works done,
+time on site, photos, the occupant's signature, a quote needed), saved and
+then rendered as a PDF by a task, which keeps it as the order's document."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from orders import documents, services, tasks
+from orders.images import ProcessedImage
+from orders.models import InterventionReport, Order, PdfStatus, PhotoKind, ReportPhoto, SignatureStatus
+from orders.services import ServiceError
+from portal.models import User
+
+logger = logging.getLogger(__name__)
+
+MAX_TIME_ON_SITE_MINUTES = 24 * 60
+
+
+@dataclass(frozen=True)
+class ReportPhotoUpload:
+    """A photo already checked and shrunk by `orders.images.process_photo`."""
+
+    kind: PhotoKind
+    image: ProcessedImage
+
+
+def _queue_report_pdf(report_id: int) -> None:
+    # After commit, so that the worker finds the report; `robust` (which
+    # Celery's `delay_on_commit` is not) because a broker that is down must not
+    # turn a saved report into an error page: the report stays "en attente",
+    # the sweep asks again, and the page offers to ask again later.
+    transaction.on_commit(functools.partial(tasks.render_report_pdf.delay, report_id), robust=True)
+
+
+@transaction.atomic
+def submit_report(
+    order: Order,
+    *,
+    actor: User | None,
+    works_done: str,
+    time_on_site_minutes: int,
+    signature_status: str,
+    signature: ProcessedImage | None = None,
+    signatory_name: str = "",
+    observations: str = "",
+    materials_used: str = "",
+    quote_needed: bool = False,
+    quote_description: str = "",
+    photos: Sequence[ReportPhotoUpload] = (),
+    at: datetime | None = None,
+) -> InterventionReport:
+    """Store the technician's report with its photos and signature, record it in
+    the order's history, and have its PDF rendered once the transaction commits."""
+    works_done, quote_description = works_done.strip(), quote_description.strip()
+    if not works_done:
+        raise ServiceError("Décrivez les travaux réalisés.")
+    if not 0 < time_on_site_minutes <= MAX_TIME_ON_SITE_MINUTES:
+        raise ServiceError("Le temps passé sur place doit être compris entre 1 minute et 24 heures.")
+    if signature_status not in SignatureStatus.values:
+        raise ServiceError("Indiquez si l'occupant a signé, était absent ou a refusé de signer.")
+    if (signature_status == SignatureStatus.SIGNED) != (signature is not None):
+        raise ServiceError("Une signature n'accompagne que le choix « l'occupant signe ».")
+    if quote_needed and not quote_description:
+        raise ServiceError("Décrivez les travaux qui demandent un devis.")
+    locked = documents.lock_for_report(order)
+    now = at or timezone.now()
+    report = InterventionReport(
+        order=locked,
+        works_done=works_done,
+        observations=observations.strip(),
+        materials_used=materials_used.strip(),
+        time_on_site_minutes=time_on_site_minutes,
+        signature_status=signature_status,
+        signatory_name=signatory_name.strip() if signature is not None else "",
+        quote_needed=quote_needed,
+        quote_description=quote_description if quote_needed else "",
+        created_by=actor if actor is not None and actor.pk else None,
+        created_at=now,
+        pdf_requested_at=timezone.now(),
+    )
+    if signature is not None:
+        report.signature.save("signature.png", ContentFile(signature.content), save=False)
+    report.save()
+    positions = dict.fromkeys(PhotoKind.values, 0)
+    for photo in photos:
+        positions[photo.kind] += 1
+        row = ReportPhoto(
+            report=report,
+            kind=photo.kind,
+            position=positions[photo.kind],
+            width=photo.image.width,
+            height=photo.image.height,
+        )
+        row.image.save("photo.jpg", ContentFile(photo.image.content), save=False)
+        row.save()
+    services.record_event(
+        locked,
+        kind="report_submitted",
+        label="Rapport d'intervention saisi",
+        actor=actor,
+        at=now,
+        data={
+            "report": report.pk,
+            "photos": len(photos),
+            "signature": signature_status,
+            "quote_needed": quote_needed,
+        },
+    )
+    _queue_report_pdf(report.pk)
+    return report
+
+
+@transaction.atomic
+def retry_report_pdf(report: InterventionReport, *, actor: User | None) -> InterventionReport:
+    """« Relancer »: a render that failed, or that never started (its task lost), is asked again."""
+    locked = InterventionReport.objects.select_for_update().get(pk=report.pk)
+    if not locked.can_retry_pdf:
+        raise ServiceError("Le PDF de ce rapport est déjà produit, ou en cours de production : patientez un instant.")
+    InterventionReport.objects.filter(pk=locked.pk).update(
+        pdf_status=PdfStatus.PENDING, pdf_error="", pdf_requested_at=timezone.now()
+    )
+    logger.info("PDF of report %s asked again by %s", locked.pk, actor)
+    _queue_report_pdf(locked.pk)
+    locked.refresh_from_db()
+    return locked
