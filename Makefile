@@ -39,8 +39,8 @@ endef
 .PHONY: help
 help:
 	@echo "make run     start the portal (web + Celery worker with beat) on http://$(ADDR)/"
-	@echo "make test    ruff, migrations check and pytest (PYTEST_ARGS=... passed to pytest)"
-	@echo "make lint    ruff check and format check"
+	@echo "make test    lint, migrations check and pytest (PYTEST_ARGS=... passed to pytest)"
+	@echo "make lint    ruff, the import layers (import-linter) and types (mypy)"
 	@echo "make format  ruff format and safe fixes"
 	@echo "make bench   run every bench/*.py (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make clean   remove var/ (database, broker, files) and .venv"
@@ -89,17 +89,19 @@ run: $(RUNTIME_STAMP)
 	@ADDR=$(ADDR) VENV=$(VENV) exec bin/run-dev
 
 .PHONY: test
-test: $(DEV_STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint
 	$(VPY) manage.py makemigrations --check --dry-run
 	@rm -rf var/test/broker  # tasks the tests queued on the file-system broker
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
+# The layers (import-linter's contracts in pyproject.toml) and the types of the
+# services and pure modules (mypy with django-stubs) are checked with the style.
 .PHONY: lint
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	DEBUG=1 $(VENV)/bin/mypy
 
 .PHONY: format
 format: $(DEV_STAMP)

@@ -49,7 +49,7 @@ def euros(amount: Decimal) -> str:
     """`1 234,56 €`, with no-break spaces, rounded half up to the cent."""
     rounded = to_cent(amount)
     units, cents = f"{abs(rounded):.2f}".split(".")
-    groups = []
+    groups: list[str] = []
     while units:
         groups.insert(0, units[-3:])
         units = units[:-3]

@@ -191,7 +191,7 @@ def register_order(
     record_event(
         order,
         kind="received",
-        label=f"Commande reçue, échéance le {format_datetime(order.due_at)}",
+        label=f"Commande reçue, échéance le {format_datetime(details['due_at'])}",
         actor=actor,
         at=received_at,
         after=State.TO_ACKNOWLEDGE,
@@ -209,6 +209,10 @@ def _check_belongs_to_client(contract: Contract, asset: Asset | None, service_co
         raise ServiceError("Cet élément de patrimoine n'appartient pas au client du marché.")
     if service_code is not None and service_code.contract_id != contract.pk:
         raise ServiceError("Ce code prestation n'appartient pas au marché de la commande.")
+
+
+def _field_name(model: type[Order] | type[OrderLine], name: str) -> str:
+    return str(getattr(model._meta.get_field(name), "verbose_name", name))
 
 
 def _describe(value: Any) -> str:
@@ -243,7 +247,7 @@ def update_order_details(
     before = {name: _describe(getattr(locked, name)) for name in changed}
     Order.objects.filter(pk=locked.pk).update(updated_at=timezone.now(), **changed)
     order.refresh_from_db()
-    names = ", ".join(str(Order._meta.get_field(name).verbose_name) for name in changed)
+    names = ", ".join(_field_name(Order, name) for name in changed)
     return record_event(
         order,
         kind="edited",
@@ -303,7 +307,7 @@ def update_line(line: OrderLine, *, actor: User | None, changes: Mapping[str, An
         return None
     OrderLine.objects.filter(pk=line.pk).update(**changed)
     line.refresh_from_db()
-    names = ", ".join(str(OrderLine._meta.get_field(name).verbose_name) for name in changed)
+    names = ", ".join(_field_name(OrderLine, name) for name in changed)
     return record_event(
         order,
         kind="line_changed",

@@ -31,10 +31,10 @@ def snapshot(order: Order) -> mapping.OrderSnapshot:
         reference=order.reference,
         contract_reference=order.contract.reference,
         state=order.state,
-        service_code=order.service_code.code if order.service_code_id else "",
+        service_code=order.service_code.code if order.service_code is not None else "",
         work_type=order.work_type,
         critical_level=order.critical_level,
-        asset_reference=order.asset.reference if order.asset_id else "",
+        asset_reference=order.asset.reference if order.asset is not None else "",
         appointment_at=order.appointment_at,
         planned_start=order.planned_start,
         planned_end=order.planned_end,
@@ -130,7 +130,7 @@ def share_document(order: Order, event: OrderEvent, document: Document) -> Outbo
         kind=MessageKind.DOCUMENT,
         payload=payload,
         changed_at=event.recorded_at,
-        document_name=document.file.name,
+        document_name=document.file.name or "",
     )
 
 

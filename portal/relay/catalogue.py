@@ -58,7 +58,7 @@ def sync_contract(connection: Connection, contract: Contract) -> int:
 def sync_asset(connection: Connection, contract: Contract, code: str) -> Asset:
     """The asset `code` as the platform's estate describes it."""
     body = intent.client_for(connection).get_asset(code)
-    address = body.get("address") if isinstance(body.get("address"), dict) else {}
+    address: dict[str, Any] = body["address"] if isinstance(body.get("address"), dict) else {}
     parent = None
     parent_reference = body.get("parentReference")
     if parent_reference:

@@ -39,9 +39,9 @@ Outcome = DeliveryAttempt.Outcome
 def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with jitter: half the delay fixed, half random, capped
     so that a waiting message is tried at least every 10 minutes."""
-    rng = rng or random
+    uniform = rng.uniform if rng is not None else random.uniform
     delay = min(MAX_BACKOFF.total_seconds(), BASE_BACKOFF.total_seconds() * 2 ** max(attempts - 1, 0))
-    return timedelta(seconds=delay / 2 + rng.uniform(0, delay / 2))
+    return timedelta(seconds=delay / 2 + uniform(0, delay / 2))
 
 
 def lease_for(connection: Connection) -> timedelta:
@@ -164,7 +164,7 @@ def document_file(message: OutboxMessage) -> tuple[str, bytes, str]:
     if hashlib.sha256(content).hexdigest() != meta.get("sha256"):
         raise intent.Rejection("Le fichier du document a changé depuis son ajout : il n'est pas transmis.")
     return (
-        meta.get("fileName") or message.document.name.rsplit("/", 1)[-1],
+        meta.get("fileName") or (message.document.name or "document.pdf").rsplit("/", 1)[-1],
         content,
         meta.get("mime") or "application/pdf",
     )
