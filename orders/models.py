@@ -6,32 +6,30 @@ Nothing here changes an order: `orders.services` does, and only it.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.postgres.expressions import ArraySubquery
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connections, models
-from django.db.models import BooleanField, F, Func, Q, Sum
+from django.db import models
+from django.db.models import F, Q
 from django.utils import timezone
 
-from orders.deadlines import DUE_SOON
+from orders.queries import OrderQuerySet, line_total
 from orders.states import (
     CLOSE_OUTCOME_LABELS,
     OPEN_STATES,
     STATE_LABELS,
     SUSPEND_REASON_LABELS,
-    WORK_STATES,
     Action,
     allowed_actions,
 )
 from portal.models import VAT_RATES, Asset, BillingAccount, Contract, PriceItem, Role, ServiceCode
 
 if TYPE_CHECKING:
-    from portal.models import User
+    pass
 
 StateChoices = models.TextChoices("StateChoices", [(s.name, (s.value, label)) for s, label in STATE_LABELS.items()])
 
@@ -52,78 +50,6 @@ class CriticalLevel(models.IntegerChoices):
 class Origin(models.TextChoices):
     PLATFORM = "platform", "Plateforme du client"
     MANUAL = "manual", "Saisie manuelle"
-
-
-class _EqualsAny(Func):
-    """`value = ANY(array)`, PostgreSQL's membership test that an index serves."""
-
-    arg_joiner = " = ANY("
-    template = "%(expressions)s)"
-    output_field = BooleanField()
-
-
-def late_condition(now: datetime) -> Q:
-    """Late: the works are not finished and the due date has passed (the one
-    definition, for filters and annotations alike; `Order.is_late_at` agrees)."""
-    return Q(state__in=WORK_STATES, due_at__lt=now)
-
-
-def due_soon_condition(now: datetime) -> Q:
-    """Due soon: not late yet, but will be within `deadlines.DUE_SOON` (48 hours)."""
-    return Q(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + DUE_SOON)
-
-
-class OrderQuerySet(models.QuerySet["Order"]):
-    def visible_to(self, user: User) -> OrderQuerySet:
-        """Technicians see the orders assigned to them; supervisors and office staff see all."""
-        if not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_superuser or user.role in (Role.SUPERVISOR, Role.OFFICE):
-            return self
-        if user.role == Role.TECHNICIAN:
-            return self.filter(technician=user)
-        return self.none()
-
-    def open(self) -> OrderQuerySet:
-        return self.filter(state__in=OPEN_STATES)
-
-    def search(self, query: str) -> OrderQuerySet:
-        """Every word found in the reference, the address, the asset's label or
-        the occupant's name (the technician's and the supervisors' search)."""
-        orders = self
-        postgresql = connections[self.db].vendor == "postgresql"
-        for word in query.split():
-            assets = (
-                Asset.objects.filter(
-                    Q(address__icontains=word)
-                    | Q(address_complement__icontains=word)
-                    | Q(postcode__icontains=word)
-                    | Q(city__icontains=word)
-                    | Q(label__icontains=word)
-                )
-                .order_by()
-                .values("pk")
-            )
-            # On PostgreSQL the matching assets are computed once into an array
-            # (an InitPlan): `asset_id = ANY(array)` is then an index condition
-            # like the trigram ones (migration 0009), and PostgreSQL ORs the
-            # three indexes instead of reading every order (20 ms of SQL on
-            # 20,000 orders down to 3 ms for a selective word).
-            at_asset = _EqualsAny(F("asset_id"), ArraySubquery(assets)) if postgresql else Q(asset__in=assets)
-            orders = orders.filter(Q(reference__icontains=word) | Q(occupant_name__icontains=word) | at_asset)
-        return orders
-
-    def late(self, now: datetime) -> OrderQuerySet:
-        """Orders whose works are not finished and whose due date has passed."""
-        return self.filter(late_condition(now))
-
-    def late_within(self, now: datetime, delta: timedelta) -> OrderQuerySet:
-        """Orders not late yet that will be if their works are not finished within `delta`."""
-        return self.filter(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + delta)
-
-    def due_soon(self, now: datetime) -> OrderQuerySet:
-        """Orders not late yet that will be within `deadlines.DUE_SOON` (48 hours)."""
-        return self.filter(due_soon_condition(now))
 
 
 class Order(models.Model):
@@ -254,8 +180,9 @@ class Order(models.Model):
         return self.state in OPEN_STATES
 
     def value_excl_vat(self) -> Decimal:
-        """The order's value: the sum of its lines, excluding VAT."""
-        total = self.lines.aggregate(total=Sum(F("quantity") * F("unit_price")))["total"]
+        """The order's value: the sum of its lines, excluding VAT (as the
+        `with_value()` annotation computes it in a list's query)."""
+        total = self.lines.aggregate(total=line_total())["total"]
         return Decimal(total or 0).quantize(Decimal("0.01"))
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from orders.durations import duration
 from portal.limits import SHARING_LIMIT
 
 CENT = Decimal("0.01")
@@ -59,21 +60,6 @@ def euros(amount: Decimal) -> str:
 
 def _days(count: int) -> str:
     return f"{count}{NBSP}j"
-
-
-def duration(delta: timedelta) -> str:
-    """`2 j 3 h 05 min`, `1 h`, `16 min`: a delay as people read it (seconds dropped)."""
-    minutes = max(0, int(delta.total_seconds()) // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    parts = []
-    if days:
-        parts.append(_days(days))
-    if hours:
-        parts.append(f"{hours}{NBSP}h")
-    if minutes or not parts:
-        parts.append(f"{minutes:02d}{NBSP}min" if parts else f"{minutes}{NBSP}min")
-    return " ".join(parts)
 
 
 # --- Late penalties (CCAG-MI art. 15) ----------------------------------------

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from orders.durations import duration
 from orders.penalties import (
     LateOrder,
     SharingBreach,
@@ -20,7 +21,6 @@ from orders.penalties import (
     data_sharing_by_contract,
     data_sharing_penalty,
     days_late,
-    duration,
     euros,
     exposure,
     late_penalties_by_contract,

@@ -17,9 +17,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders import services
+from orders.durations import duration
 from orders.models import Order, OrderEvent
 from orders.states import State
-from orders.supervisor.timeline import format_duration
 from portal.models import Role, ServiceCode
 from portal.relay import delivery
 from portal.relay.models import (
@@ -327,12 +327,12 @@ def test_a_line_of_another_order_is_a_404(signed_in, order, contract):
 
 
 def test_durations_read_as_people_say_them():
-    assert format_duration(timedelta(milliseconds=300)) == "moins d'une seconde"
-    assert format_duration(timedelta(seconds=4)) == "4 s"
-    assert format_duration(timedelta(minutes=3, seconds=5)) == "3 min 05 s"
-    assert format_duration(timedelta(minutes=20)) == "20 min"
-    assert format_duration(timedelta(hours=2, minutes=10)) == "2 h 10 min"
-    assert format_duration(timedelta(days=3, hours=4)) == "3 j 4 h"
+    assert duration(timedelta(milliseconds=300), seconds=True) == "moins d'une seconde"
+    assert duration(timedelta(seconds=4), seconds=True) == "4 s"
+    assert duration(timedelta(minutes=3, seconds=5), seconds=True) == "3 min 05 s"
+    assert duration(timedelta(minutes=20), seconds=True) == "20 min"
+    assert duration(timedelta(hours=2, minutes=10), seconds=True) == "2 h 10 min"
+    assert duration(timedelta(days=3, hours=4), seconds=True) == "3 j 4 h"
 
 
 def test_the_timeline_says_when_each_change_reached_the_platform_or_why_not(signed_in, connection, order, technician):

@@ -26,29 +26,25 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
-    DecimalField,
     Exists,
     ExpressionWrapper,
     F,
     OrderBy,
     OuterRef,
     QuerySet,
-    Subquery,
-    Sum,
     Value,
     When,
     Window,
 )
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
-from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 
-from orders.models import InterventionReport, Order, OrderLine, due_soon_condition, late_condition
+from orders.models import InterventionReport, Order
+from orders.queries import due_soon_condition, late_condition
 from orders.states import STATE_LABELS, State
 from portal.access import role_required
+from portal.htmx import render_page_or_fragment
 from portal.models import Client, Contract, Role, User
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -389,7 +385,6 @@ def order_list(request: HttpRequest) -> HttpResponse:
     filters = Filters.from_form(form)
     now = timezone.now()
     page = _page(filtered_orders(request.user, filters, now), request.GET.get("page"), now)
-    fragment = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "form": form,
         "filter_fields": [form[name] for name in ("client", "marche", "technicien", "retard", "rapport", "du", "au")],
@@ -398,11 +393,8 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "notes": form.notes(),
         "page": page,
         "columns": _columns(filters.sort),
-        "fragment": fragment,
     }
-    response = render(request, "orders/order_list.html#table" if fragment else "orders/order_list.html", context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render_page_or_fragment(request, "orders/order_list.html", "table", context)
 
 
 # --- The CSV export -------------------------------------------------------------
@@ -442,7 +434,7 @@ CSV_FIELDS = (
     "is_late",
     "actual_end",
     "has_report",
-    "amount",
+    "value",
 )
 
 
@@ -480,7 +472,7 @@ def _csv_row(row: dict[str, Any]) -> list[str]:
         "oui" if row["is_late"] else "non",
         _when(row["actual_end"]),
         "oui" if row["has_report"] else "non",
-        _amount(row["amount"]),
+        _amount(row["value"]),
     ]
 
 
@@ -492,19 +484,6 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield writer.writerow(_csv_row(row))
 
 
-def _order_amount() -> Subquery:
-    """The order's value excluding VAT, the sum of its lines, in the same query."""
-    lines = (
-        OrderLine.objects.filter(order=OuterRef("pk"))
-        .order_by()
-        .values("order")
-        .annotate(total=Sum(F("quantity") * F("unit_price")))
-        .values("total")
-    )
-    money = DecimalField(max_digits=14, decimal_places=2)
-    return Coalesce(Subquery(lines, output_field=money), Value(Decimal(0)), output_field=money)
-
-
 @role_required(Role.SUPERVISOR, Role.OFFICE)
 def order_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered list as a CSV file for Excel in France, streamed: the rows go
@@ -513,7 +492,7 @@ def order_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     filters = Filters.from_form(OrderFilterForm(request.GET))
     rows = (
         filtered_orders(request.user, filters, now)
-        .annotate(amount=_order_amount())
+        .with_value()
         .values(*CSV_FIELDS)
         .iterator(chunk_size=CSV_CHUNK)
     )

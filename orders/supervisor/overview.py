@@ -24,15 +24,15 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 
-from orders import deadlines, penalties
-from orders.models import Order, OrderLine
+from orders import deadlines, durations, penalties
+from orders.models import Order
 from orders.states import STATE_LABELS, State
 from portal.access import role_required
 from portal.models import Client, Contract, Role, User
@@ -191,23 +191,16 @@ class LateRow:
 def late_orders(orders: QuerySet[Order], now: datetime) -> list[LateRow]:
     """Every late order (most late first) with its value, the sum of its lines
     excluding VAT, computed in the same query."""
-    lines = (
-        OrderLine.objects.filter(order=OuterRef("pk"))
-        .order_by()
-        .values("order")
-        .annotate(total=Sum(F("quantity") * F("unit_price"), output_field=MONEY))
-        .values("total")
-    )
     late = (
         orders.late(now)
-        .annotate(value=Coalesce(Subquery(lines, output_field=MONEY), Value(ZERO), output_field=MONEY))
+        .with_value()
         .select_related("contract__client", "technician")
         .order_by("due_at", "pk")
     )
     return [
         LateRow(
             order,
-            penalties.duration(now - order.due_at),
+            durations.duration(now - order.due_at),
             penalties.order_late_penalty(
                 penalties.LateOrder(
                     reference=order.reference,
@@ -230,7 +223,7 @@ class SoonRow:
 def soon_late(orders: QuerySet[Order], now: datetime) -> tuple[int, list[SoonRow]]:
     soon = orders.due_soon(now)
     rows = soon.select_related("contract__client", "technician").order_by("due_at", "pk")[:LIST_LIMIT]
-    return soon.count(), [SoonRow(order, penalties.duration(order.due_at - now)) for order in rows]
+    return soon.count(), [SoonRow(order, durations.duration(order.due_at - now)) for order in rows]
 
 
 def breaches_this_month(now: datetime) -> list[tuple[int, penalties.SharingBreach]]:
@@ -404,7 +397,7 @@ class RelaySummary:
 
     @property
     def oldest(self) -> str:
-        return penalties.duration(self.oldest_age) if self.oldest_age is not None else ""
+        return durations.duration(self.oldest_age) if self.oldest_age is not None else ""
 
     @property
     def level(self) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Prefetch
 
+from orders.durations import duration
 from orders.models import Order, OrderEvent
 from orders.sharing import FROM_PLATFORM
 from portal.limits import SHARING_LIMIT
@@ -29,23 +30,6 @@ from portal.relay.models import (
     MessageStatus,
     OutboxMessage,
 )
-
-
-def format_duration(delta: timedelta) -> str:
-    """`4 s`, `3 min 05 s`, `2 h 10 min`, `3 j 4 h`: how long a message took or waits."""
-    seconds = int(max(delta.total_seconds(), 0))
-    if seconds < 1:
-        return "moins d'une seconde"
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} j {hours} h" if hours else f"{days} j"
 
 
 @dataclass(frozen=True)
@@ -71,7 +55,7 @@ class Transmission:
 
     @property
     def took_text(self) -> str:
-        return format_duration(self.took) if self.took is not None else ""
+        return duration(self.took, seconds=True) if self.took is not None else ""
 
     @property
     def waiting(self) -> timedelta:
@@ -79,7 +63,7 @@ class Transmission:
 
     @property
     def waiting_text(self) -> str:
-        return format_duration(self.waiting)
+        return duration(self.waiting, seconds=True)
 
     @property
     def late(self) -> bool:

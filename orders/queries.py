@@ -1,0 +1,106 @@
+"""How orders are read: who sees which, the search, late and due soon, and an
+order's value. One definition each, for every page, task and admin."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connections, models
+from django.db.models import BooleanField, DecimalField, F, Func, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from orders.deadlines import DUE_SOON
+from orders.states import OPEN_STATES, WORK_STATES
+from portal.models import Asset, Role
+
+if TYPE_CHECKING:
+    from portal.models import User
+
+MONEY = DecimalField(max_digits=14, decimal_places=2)
+
+
+def line_total() -> Sum:
+    """The sum of lines' amounts excluding VAT (quantity × unit price)."""
+    return Sum(F("quantity") * F("unit_price"), output_field=MONEY)
+
+
+class _EqualsAny(Func):
+    """`value = ANY(array)`, PostgreSQL's membership test that an index serves."""
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    output_field = BooleanField()
+
+
+def late_condition(now: datetime) -> Q:
+    """Late: the works are not finished and the due date has passed (the one
+    definition, for filters and annotations alike; `Order.is_late_at` agrees)."""
+    return Q(state__in=WORK_STATES, due_at__lt=now)
+
+
+def due_soon_condition(now: datetime) -> Q:
+    """Due soon: not late yet, but will be within `deadlines.DUE_SOON` (48 hours)."""
+    return Q(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + DUE_SOON)
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def visible_to(self, user: User) -> OrderQuerySet:
+        """Technicians see the orders assigned to them; supervisors and office staff see all."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser or user.role in (Role.SUPERVISOR, Role.OFFICE):
+            return self
+        if user.role == Role.TECHNICIAN:
+            return self.filter(technician=user)
+        return self.none()
+
+    def open(self) -> OrderQuerySet:
+        return self.filter(state__in=OPEN_STATES)
+
+    def search(self, query: str) -> OrderQuerySet:
+        """Every word found in the reference, the address, the asset's label or
+        the occupant's name (the technician's and the supervisors' search)."""
+        orders = self
+        postgresql = connections[self.db].vendor == "postgresql"
+        for word in query.split():
+            assets = (
+                Asset.objects.filter(
+                    Q(address__icontains=word)
+                    | Q(address_complement__icontains=word)
+                    | Q(postcode__icontains=word)
+                    | Q(city__icontains=word)
+                    | Q(label__icontains=word)
+                )
+                .order_by()
+                .values("pk")
+            )
+            # On PostgreSQL the matching assets are computed once into an array
+            # (an InitPlan): `asset_id = ANY(array)` is then an index condition
+            # like the trigram ones (migration 0009), and PostgreSQL ORs the
+            # three indexes instead of reading every order (see bench/README.md).
+            at_asset = _EqualsAny(F("asset_id"), ArraySubquery(assets)) if postgresql else Q(asset__in=assets)
+            orders = orders.filter(Q(reference__icontains=word) | Q(occupant_name__icontains=word) | at_asset)
+        return orders
+
+    def late(self, now: datetime) -> OrderQuerySet:
+        """Orders whose works are not finished and whose due date has passed."""
+        return self.filter(late_condition(now))
+
+    def late_within(self, now: datetime, delta: timedelta) -> OrderQuerySet:
+        """Orders not late yet that will be if their works are not finished within `delta`."""
+        return self.filter(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + delta)
+
+    def due_soon(self, now: datetime) -> OrderQuerySet:
+        """Orders not late yet that will be within `deadlines.DUE_SOON` (48 hours)."""
+        return self.filter(due_soon_condition(now))
+
+    def with_value(self) -> OrderQuerySet:
+        """Each order with `value`: the sum of its lines excluding VAT, in the
+        same query (as `Order.value_excl_vat()` computes it for one order)."""
+        line_model = self.model._meta.get_field("lines").related_model  # OrderLine
+        lines = line_model.objects.filter(order=OuterRef("pk")).order_by().values("order")
+        total = Subquery(lines.annotate(total=line_total()).values("total"), output_field=MONEY)
+        return self.annotate(value=Coalesce(total, Value(Decimal(0)), output_field=MONEY))

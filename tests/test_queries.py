@@ -1,0 +1,34 @@
+"""One definition each of an order's value, late and due soon: the queryset
+annotations and the model's methods agree."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from orders import services
+from orders.models import Order
+
+
+def test_an_orders_value_is_the_same_in_a_lists_query_and_on_the_order(order, price_item, office):
+    services.add_line(order, actor=office, price_item=price_item, quantity=Decimal("2.5"))
+    services.add_line(order, actor=office, reference="HB-1", label="Hors bordereau", unit_price=Decimal("19.99"))
+    annotated = Order.objects.with_value().get(pk=order.pk)
+    assert annotated.value == order.value_excl_vat()
+    assert order.value_excl_vat() == sum(line.amount_excl_vat for line in order.lines.all())
+
+
+def test_an_order_without_lines_is_worth_nothing_in_both(order):
+    order.lines.all().delete()
+    assert Order.objects.with_value().get(pk=order.pk).value == order.value_excl_vat() == Decimal("0.00")
+
+
+def test_late_and_due_soon_are_one_definition_for_filters_and_annotations(order):
+    now = timezone.now()
+    Order.objects.filter(pk=order.pk).update(due_at=now + timedelta(hours=47))
+    assert list(Order.objects.due_soon(now)) == [order]
+    assert not Order.objects.late(now).exists()
+    assert list(Order.objects.late(now + timedelta(hours=48))) == [order]
+    assert not Order.objects.due_soon(now + timedelta(hours=48)).exists()
