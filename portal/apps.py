@@ -15,6 +15,6 @@ class PortalConfig(AppConfig):
 
 
 def _sync_roles(**kwargs) -> None:
-    from portal.roles import sync_office_group
+    from portal.roles import sync_office_group  # it imports models, not loaded yet when apps.py is
 
     sync_office_group()

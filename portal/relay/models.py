@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import Client
@@ -85,8 +86,6 @@ class Connection(models.Model):
 
     @property
     def webhook_path(self) -> str:
-        from django.urls import reverse
-
         return reverse("relay:webhook", args=[self.webhook_token])
 
     @property
