@@ -17,6 +17,7 @@ from orders.states import OPEN_STATES, WORK_STATES
 from portal.models import Asset, Role
 
 if TYPE_CHECKING:
+    from orders.models import Order  # noqa: F401  (named in the queryset's type below)
     from portal.models import User
 
 MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -37,8 +38,13 @@ class _EqualsAny(Func):
 
 def late_condition(now: datetime) -> Q:
     """Late: the works are not finished and the due date has passed (the one
-    definition, for filters and annotations alike; `Order.is_late_at` agrees)."""
+    definition, for filters and annotations alike; `is_late` agrees)."""
     return Q(state__in=WORK_STATES, due_at__lt=now)
+
+
+def is_late(order: Order, now: datetime) -> bool:
+    """`late_condition` for an order already read (a card, an order's page)."""
+    return order.state in WORK_STATES and order.due_at is not None and order.due_at < now
 
 
 def due_soon_condition(now: datetime) -> Q:
@@ -100,7 +106,8 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def with_value(self) -> OrderQuerySet:
         """Each order with `value`: the sum of its lines excluding VAT, in the
         same query (as `Order.value_excl_vat()` computes it for one order)."""
-        line_model = self.model._meta.get_field("lines").related_model  # OrderLine
-        lines = line_model.objects.filter(order=OuterRef("pk")).order_by().values("order")
+        line_model = self.model._meta.get_field("lines").related_model  # OrderLine, defined after this
+        assert isinstance(line_model, type) and issubclass(line_model, models.Model)
+        lines = line_model._default_manager.filter(order=OuterRef("pk")).order_by().values("order")
         total = Subquery(lines.annotate(total=line_total()).values("total"), output_field=MONEY)
         return self.annotate(value=Coalesce(total, Value(Decimal(0)), output_field=MONEY))

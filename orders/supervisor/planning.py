@@ -17,15 +17,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.views.decorators.http import require_POST
 
-from orders import services
+from orders import dispatch
 from orders.access import get_order_for
 from orders.models import Order
 from orders.states import WORK_STATES, Action, State
@@ -72,25 +71,6 @@ def week_url(monday: date) -> str:
 def _midnight(day: date) -> datetime:
     """Midnight in Paris time (the current time zone), daylight saving included."""
     return timezone.make_aware(datetime.combine(day, time.min))
-
-
-def order_url(pk: int) -> str:
-    """The supervisor's page of the order where it exists, else the order page."""
-    try:
-        return reverse("orders:supervisor_order", args=[pk])
-    except NoReverseMatch:
-        return reverse("orders:detail", args=[pk])
-
-
-def _order_url_maker() -> Any:
-    """`order_url`, with the choice of page made once per request rather than per order."""
-    try:
-        reverse("orders:supervisor_order", args=[0])
-    except NoReverseMatch:
-        name = "orders:detail"
-    else:
-        name = "orders:supervisor_order"
-    return lambda pk: reverse(name, args=[pk])
 
 
 # --- The grid --------------------------------------------------------------------
@@ -201,7 +181,13 @@ def build_rows(orders: list[Order], technicians: list[User], monday: date) -> li
     """One row per active technician (and per inactive one still holding an
     order this week), then the orders nobody is assigned to."""
     days = [monday + timedelta(days=offset) for offset in range(7)]
-    make_url = _order_url_maker()
+    # The path reversed once and the pk put in for each order: reverse() for
+    # each of a busy week's orders is most of the page's time.
+    prefix = reverse("orders:supervisor_order", args=[0]).removesuffix("0/")
+
+    def make_url(pk: int) -> str:
+        return f"{prefix}{pk}/"
+
     by_technician: dict[int | None, list[Item]] = {}
     people = {technician.pk: technician for technician in technicians}
     for order in orders:
@@ -324,33 +310,6 @@ class PlanningChangeForm(forms.Form):
         return cleaned
 
 
-def _same_minute(first: datetime | None, second: datetime | None) -> bool:
-    if first is None or second is None:
-        return first is second
-    return first.replace(second=0, microsecond=0) == second.replace(second=0, microsecond=0)
-
-
-def apply_change(order: Order, data: dict[str, Any], *, actor: User) -> list[str]:
-    """Reassign then reschedule, all or nothing: the labels of what changed."""
-    labels: list[str] = []
-    with transaction.atomic():
-        technician = data.get("technician")
-        if "technician" in data and order.technician_id != (technician.pk if technician else None):
-            labels += [event.label for event in services.assign_order(order, actor=actor, technician=technician)]
-        appointment, start, end = data.get("appointment"), data.get("planned_start"), data.get("planned_end")
-        if appointment is not None and not (
-            _same_minute(order.appointment_at, appointment) and order.planned_start is None
-        ):
-            labels.append(services.plan_order(order, actor=actor, appointment=appointment).label)
-        elif start is not None and not (
-            order.appointment_at is None
-            and _same_minute(order.planned_start, start)
-            and _same_minute(order.planned_end, end)
-        ):
-            labels.append(services.plan_order(order, actor=actor, planned_start=start, planned_end=end).label)
-    return labels
-
-
 def _errors(form: forms.Form) -> str:
     return " ".join(str(error) for errors in form.errors.values() for error in errors)
 
@@ -369,12 +328,13 @@ def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(back)
     data = dict(form.cleaned_data)
     if "technician" not in request.POST:  # a form without the select leaves the technician alone
-        del data["technician"]
+        data["technician"] = dispatch.KEEP
     try:
-        labels = apply_change(order, data, actor=request.user)
+        events = dispatch.reschedule_order(order, actor=request.user, **data)
     except Refused as error:
         messages.error(request, f"Commande {order.reference} : rien n'a été modifié. {error}")
     else:
+        labels = [event.label for event in events]
         if labels:
             messages.success(request, f"Commande {order.reference} : {' ; '.join(labels)}.")
         else:

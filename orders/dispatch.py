@@ -1,0 +1,49 @@
+"""Who does an order and when: the planning's change of technician and dates,
+all or nothing, through the order services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from orders import services
+from orders.models import Order, OrderEvent
+from portal.models import User
+
+# "Leave the technician as they are": None would take the order from them.
+KEEP = object()
+
+
+def _same_minute(first: datetime | None, second: datetime | None) -> bool:
+    if first is None or second is None:
+        return first is second
+    return first.replace(second=0, microsecond=0) == second.replace(second=0, microsecond=0)
+
+
+@transaction.atomic
+def reschedule_order(
+    order: Order,
+    *,
+    actor: User | None,
+    technician: User | None | object = KEEP,
+    appointment: datetime | None = None,
+    planned_start: datetime | None = None,
+    planned_end: datetime | None = None,
+) -> list[OrderEvent]:
+    """Reassign then reschedule in one transaction: the events of what changed
+    (none when nothing did). A refusal of either leaves both undone."""
+    events: list[OrderEvent] = []
+    if technician is not KEEP and order.technician_id != getattr(technician, "pk", None):
+        assert technician is None or isinstance(technician, User)
+        events += services.assign_order(order, actor=actor, technician=technician)
+    if appointment is not None:
+        if not (_same_minute(order.appointment_at, appointment) and order.planned_start is None):
+            events.append(services.plan_order(order, actor=actor, appointment=appointment))
+    elif planned_start is not None and not (
+        order.appointment_at is None
+        and _same_minute(order.planned_start, planned_start)
+        and _same_minute(order.planned_end, planned_end)
+    ):
+        events.append(services.plan_order(order, actor=actor, planned_start=planned_start, planned_end=planned_end))
+    return events
