@@ -5,17 +5,21 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import transaction
+from django.db import models, transaction
 from django.test import override_settings
 from django.utils import timezone
 
+import orders
 from orders.models import Order, OrderEvent
 from orders.states import OPEN_STATES, State
 from portal.models import Client, Company, Contract, User
+from portal.relay.models import Breach
 
 pytestmark = pytest.mark.django_db
 
@@ -108,6 +112,30 @@ def test_every_history_starts_with_the_receipt_and_runs_in_chronological_order(o
         times = [event.at for event in events]
         assert times == sorted(times), order
         assert times[-1] <= timezone.now(), order
+
+
+def test_every_row_is_dated_when_it_happened_in_the_story_not_when_the_demo_was_made(output):
+    for order in Order.objects.all():
+        assert order.created_at == order.received_at, order
+        assert order.received_at <= order.updated_at <= timezone.now() - timedelta(minutes=5), order
+    assert not OrderEvent.objects.exclude(recorded_at=models.F("at")).exists()
+
+
+def test_the_first_clients_platform_received_two_changes_late(output):
+    breaches = list(Breach.objects.select_related("message__event", "connection"))
+    assert len(breaches) == 2
+    for breach in breaches:
+        assert breach.delay_seconds > 15 * 60
+        assert breach.changed_at == breach.message.event.recorded_at == breach.message.created_at
+        assert breach.recorded_at == breach.delivered_at <= timezone.now()
+        assert not breach.connection.enabled
+
+
+def test_the_demo_does_not_patch_the_clock():
+    """The stories are dated with the services' `at=`, not by mocking `timezone.now`."""
+    sources = Path(orders.__file__).parent.rglob("*.py")
+    mocks = re.compile(r"^\s*(?:from|import)\s+(?:unittest|mock)\b", re.MULTILINE)
+    assert [str(path) for path in sources if mocks.search(path.read_text())] == []
 
 
 def test_the_last_state_change_of_every_history_is_the_orders_state(output):
