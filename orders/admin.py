@@ -3,7 +3,7 @@
 Every change to an order goes through `orders.services`, as everywhere else:
 adding an order registers it, editing it records what changed, its lines are
 added, changed and removed one by one, and the state changes only through the
-action pages (one per action of the state machine). Nothing here calls
+action pages (one per action with an admin form in the table of orders.actions). Nothing here calls
 `Order.save()` or `formset.save()`.
 
 A service refuses a change with a French TransitionError or ServiceError; the
@@ -25,8 +25,8 @@ from django.urls import path, reverse
 from django.utils import formats
 from django.utils.html import format_html
 
-from orders import services, states
-from orders.forms import ACTION_FORMS, OrderForm, OrderLineForm
+from orders import actions, reports, services, states
+from orders.forms import OrderForm, OrderLineForm
 from orders.models import (
     Document,
     ExtensionRequest,
@@ -37,22 +37,8 @@ from orders.models import (
     OrderLine,
     ReportPhoto,
 )
-from orders.states import ACTION_LABELS, Action
+from orders.states import Action
 from portal.errors import Refused
-
-# Each action page calls one service, with the action form's cleaned data.
-ACTION_SERVICES = {
-    Action.ACKNOWLEDGE: services.acknowledge_order,
-    Action.PLAN: services.plan_order,
-    Action.START: services.start_work,
-    Action.SUSPEND: services.suspend_work,
-    Action.RESUME: services.resume_work,
-    Action.FINISH: services.finish_work,
-    Action.RECORD_RECEPTION: services.record_reception,
-    Action.INVOICE: services.invoice_order,
-    Action.CLOSE: services.close_order,
-    Action.CANCEL: services.cancel_order,
-}
 
 # What the execution of the order sets: shown, never typed in.
 EXECUTION_FIELDS = (
@@ -241,9 +227,9 @@ class OrderAdmin(admin.ModelAdmin):
         buttons = []
         if order is not None and self.has_change_permission(request):
             buttons = [
-                {"url": self._action_url(order, action), "label": ACTION_LABELS[action], "action": action.value}
-                for action in order.allowed_actions
-                if action in ACTION_FORMS
+                {"url": self._action_url(order, spec.action), "label": spec.label, "action": spec.action.value}
+                for spec in actions.admin_actions()
+                if spec.action in order.allowed_actions
             ]
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "order_actions": buttons})
 
@@ -365,10 +351,10 @@ class OrderAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         order = self.get_object(request, unquote(object_id))
-        if order is None or action not in ACTION_FORMS:
+        spec = actions.get(action)
+        if order is None or spec is None or spec.admin_form is None:
             raise Http404("Cette commande ou cette action n'existe pas.")
-        action = Action(action)
-        form_class = ACTION_FORMS[action]
+        form_class = spec.admin_form
         change_url = reverse(
             f"{self.admin_site.name}:orders_order_change", args=[order.pk], current_app=self.admin_site.name
         )
@@ -376,7 +362,7 @@ class OrderAdmin(admin.ModelAdmin):
             form = form_class(request.POST)
             if form.is_valid():
                 try:
-                    event = ACTION_SERVICES[action](order, actor=request.user, **form.cleaned_data)
+                    event = spec.service(order, actor=request.user, **form.cleaned_data)
                 except Refused as error:
                     form.add_error(None, str(error))
                 else:
@@ -386,15 +372,15 @@ class OrderAdmin(admin.ModelAdmin):
             form = form_class()
         # A refusal the state machine already knows is said before the form
         # is filled in; after a refused POST the form says it, once is enough.
-        allowed = states.is_allowed(order.state, action)
-        refusal = "" if allowed else str(states.IllegalTransition(order.state, action))
+        allowed = states.is_allowed(order.state, spec.action)
+        refusal = "" if allowed else str(states.IllegalTransition(order.state, spec.action))
         context = {
             **self.admin_site.each_context(request),
-            "title": ACTION_LABELS[action],
+            "title": spec.label,
             "subtitle": f"Commande {order.reference} – {order.state_label}",
             "opts": self.opts,
             "original": order,
-            "action_label": ACTION_LABELS[action],
+            "action_label": spec.label,
             "form": form,
             "allowed": allowed,
             "refusal": "" if refusal in form.non_field_errors() else refusal,
@@ -504,7 +490,7 @@ class InterventionReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def retry_pdf(self, request: HttpRequest, queryset: QuerySet[InterventionReport]) -> None:
         for report in queryset:
             try:
-                services.retry_report_pdf(report, actor=request.user)
+                reports.retry_report_pdf(report, actor=request.user)
             except services.ServiceError as error:
                 messages.error(request, f"{report} : {error}")
             else:

@@ -1,5 +1,6 @@
-"""Forms of the office admin: the order and its lines, and one small form per
-action of the state machine.
+"""Forms of the office admin (the order and its lines, and one small form per
+action of the state machine) and of the technician's pages. Which form serves
+which action is said in the table of orders.actions.
 
 The forms only parse what people type. Whether an action is allowed, and with
 what, is the state machine's business: the services raise a French
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from orders.models import Order, OrderLine
 from orders.services import DETAIL_FIELDS, LINE_FIELDS
-from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS, Action
+from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
 
 
 class OrderForm(forms.ModelForm):
@@ -102,22 +103,6 @@ class CloseForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(label="Motif d'annulation", widget=forms.Textarea(attrs={"rows": 3}))
-
-
-# The actions with a page of their own; progress, lines and assignment are
-# changed elsewhere (the technician's pages, the order's form).
-ACTION_FORMS: dict[Action, type[forms.Form]] = {
-    Action.ACKNOWLEDGE: AcknowledgeForm,
-    Action.PLAN: PlanForm,
-    Action.START: AtForm,
-    Action.SUSPEND: SuspendForm,
-    Action.RESUME: AtForm,
-    Action.FINISH: AtForm,
-    Action.RECORD_RECEPTION: ReceptionForm,
-    Action.INVOICE: InvoiceForm,
-    Action.CLOSE: CloseForm,
-    Action.CANCEL: CancelForm,
-}
 
 
 # --- The technician's pages ------------------------------------------------

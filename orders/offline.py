@@ -5,20 +5,33 @@ The worker keeps the static files the pages need (cache first) and the
 technician's pages (network first, the cached copy when there is no network).
 The queue of actions taken offline lives in the page (static/js/portal.js):
 a worker cannot read the forms, and the page must show what waits.
+
+The server's side of the queue is here too: an action sent with a key (the
+form's `idempotency_key`, given by the phone) is applied once, recognised by its
+receipt when it comes again (`apply_once`), and a replay from the queue (the
+`X-Portal-Replay` header) is answered in JSON (orders/views.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.views.decorators.http import require_GET
+
+from orders import services
+from orders.models import ActionReceipt, Order, OrderEvent
+from portal.models import User
 
 # What a technician's page needs to be read and used offline.
 ASSETS = ("css/portal.css", "js/htmx.min.js", "js/portal.js", "icons/icon-192.png")
@@ -53,3 +66,55 @@ def service_worker(request: HttpRequest) -> HttpResponse:
     # Checked on every visit: a new version reaches the phones at once.
     response["Cache-Control"] = "no-cache"
     return response
+
+
+# --- Actions sent again ------------------------------------------------------------
+
+# Sent by the phone's offline queue with the actions it replays: they are answered in JSON.
+REPLAY_HEADER = "X-Portal-Replay"
+
+
+def is_replay(request: HttpRequest) -> bool:
+    return request.headers.get(REPLAY_HEADER) == "1"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "applied", or "duplicate" when the key had been seen
+    label: str  # the event's label; empty when nothing changed
+
+    @property
+    def notice(self) -> str:
+        if self.status == "duplicate":
+            return "Cette action avait déjà été reçue : elle n'a pas été appliquée une seconde fois."
+        return self.label or "C'était déjà fait : rien n'a changé."
+
+
+def apply_once(
+    apply: Callable[[], OrderEvent | None], *, key: UUID | None, user: User, order: Order, action: str
+) -> Outcome:
+    """Run `apply` (one service call) unless the action `key` was already received.
+
+    The receipt is written in the same transaction as the action, so that an
+    action is either applied and receipted, or neither. Without a key, `apply`
+    just runs. A key already received for this person, order and action is a
+    duplicate (nothing is applied); for anything else, a refusal."""
+    if key is None:
+        event = apply()
+        return Outcome("applied", event.label if event else "")
+    seen = ActionReceipt.objects.filter(key=key).first()
+    if seen is None:
+        try:
+            with transaction.atomic():
+                event = apply()
+                label = event.label if event else ""
+                ActionReceipt.objects.create(key=key, user=user, order=order, action=action, label=label)
+            return Outcome("applied", label)
+        except IntegrityError:
+            # The same key, sent twice at once: the other one won; this one rolled back.
+            seen = ActionReceipt.objects.filter(key=key).first()
+            if seen is None:
+                raise
+    if seen.user_id != user.pk or seen.order_id != order.pk or seen.action != action:
+        raise services.ServiceError("Cette action a déjà été reçue pour une autre commande : elle n'est pas appliquée.")
+    return Outcome("duplicate", seen.label)

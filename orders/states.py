@@ -49,7 +49,6 @@ STATE_LABELS: dict[State, str] = {
 
 # States in which the order still needs work or paperwork from the contractor.
 OPEN_STATES = frozenset(STATE_LABELS) - {State.CLOSED, State.CANCELLED}
-TERMINAL_STATES = frozenset({State.CLOSED, State.CANCELLED})
 # Until its works are finished an order can be late (CCAG §14.1); after, it is done.
 WORK_STATES = (State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED, State.PLANNED, State.IN_PROGRESS, State.SUSPENDED)
 DONE_STATES = (State.FINISHED, State.RECEIVED, State.INVOICED, State.CLOSED)

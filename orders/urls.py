@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from orders import offline, report_views, views
+from orders import actions, offline, report_views, views
 
 app_name = "orders"
 urlpatterns = [
@@ -11,15 +11,13 @@ urlpatterns = [
     path("mes-commandes/", views.my_orders, name="my_orders"),
     path("pilotage/", include("orders.supervisor.urls")),
     path("commandes/<int:pk>/", views.order_detail, name="detail"),
-    path("commandes/<int:pk>/prendre-en-compte/", views.order_acknowledge, name="acknowledge"),
-    path("commandes/<int:pk>/planifier/", views.order_plan, name="plan"),
-    path("commandes/<int:pk>/demarrer/", views.order_start, name="start"),
-    path("commandes/<int:pk>/suspendre/", views.order_suspend, name="suspend"),
-    path("commandes/<int:pk>/reprendre/", views.order_resume, name="resume"),
-    path("commandes/<int:pk>/terminer/", views.order_finish, name="finish"),
-    path("commandes/<int:pk>/avancement/", views.order_progress, name="progress"),
+    # The technician's actions, one URL each (commandes/<pk>/demarrer/, named
+    # orders:start, ...), all served by one view: see the table in orders.actions.
+    *(
+        path(f"commandes/<int:pk>/{spec.path}/", views.order_action, {"action": spec.action}, name=spec.url)
+        for spec in actions.technician_actions()
+    ),
     path("commandes/<int:pk>/notes/", views.order_note, name="note"),
-    path("commandes/<int:pk>/lignes/<int:line_pk>/", views.order_mark_line, name="mark_line"),
     # Intervention reports and documents.
     path("commandes/<int:order_id>/rapport/", report_views.report_create, name="report_create"),
     path("commandes/<int:order_id>/rapports/<int:report_id>/", report_views.report_detail, name="report_detail"),

@@ -95,14 +95,6 @@ class User(AbstractUser):
     def is_technician(self) -> bool:
         return self.role == Role.TECHNICIAN
 
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role == Role.SUPERVISOR
-
-    @property
-    def is_office(self) -> bool:
-        return self.role == Role.OFFICE
-
 
 class Client(Address):
     """A property manager or social landlord (*gestionnaire immobilier*, *bailleur*)."""

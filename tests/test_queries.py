@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from orders import services
+from orders import queries, services
 from orders.models import Order
 
 
@@ -32,3 +32,18 @@ def test_late_and_due_soon_are_one_definition_for_filters_and_annotations(order)
     assert not Order.objects.late(now).exists()
     assert list(Order.objects.late(now + timedelta(hours=48))) == [order]
     assert not Order.objects.due_soon(now + timedelta(hours=48)).exists()
+
+
+def test_late_is_the_same_for_an_order_already_read_as_in_a_query(order, technician):
+    now = timezone.now()
+    for due_at in (now - timedelta(minutes=1), now, now + timedelta(minutes=1), None):
+        Order.objects.filter(pk=order.pk).update(due_at=due_at)
+        order.refresh_from_db()
+        assert queries.is_late(order, now) == Order.objects.late(now).filter(pk=order.pk).exists(), due_at
+    Order.objects.filter(pk=order.pk).update(due_at=now - timedelta(days=1))
+    services.acknowledge_order(order, actor=technician)
+    services.plan_order(order, actor=technician, appointment=now - timedelta(hours=3))
+    services.start_work(order, actor=technician, at=now - timedelta(hours=2))
+    services.finish_work(order, actor=technician, at=now - timedelta(hours=1))
+    order.refresh_from_db()
+    assert not queries.is_late(order, now) and not Order.objects.late(now).exists()

@@ -16,22 +16,21 @@ and what was typed kept in its form.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
-from django_htmx.http import reswap
 
-from orders import deadlines, services, views
+from orders import actions, deadlines, formatting, remedies, services
 from orders.access import get_order_for
 from orders.models import ExtensionDecision, ExtensionRequest, Order
+from orders.queries import is_late
 from orders.states import WORK_STATES, Action
 from orders.supervisor import timeline
 from orders.supervisor.order_forms import (
@@ -45,6 +44,7 @@ from orders.supervisor.order_forms import (
 )
 from portal.access import role_required
 from portal.errors import Refused
+from portal.htmx import render_page_or_fragment, show_from_the_top
 from portal.models import Role
 from portal.relay import services as relay_services
 from portal.relay.forms import ResolveForm
@@ -66,25 +66,18 @@ class RefusedForm:
 # --- The page ----------------------------------------------------------------------
 
 
-def _state_buttons(order: Order, refused: RefusedForm | None) -> list[views.ActionButton]:
-    """The technician's state actions, posted here (the supervisor comes back to this page)."""
-    buttons = []
-    for action in views.ACTION_FORMS:
-        if action not in order.allowed_actions:
-            continue
-        if refused is not None and refused.key == action.value:
-            form = refused.form
-        elif action == Action.PLAN:
-            initial = {"appointment": order.appointment_at, "planned_start": order.planned_start}
-            form = views.action_form(action, initial={**initial, "planned_end": order.planned_end})
-        else:
-            form = views.action_form(action)
-        label = views.BUTTON_LABELS[action]
-        if action == Action.PLAN and (order.appointment_at or order.planned_start):
-            label = "Changer le rendez-vous"
-        url = reverse("orders:supervisor_action", args=[order.pk, action.value])
-        buttons.append(views.ActionButton(action.value, label, url, form, views.CONFIRMATIONS.get(action, "")))
-    return buttons
+def _state_buttons(order: Order, refused: RefusedForm | None) -> list[actions.ActionButton]:
+    """The technician's state actions, posted here (the supervisor comes back to this page);
+    a refused one keeps its place, with the form as it was sent."""
+
+    def url(spec: actions.ActionSpec) -> str:
+        return reverse("orders:supervisor_action", args=[order.pk, spec.action.value])
+
+    # No bar at the bottom here (main=False): every action is shown alike.
+    return [
+        replace(button, main=False, form=refused.form if refused and refused.key == button.key else button.form)
+        for button in actions.buttons(order, url)
+    ]
 
 
 def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: RefusedForm | None) -> dict[str, Any]:
@@ -122,7 +115,7 @@ def _context(order: Order, *, notice: str = "", refused: RefusedForm | None = No
     return {
         "order": order,
         "now": now,
-        "late": views.is_late(order, now),
+        "late": is_late(order, now),
         "notice": notice,
         "refused": refused,
         "plan_button": next((button for button in buttons if button.key == Action.PLAN), None),
@@ -166,10 +159,7 @@ def _context(order: Order, *, notice: str = "", refused: RefusedForm | None = No
 
 def _render(request: HttpRequest, order: Order, **context: Any) -> HttpResponse:
     """The whole page, or its panel for htmx: one URL serves both."""
-    fragment = bool(request.htmx) and not request.htmx.history_restore_request
-    response = render(request, f"{TEMPLATE}#panel" if fragment else TEMPLATE, _context(order, **context))
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render_page_or_fragment(request, TEMPLATE, "panel", _context(order, **context))
 
 
 @supervisors
@@ -204,41 +194,28 @@ def _change(
             return _render(request, get_order_for(request, order.pk), notice=notice)
     # Reloaded: the order may have changed meanwhile.
     response = _render(request, get_order_for(request, order.pk), refused=RefusedForm(key, form, anchor))
-    return reswap(response, "outerHTML show:window:top") if request.htmx else response
+    return show_from_the_top(request, response)
 
 
 def _label(event: Any, unchanged: str = "Rien n'a changé.") -> str:
     return event.label if event is not None else unchanged
 
 
-# State actions take the technician's forms: their cleaned data are the services' arguments.
-ACTION_SERVICES: dict[Action, Callable[..., Any]] = {
-    Action.ACKNOWLEDGE: services.acknowledge_order,
-    Action.PLAN: services.plan_order,
-    Action.START: services.start_work,
-    Action.RESUME: services.resume_work,
-    Action.SUSPEND: services.suspend_work,
-    Action.FINISH: services.finish_work,
-}
-
-
 @supervisors
 @require_POST
 def supervisor_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    try:
-        chosen = Action(action)
-        service = ACTION_SERVICES[chosen]
-    except (ValueError, KeyError):
-        raise Http404 from None
+    """A state action, with the technician's form (its cleaned data are the service's arguments)."""
+    spec = actions.get(action)
+    if spec is None or spec.technician_form is None or spec.own_section:
+        raise Http404
     order = get_order_for(request, pk)
-    form = views.action_form(chosen, request.POST)
+    form = actions.technician_form(spec, request.POST)
 
     def apply(data: dict[str, Any]) -> str:
-        data.pop("idempotency_key", None)  # a phone's replay key: not the supervisor's
-        return _label(service(order, actor=request.user, **data), "C'était déjà fait : rien n'a changé.")
+        return _label(spec.service(order, actor=request.user, **data), "C'était déjà fait : rien n'a changé.")
 
-    anchor = "dates" if chosen == Action.PLAN else "actions"
-    return _change(request, order, chosen.value, form, apply, anchor=anchor)
+    anchor = "dates" if spec.action == Action.PLAN else "actions"
+    return _change(request, order, spec.name, form, apply, anchor=anchor)
 
 
 @supervisors
@@ -308,7 +285,7 @@ def supervisor_observation(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_order_for(request, pk)
 
     def apply(data: dict[str, Any]) -> str:
-        services.raise_observation(order, actor=request.user, text=data["text"])
+        remedies.raise_observation(order, actor=request.user, text=data["text"])
         return "Observations enregistrées : elles sont transmises au client."
 
     return _change(request, order, "observation", ObservationForm(request.POST), apply, anchor="ccag")
@@ -321,7 +298,7 @@ def supervisor_extension(request: HttpRequest, pk: int) -> HttpResponse:
     form = ExtensionRequestForm(request.POST, auto_id="extension-%s")
 
     def apply(data: dict[str, Any]) -> str:
-        extension = services.request_extension(order, actor=request.user, **data)
+        extension = remedies.request_extension(order, actor=request.user, **data)
         return f"Demande de prolongation de {extension.days} jour(s) enregistrée : elle est transmise au client."
 
     return _change(request, order, "extension", form, apply, anchor="ccag")
@@ -335,9 +312,9 @@ def supervisor_extension_answer(request: HttpRequest, pk: int, extension_pk: int
     form = extension_answer_form(request.POST, extension_pk=extension.pk)
 
     def apply(data: dict[str, Any]) -> str:
-        answered = services.answer_extension(extension, actor=request.user, **data)
+        answered = remedies.answer_extension(extension, actor=request.user, **data)
         if answered.decision == ExtensionDecision.GRANTED:
-            due = services.format_datetime(answered.due_at_after)
+            due = formatting.format_datetime(answered.due_at_after)
             return f"Prolongation accordée : {answered.granted_days} jour(s), nouvelle échéance le {due}."
         return "Refus de la prolongation enregistré : l'échéance reste inchangée."
 
