@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
@@ -21,6 +21,7 @@ from orders.access import get_order_for
 from orders.models import Document, DocumentKind, InterventionReport, Order
 from orders.report_forms import DocumentUploadForm, ReportForm
 from portal.errors import Refused
+from portal.htmx import render_page_or_fragment, wants_fragment
 
 
 def _report_for(order: Order, report_id: int) -> InterventionReport:
@@ -50,13 +51,9 @@ def report_detail(request: HttpRequest, order_id: int, report_id: int) -> HttpRe
     order = get_order_for(request, order_id)
     report = _report_for(order, report_id)
     context = {"order": order, "report": report}
-    if request.htmx:
-        response = render(request, "orders/report_detail.html#pdf-status", context)
-        if not report.pdf_in_progress:
-            response.status_code = HTMX_STOP_POLLING
-    else:
-        response = render(request, "orders/report_detail.html", context)
-    patch_vary_headers(response, ("HX-Request",))
+    response = render_page_or_fragment(request, "orders/report_detail.html", "pdf-status", context)
+    if wants_fragment(request) and not report.pdf_in_progress:
+        response.status_code = HTMX_STOP_POLLING
     return response
 
 
