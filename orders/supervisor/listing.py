@@ -490,12 +490,7 @@ def order_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     out as the database iterator yields them, never all in memory."""
     now = timezone.now()
     filters = Filters.from_form(OrderFilterForm(request.GET))
-    rows = (
-        filtered_orders(request.user, filters, now)
-        .with_value()
-        .values(*CSV_FIELDS)
-        .iterator(chunk_size=CSV_CHUNK)
-    )
+    rows = filtered_orders(request.user, filters, now).with_value().values(*CSV_FIELDS).iterator(chunk_size=CSV_CHUNK)
     response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
     filename = f"commandes-{now.astimezone(PARIS):%Y-%m-%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -191,12 +191,7 @@ class LateRow:
 def late_orders(orders: QuerySet[Order], now: datetime) -> list[LateRow]:
     """Every late order (most late first) with its value, the sum of its lines
     excluding VAT, computed in the same query."""
-    late = (
-        orders.late(now)
-        .with_value()
-        .select_related("contract__client", "technician")
-        .order_by("due_at", "pk")
-    )
+    late = orders.late(now).with_value().select_related("contract__client", "technician").order_by("due_at", "pk")
     return [
         LateRow(
             order,
