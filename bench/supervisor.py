@@ -27,9 +27,11 @@ with a session of their own.
    (20,000) shows whether that growth follows the number of rows (everything
    in memory at once) or stays flat (streamed).
 
-    make bench                                   # every benchmark; this one about 4 minutes
-    make bench BENCH_ARGS=--quick                # a smoke run, under a minute
+    make bench                                   # every benchmark
+    make bench BENCH_ARGS=--quick                # a smoke run
     .venv/bin/python bench/supervisor.py --help
+
+bench/README.md has how long a run takes, and the figures and their history.
 
 It drops and recreates the database `bench_supervisor` on BENCH_POSTGRES_URL
 (default postgres://postgres@127.0.0.1:5432), kept afterwards for a look;
@@ -45,38 +47,39 @@ import argparse
 import csv
 import io
 import json
-import os
 import random
 import statistics
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import httpx
-from _common import Processes, free_port, wait_for_http
+from _common import Processes
 from _http import (
     PROXY_HEADERS,
     AccessLog,
-    CpuMeter,
-    Sample,
-    Served,
+    Phase,
     VirtualUser,
+    add_load_arguments,
     children_of,
-    figures,
-    gunicorn_command,
     memory_of,
-    p95,
     reset_peak_memory,
-    run_load,
+    run_phases,
     say,
+    say_against_goal,
+    say_requests,
+    say_times,
     serve_benchmark,
     session_cookies,
+    start_portal,
+    times_by,
     verdict,
 )
 
@@ -99,10 +102,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--orders", type=int, help="orders in the database (20,000; 3,000 with --quick)")
     parser.add_argument("--supervisors", type=int, default=10, help="supervisors, each a virtual user (10)")
     parser.add_argument("--technicians", type=int, default=30, help="technicians the orders go to (30)")
-    parser.add_argument("--duration", type=float, help="seconds of each load phase (60; 6 with --quick)")
-    parser.add_argument("--think", type=float, default=3.0, help="mean pause between pages at work, s (3)")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (3: CPUs + 1)")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (1)")
+    add_load_arguments(parser, think=3.0)
     parser.add_argument("--csv-rows", type=int, help="orders in the CSV export (5,000; 1,000 with --quick)")
     parser.add_argument("--exports", type=int, help="times the CSV export is measured (3; 1 with --quick)")
     arguments = parser.parse_args()
@@ -114,12 +114,7 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def main() -> int:
-    arguments = parse_arguments()
-
-    def measure(environment: dict[str, str], processes: Processes, folder: Path) -> None:
-        run(arguments, environment, processes, folder)
-
-    return serve_benchmark("supervisor", DATABASE, SECRET_KEY, measure)
+    return serve_benchmark("supervisor", DATABASE, SECRET_KEY, partial(run, parse_arguments()))
 
 
 def run(arguments: argparse.Namespace, environment: dict[str, str], processes: Processes, folder: Path) -> None:
@@ -128,26 +123,7 @@ def run(arguments: argparse.Namespace, environment: dict[str, str], processes: P
     say(f"  created in {time.monotonic() - started:.0f} s")
     vacuum_analyze(environment["DATABASE_URL"])
     cookies = session_cookies(data.supervisors)
-
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    access_log = AccessLog(folder / "access.log")
-    server = processes.start(
-        "gunicorn",
-        gunicorn_command(port=port, workers=arguments.workers, threads=arguments.threads, access_log=access_log.path),
-        environment,
-    )
-    cpu = CpuMeter(server.pid, environment["DATABASE_URL"])
-    wait_for_http(f"{base_url}/healthz", processes)
-    say(
-        f"gunicorn on {base_url}: {arguments.workers} processes x {arguments.threads} threads (gthread), "
-        f"DEBUG=0, PostgreSQL; {os.cpu_count()} CPUs shared with PostgreSQL and the load generator."
-    )
-    if os.getloadavg()[0] > (os.cpu_count() or 1):
-        say(
-            f"Warning: the machine is busy (load average {load_average()} on {os.cpu_count()} CPUs): the times "
-            "below include waiting for other work; the CPU per request holds better."
-        )
+    portal = start_portal(environment, processes, folder, workers=arguments.workers, threads=arguments.threads)
 
     variants = list_variants(data)
     labels: dict[str, str] = {}  # query string -> the list's variant, to read the access log by variant
@@ -158,38 +134,23 @@ def run(arguments: argparse.Namespace, environment: dict[str, str], processes: P
             for supervisor in data.supervisors
         ]
 
-    say("\nWarming up (each supervisor loads 3 pages)...")
-    samples, _ = run_load(base_url, users(), duration=120, max_requests=3)
-    refused = [sample for sample in samples if sample.status != 200]
-    if refused:
-        raise RuntimeError(
-            f"{len(refused)} of {len(samples)} warm-up requests failed "
-            f"(statuses {sorted({s.status for s in refused})}); see {processes.folder}/gunicorn.log"
-        )
+    results = run_phases(
+        portal,
+        processes,
+        users,
+        who="supervisor",
+        warm_up=3,
+        duration=arguments.duration,
+        think=(arguments.think * 0.5, arguments.think * 1.5),
+        report=lambda phase: report_load(phase, labels),
+    )
 
-    think = (arguments.think * 0.5, arguments.think * 1.5)
-    count = arguments.supervisors
-    results = []
-    for name, title, crowd, pause in (
-        ("alone", "one supervisor alone, no pause (the cost of a page)", users()[:1], (0, 0)),
-        ("at work", f"{count} supervisors at work, a page every {think[0]:g} to {think[1]:g} s each", users(), think),
-        ("flat out", f"{count} supervisors flat out, no pause ({count} requests always in flight)", users(), (0, 0)),
-    ):
-        duration = min(arguments.duration, 20) if name == "alone" else arguments.duration
-        say(f"\n== Load: {title}, {duration:g} s (load average before: {load_average()})")
-        access_log.mark()
-        cpu.mark()
-        samples, elapsed = run_load(base_url, crowd, duration=duration, think=pause)
-        processes.check_alive()
-        results.append((name, report_load(samples, access_log.since_mark(), labels, elapsed, cpu.spent())))
-
-    exports = measure_exports(arguments, base_url, cookies[data.supervisors[0].pk], data, server.pid, access_log)
+    exports = measure_exports(
+        arguments, portal.base_url, cookies[data.supervisors[0].pk], data, portal.pid, portal.access_log
+    )
 
     say(f"\n== Against the goals (server p95 <= {SERVER_GOAL * 1000:g} ms; CSV of {arguments.csv_rows:,} <= 2 s)")
-    for title, by_page in results:
-        for page in (OVERVIEW, LIST):
-            if by_page.get(page):
-                say(f"  {page:<8} {title:<9} server p95 {verdict(p95(by_page[page]), SERVER_GOAL)}")
+    say_against_goal(results, (OVERVIEW, LIST), SERVER_GOAL, prefix="server p95 ")
     for line in exports:
         say(f"  {line}")
 
@@ -337,8 +298,8 @@ def create_data(arguments: argparse.Namespace) -> Data:
     from django.utils import timezone
 
     from orders.models import Order
-    from portal.models import Asset, Client, Contract, Role, ServiceCode, User
-    from portal.relay.models import Connection
+    from portal.models import Asset, Role
+    from tests import factories
 
     chance = random.Random(2026)
     now = timezone.now()
@@ -348,10 +309,11 @@ def create_data(arguments: argparse.Namespace) -> Data:
 
     contracts: list[tuple] = []  # (client, share, [(contract, starts, ends, codes)], on a platform)
     for number, (name, town, postcode, kind, share, deals) in enumerate(CLIENTS):
-        client = Client.objects.create(name=name, address="1 place d'Armes", city=town, postcode=postcode)
+        client = factories.make_client(name=name, address="1 place d'Armes", city=town, postcode=postcode)
         data.clients.append(client)
-        Connection.objects.create(
-            client=client,
+        factories.make_connection(
+            client,
+            secret=None,
             kind=kind,
             auth_base_url="https://accounts.hubintent.example" if kind == "intent" else "",
             api_base_url="https://api.hubintent.example/api" if kind == "intent" else "",
@@ -361,8 +323,8 @@ def create_data(arguments: argparse.Namespace) -> Data:
         for reference, label, delay, started, ended in deals:
             starts = now - timedelta(days=30.4 * started)
             ends = now - timedelta(days=30.4 * ended) if ended else None
-            contract = Contract.objects.create(
-                client=client,
+            contract = factories.make_contract(
+                client,
                 reference=reference,
                 label=label,
                 starts_on=starts.date(),
@@ -371,7 +333,9 @@ def create_data(arguments: argparse.Namespace) -> Data:
                 active=ends is None,
             )
             codes = [
-                ServiceCode.objects.create(contract=contract, code=code, label=text, completion_delay_hours=hours)
+                factories.make_service_code(
+                    contract, code=code, label=text, intervention_delay_hours=None, completion_delay_hours=hours
+                )
                 for code, text, hours in SERVICES
             ]
             held.append((contract, starts, ends, codes))
@@ -382,8 +346,8 @@ def create_data(arguments: argparse.Namespace) -> Data:
     for client, share, _held, _platform in contracts:
         count = max(30, int(arguments.orders * share / 3))
         assets_by_client[client.pk] = Asset.objects.bulk_create(
-            Asset(
-                client=client,
+            factories.build_asset(
+                client,
                 reference=f"{client.pk}-LGT-{number:05d}",
                 label=f"Logement {number % 40 + 1}, bâtiment {'ABCDEF'[number % 6]}",
                 address=f"{number % 140 + 1} {STREETS[(number * 7 + client.pk) % len(STREETS)]}",
@@ -395,10 +359,11 @@ def create_data(arguments: argparse.Namespace) -> Data:
         )
 
     data.technicians = [
-        User.objects.create_user(
+        factories.make_user(
             f"technicien-{number:02d}",
+            Role.TECHNICIAN,
             password=None,
-            role=Role.TECHNICIAN,
+            email="",
             first_name=FIRST_NAMES[number % len(FIRST_NAMES)],
             last_name=f"{LAST_NAMES[number % len(LAST_NAMES)]}",
             mobile="06 98 76 54 32",
@@ -406,10 +371,10 @@ def create_data(arguments: argparse.Namespace) -> Data:
         for number in range(1, arguments.technicians + 1)
     ]
     data.supervisors = [
-        User.objects.create_user(
+        factories.make_user(
             f"conducteur-{number:02d}",
+            Role.SUPERVISOR,
             password=None,
-            role=Role.SUPERVISOR,
             first_name=FIRST_NAMES[(number + 3) % len(FIRST_NAMES)],
             last_name=f"Pilote {number}",
             email=f"conducteur-{number}@prestataire.example",
@@ -576,8 +541,8 @@ class Life:
         return State.TO_ACKNOWLEDGE
 
     def order(self):  # noqa: ANN201 (an unsaved orders.models.Order)
-        from orders.models import Order
         from orders.states import State
+        from tests import factories
 
         state = self.state
         fields: dict = {}
@@ -603,9 +568,9 @@ class Life:
             fields["cancel_reason"] = "Demande annulée par le gestionnaire (doublon)"
         assigned = self.reached("assign") and not (state == State.TO_ACKNOWLEDGE and self.reference.endswith("5"))
         progress = 100 if self.reached("finish") else self.progress if self.reached("start") else 0
-        return Order(
-            contract=self.contract,
-            reference=self.reference,
+        return factories.build_order(
+            self.contract,
+            self.reference,
             origin="platform" if self.platform else "manual",
             asset=self.asset,
             service_code=self.code,
@@ -627,9 +592,10 @@ class Life:
 
 def copy_rows(model: type, rows: Iterable[dict], *, ids: bool = False) -> int:
     """Writes `rows` (attribute name -> value; the model's defaults for the
-    others) with PostgreSQL's COPY: ten times faster than bulk_create for the
-    hundreds of thousands of events and messages. With `ids`, the rows carry
-    their primary keys (a fresh database), so that other rows can point at them."""
+    others) with PostgreSQL's COPY, far faster than bulk_create for hundreds of
+    thousands of events and messages (bench/README.md). With `ids`, the rows
+    carry their primary keys (a fresh database), so that other rows can point
+    at them."""
     from django.db import connection
     from django.db.models import JSONField
 
@@ -709,10 +675,11 @@ def moments_of(chance: random.Random, life: Life) -> list[tuple[datetime, str, o
 def write_history(chance: random.Random, lives: list[Life], now: datetime) -> None:
     """Lines, events, reports and their PDFs, and the relay's messages for every
     order; breaches after the platforms' outages, a few refusals still waiting."""
-    from orders.models import Document, DocumentKind, InterventionReport, OrderEvent, OrderLine, PdfStatus
+    from orders.models import Document, InterventionReport, OrderEvent, OrderLine
     from orders.states import WORK_STATES
     from portal.relay import mapping
     from portal.relay.models import Breach, Connection, MessageKind, MessageStatus, OutboxMessage
+    from tests import factories
 
     lines = copy_rows(
         OrderLine,
@@ -738,30 +705,18 @@ def write_history(chance: random.Random, lives: list[Life], now: datetime) -> No
     for life in lives:
         at = life.steps["finish"] + timedelta(minutes=4) if life.report and life.reached("finish") else None
         if at is not None and at <= now:
-            document = Document(
-                order=life.saved,
-                kind=DocumentKind.GENERATED_REPORT,
-                title=f"Rapport d'intervention {life.reference}",
-                file=f"documents/bench/{life.reference}.pdf",
-                file_name=f"rapport-{life.reference}.pdf",
-                size=chance.randint(200_000, 900_000),
-                sha256="0" * 64,
-                created_by=life.technician,
-                created_at=at,
+            document = factories.build_report_pdf(
+                life.saved, by=life.technician, at=at, size=chance.randint(200_000, 900_000)
             )
             documents.append(document)
             document_of[life.saved.pk] = document
     Document.objects.bulk_create(documents, batch_size=2000)
     InterventionReport.objects.bulk_create(
         (
-            InterventionReport(
-                order=document.order,
+            factories.build_rendered_report(
+                document,
                 works_done="Intervention réalisée, essais concluants.",
                 time_on_site_minutes=chance.choice((30, 45, 60, 90, 120)),
-                signature_status="absent",
-                pdf_status=PdfStatus.DONE,
-                document=document,
-                created_by=document.created_by,
                 created_at=document.created_at - timedelta(minutes=1),
                 pdf_requested_at=document.created_at - timedelta(minutes=1),
             )
@@ -997,53 +952,25 @@ def page_of(path: str) -> str:
     return {OVERVIEW_PATH: OVERVIEW, LIST_PATH: LIST, CSV_PATH: "csv"}.get(path, "other")
 
 
-def load_average() -> str:
-    return " ".join(f"{value:.1f}" for value in os.getloadavg())
-
-
-def report_load(
-    samples: list[Sample], served: list[Served], labels: dict[str, str], elapsed: float, spent: dict[str, float]
-) -> dict[str, list[float]]:
+def report_load(phase: Phase, labels: dict[str, str]) -> dict[str, list[float]]:
     """Prints the figures, per page and per list variant; returns the server's times by page."""
-    failed = [sample for sample in samples if sample.status != 200]
-    say(
-        f"  {len(samples)} requests in {elapsed:.1f} s ({len(samples) / elapsed:.1f}/s); "
-        f"{len(failed)} not answered 200"
-        + (f" (statuses {sorted({s.status for s in failed})})" if failed else "")
-        + f"; load average after: {load_average()}"
+    say_requests(phase)
+    server = times_by(phase.served, lambda request: page_of(request.path))
+    variants = times_by(
+        (request for request in phase.served if page_of(request.path) == LIST),
+        lambda request: labels.get(request.query, "?"),
     )
-    if samples:
-        per_request = {side: seconds / len(samples) for side, seconds in spent.items()}
-        say(
-            f"  CPU per request: gunicorn {per_request['gunicorn'] * 1000:.1f} ms + PostgreSQL "
-            f"{per_request['postgres'] * 1000:.1f} ms"
-        )
-    server: dict[str, list[float]] = defaultdict(list)
-    variants: dict[str, list[float]] = defaultdict(list)
-    for request in served:
-        if request.status == 200:
-            page = page_of(request.path)
-            server[page].append(request.seconds)
-            if page == LIST:
-                variants[labels.get(request.query, "?")].append(request.seconds)
-    client: dict[str, list[float]] = defaultdict(list)
-    client_variants: dict[str, list[float]] = defaultdict(list)
-    for sample in samples:
-        if sample.status == 200:
-            page, _, variant = sample.label.partition(" · ")
-            client[page].append(sample.seconds)
-            if variant:
-                client_variants[variant].append(sample.seconds)
+    client = times_by(phase.samples, lambda sample: sample.label.partition(" · ")[0])
+    client_variants = times_by(
+        (sample for sample in phase.samples if " · " in sample.label),
+        lambda sample: sample.label.partition(" · ")[2],
+    )
     say("  server time (gunicorn %(D)s), ms:")
-    for page in (OVERVIEW, LIST):
-        say(f"    {page:<22} {len(server[page]):6d} req  {figures(server[page])}")
-    for name in sorted(variants):
-        say(f"      {name:<20} {len(variants[name]):6d} req  {figures(variants[name])}")
+    say_times([(page, server[page]) for page in (OVERVIEW, LIST)], width=22)
+    say_times([(name, variants[name]) for name in sorted(variants)], width=20, indent=6)
     say("  client time (request sent -> response read, incl. the wait for a free worker), ms:")
-    for page in (OVERVIEW, LIST):
-        say(f"    {page:<22} {len(client[page]):6d} req  {figures(client[page])}")
-    for name in sorted(client_variants):
-        say(f"      {name:<20} {len(client_variants[name]):6d} req  {figures(client_variants[name])}")
+    say_times([(page, client[page]) for page in (OVERVIEW, LIST)], width=22)
+    say_times([(name, client_variants[name]) for name in sorted(client_variants)], width=20, indent=6)
     return server
 
 
@@ -1092,7 +1019,8 @@ def count_of(query: str) -> int:
     from django.http import QueryDict
     from django.utils import timezone
 
-    from orders.supervisor.listing import Filters, OrderFilterForm, filtered_orders
+    from orders.supervisor.forms import OrderFilterForm
+    from orders.supervisor.listing import Filters, filtered_orders
     from portal.models import Role, User
 
     supervisor = User.objects.filter(role=Role.SUPERVISOR).first()

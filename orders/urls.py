@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 
 from orders import actions, offline, report_views, views
+from orders.supervisor import listing, order, overview, planning
 
 app_name = "orders"
 urlpatterns = [
     # At the root, so that its scope covers every page of the technician's.
     path("sw.js", offline.service_worker, name="service_worker"),
     path("mes-commandes/", views.my_orders, name="my_orders"),
-    path("pilotage/", include("orders.supervisor.urls")),
     path("commandes/<int:pk>/", views.order_detail, name="detail"),
     # The technician's actions, one URL each (commandes/<pk>/demarrer/, named
     # orders:start, ...), all served by one view: see the table in orders.actions.
@@ -28,4 +28,40 @@ urlpatterns = [
     ),
     path("commandes/<int:order_id>/documents/deposer/", report_views.document_upload, name="document_upload"),
     path("documents/<int:document_id>/", report_views.document_download, name="document"),
+    # The supervisors' pages, under /pilotage/.
+    path("pilotage/", overview.overview, name="overview"),
+    path("pilotage/commandes/", listing.order_list, name="order_list"),
+    path("pilotage/commandes.csv", listing.order_list_csv, name="order_list_csv"),
+    path("pilotage/commandes/<int:pk>/", order.supervisor_order, name="supervisor_order"),
+    path("pilotage/commandes/<int:pk>/actions/<slug:action>/", order.supervisor_action, name="supervisor_action"),
+    path("pilotage/commandes/<int:pk>/affectation/", order.supervisor_assign, name="supervisor_assign"),
+    path("pilotage/commandes/<int:pk>/details/", order.supervisor_details, name="supervisor_details"),
+    path("pilotage/commandes/<int:pk>/lignes/ajouter/", order.supervisor_line_add, name="supervisor_line_add"),
+    path(
+        "pilotage/commandes/<int:pk>/lignes/<int:line_pk>/", order.supervisor_line_update, name="supervisor_line_update"
+    ),
+    path(
+        "pilotage/commandes/<int:pk>/lignes/<int:line_pk>/retirer/",
+        order.supervisor_line_remove,
+        name="supervisor_line_remove",
+    ),
+    path("pilotage/commandes/<int:pk>/observations/", order.supervisor_observation, name="supervisor_observation"),
+    path("pilotage/commandes/<int:pk>/prolongations/", order.supervisor_extension, name="supervisor_extension"),
+    path(
+        "pilotage/commandes/<int:pk>/prolongations/<int:extension_pk>/reponse/",
+        order.supervisor_extension_answer,
+        name="supervisor_extension_answer",
+    ),
+    path(
+        "pilotage/commandes/<int:pk>/messages/<int:message_pk>/renvoyer/",
+        order.supervisor_resend,
+        name="supervisor_resend",
+    ),
+    path(
+        "pilotage/commandes/<int:pk>/messages/<int:message_pk>/abandonner/",
+        order.supervisor_abandon,
+        name="supervisor_abandon",
+    ),
+    path("pilotage/planning/", planning.planning, name="planning"),
+    path("pilotage/planning/commandes/<int:pk>/", planning.planning_change, name="planning_change"),
 ]

@@ -19,30 +19,24 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.paginator import Page, Paginator
 from django.db.models import (
     BooleanField,
-    Case,
     Count,
     Exists,
     ExpressionWrapper,
-    F,
     OrderBy,
     OuterRef,
     QuerySet,
-    Value,
-    When,
     Window,
 )
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
-from django.urls import path
 from django.utils import timezone
 
 from orders.models import InterventionReport, Order
 from orders.queries import due_soon_condition, late_condition
-from orders.states import STATE_LABELS, State
+from orders.states import STATE_LABELS
+from orders.supervisor.forms import DEFAULT_SORT, NO_TECHNICIAN, SORTS, OrderFilterForm
 from portal.access import role_required
 from portal.htmx import render_page_or_fragment
 from portal.models import Client, Contract, Role, User
@@ -50,156 +44,12 @@ from portal.models import Client, Contract, Role, User
 PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
 MAX_PAGE = 1_000_000
-NO_TECHNICIAN = "aucun"
 # Rows fetched from the database at a time by the CSV export: enough to keep
 # the round trips few, small enough that memory stays flat whatever the count.
 CSV_CHUNK = 2000
 
 
 # --- The parameters ------------------------------------------------------------
-
-
-class TechnicianChoiceIterator(forms.models.ModelChoiceIterator):
-    """The technicians, after « Non affecté » (`technicien=aucun`)."""
-
-    def __iter__(self) -> Iterator[tuple[Any, str]]:
-        iterator = super().__iter__()
-        if self.field.empty_label is not None:
-            yield next(iterator)
-        yield (NO_TECHNICIAN, "Non affecté")
-        yield from iterator
-
-    def __len__(self) -> int:
-        return super().__len__() + 1
-
-
-class TechnicianField(forms.ModelChoiceField):
-    """A technician, or `aucun` for the orders nobody is assigned to."""
-
-    iterator = TechnicianChoiceIterator
-
-    def to_python(self, value: Any) -> Any:
-        if value == NO_TECHNICIAN:
-            return NO_TECHNICIAN
-        return super().to_python(value)
-
-    def label_from_instance(self, obj: User) -> str:
-        name = obj.get_full_name() or obj.username
-        return name if obj.is_active else f"{name} (inactif)"
-
-
-class ContractField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Contract) -> str:
-        return f"{obj.client.name} · {obj.reference}"
-
-
-@dataclass(frozen=True)
-class Sort:
-    label: str
-    fields: tuple[Any, ...]
-
-
-# The order of the state machine, not the alphabet: « À prendre en compte » first.
-STATE_POSITION = Case(*(When(state=state, then=Value(index)) for index, state in enumerate(State)), default=Value(99))
-
-SORTS: dict[str, Sort] = {
-    "reference": Sort("Référence", (F("reference"),)),
-    "client": Sort("Client", (F("contract__client__name"),)),
-    "marche": Sort("Marché", (F("contract__reference"),)),
-    "etat": Sort("État", (STATE_POSITION,)),
-    "technicien": Sort("Technicien", (F("technician__last_name"), F("technician__first_name"))),
-    "recue": Sort("Reçue le", (F("received_at"),)),
-    "echeance": Sort("Échéance", (F("due_at"),)),
-}
-DEFAULT_SORT = "-recue"
-SORT_CHOICES = [(key, sort.label) for key, sort in SORTS.items()] + [
-    (f"-{key}", f"{sort.label} (décroissant)") for key, sort in SORTS.items()
-]
-
-
-def _date_field(label: str) -> forms.DateField:
-    return forms.DateField(
-        label=label,
-        required=False,
-        input_formats=["%Y-%m-%d"],
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-    )
-
-
-class OrderFilterForm(forms.Form):
-    """The list's query string. Names are French and short because people see
-    them in the address bar and other pages link to them (`?etat=to_acknowledge`)."""
-
-    q = forms.CharField(
-        label="Rechercher",
-        required=False,
-        max_length=100,
-        widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": "Référence, adresse ou occupant", "autocomplete": "off"}
-        ),
-    )
-    etat = forms.MultipleChoiceField(
-        label="État",
-        required=False,
-        choices=[(state.value, label) for state, label in STATE_LABELS.items()],
-        widget=forms.CheckboxSelectMultiple,
-    )
-    client = forms.ModelChoiceField(
-        label="Client", queryset=Client.objects.all(), required=False, empty_label="Tous les clients"
-    )
-    marche = ContractField(
-        label="Marché",
-        queryset=Contract.objects.select_related("client"),
-        required=False,
-        empty_label="Tous les marchés",
-    )
-    technicien = TechnicianField(
-        label="Technicien",
-        queryset=User.objects.filter(role=Role.TECHNICIAN).order_by("-is_active", "last_name", "first_name", "pk"),
-        required=False,
-        empty_label="Tous les techniciens",
-    )
-    retard = forms.ChoiceField(
-        label="Retard",
-        required=False,
-        choices=[("", "Indifférent"), ("oui", "En retard"), ("48h", "En retard sous 48 h")],
-    )
-    rapport = forms.ChoiceField(
-        label="Rapport d'intervention",
-        required=False,
-        choices=[("", "Indifférent"), ("avec", "Avec rapport"), ("sans", "Sans rapport")],
-    )
-    du = _date_field("Reçue du")
-    au = _date_field("au")
-    tri = forms.ChoiceField(label="Tri", required=False, choices=SORT_CHOICES, widget=forms.HiddenInput)
-
-    def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
-        # An unknown state among known ones drops that state only, not the whole filter.
-        self.unknown_states: list[str] = []
-        if data is not None and "etat" in data:
-            known = {state.value for state in State}
-            states = data.getlist("etat")
-            self.unknown_states = [value for value in states if value not in known]
-            if self.unknown_states:
-                data = data.copy()
-                data.setlist("etat", [value for value in states if value in known])
-        super().__init__(data, **kwargs)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        start, end = cleaned.get("du"), cleaned.get("au")
-        if start and end and start > end:
-            del cleaned["du"], cleaned["au"]
-            raise forms.ValidationError("la date de début est après la date de fin.")
-        return cleaned
-
-    def notes(self) -> list[str]:
-        """What was ignored, and why, in French."""
-        notes = [f"État inconnu ignoré : « {value} »." for value in self.unknown_states]
-        for name, errors in self.errors.items():
-            label = "Dates de réception" if name == NON_FIELD_ERRORS else self.fields[name].label
-            notes.append(f"Filtre « {label} » ignoré : {' '.join(errors)}")
-        return notes
 
 
 @dataclass(frozen=True)
@@ -495,9 +345,3 @@ def order_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     filename = f"commandes-{now.astimezone(PARIS):%Y-%m-%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-urlpatterns = [
-    path("commandes/", order_list, name="order_list"),
-    path("commandes.csv", order_list_csv, name="order_list_csv"),
-]

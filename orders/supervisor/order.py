@@ -23,7 +23,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -33,7 +33,7 @@ from orders.models import ExtensionDecision, ExtensionRequest, Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action
 from orders.supervisor import timeline
-from orders.supervisor.order_forms import (
+from orders.supervisor.forms import (
     AssignForm,
     DetailsForm,
     ExtensionRequestForm,
@@ -351,23 +351,3 @@ def supervisor_abandon(request: HttpRequest, pk: int, message_pk: int) -> HttpRe
 
     form = ResolveForm(request.POST, auto_id=f"message-{message.pk}-%s")
     return _change(request, order, f"message-{message.pk}", form, apply, anchor=f"message-{message.pk}")
-
-
-urlpatterns = [
-    path("commandes/<int:pk>/", supervisor_order, name="supervisor_order"),
-    path("commandes/<int:pk>/actions/<slug:action>/", supervisor_action, name="supervisor_action"),
-    path("commandes/<int:pk>/affectation/", supervisor_assign, name="supervisor_assign"),
-    path("commandes/<int:pk>/details/", supervisor_details, name="supervisor_details"),
-    path("commandes/<int:pk>/lignes/ajouter/", supervisor_line_add, name="supervisor_line_add"),
-    path("commandes/<int:pk>/lignes/<int:line_pk>/", supervisor_line_update, name="supervisor_line_update"),
-    path("commandes/<int:pk>/lignes/<int:line_pk>/retirer/", supervisor_line_remove, name="supervisor_line_remove"),
-    path("commandes/<int:pk>/observations/", supervisor_observation, name="supervisor_observation"),
-    path("commandes/<int:pk>/prolongations/", supervisor_extension, name="supervisor_extension"),
-    path(
-        "commandes/<int:pk>/prolongations/<int:extension_pk>/reponse/",
-        supervisor_extension_answer,
-        name="supervisor_extension_answer",
-    ),
-    path("commandes/<int:pk>/messages/<int:message_pk>/renvoyer/", supervisor_resend, name="supervisor_resend"),
-    path("commandes/<int:pk>/messages/<int:message_pk>/abandonner/", supervisor_abandon, name="supervisor_abandon"),
-]

@@ -28,7 +28,7 @@ from django.db.models import Count, DecimalField, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from orders import deadlines, durations, penalties
@@ -415,6 +415,3 @@ def relay_summary(health: Iterable[watch.Health]) -> RelaySummary:
         breaches=sum(item.breaches_this_month for item in health),
         oldest_age=max(ages) if ages else None,
     )
-
-
-urlpatterns = [path("", overview, name="overview")]

@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import formats, timezone
 from django.views.decorators.http import require_POST
 
@@ -28,6 +27,7 @@ from orders import dispatch
 from orders.access import get_order_for
 from orders.models import Order
 from orders.states import WORK_STATES, Action, State
+from orders.supervisor.forms import PlanningChangeForm
 from portal.access import role_required
 from portal.errors import Refused
 from portal.models import Role, User
@@ -276,40 +276,6 @@ def planning(request: HttpRequest) -> HttpResponse:
 # --- Reassigning and rescheduling -------------------------------------------------
 
 
-def _datetime_field(label: str) -> forms.DateTimeField:
-    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-    return forms.DateTimeField(label=label, required=False, widget=widget)
-
-
-class PlanningChangeForm(forms.Form):
-    """One order's technician and appointment (or planned period), as the
-    planning's form sends them; what is unchanged is left alone."""
-
-    technician = forms.ModelChoiceField(
-        label="Technicien",
-        queryset=User.objects.filter(role=Role.TECHNICIAN),
-        required=False,
-        empty_label="Non attribuée",
-        error_messages={"invalid_choice": "Choisissez un technicien de la liste."},
-    )
-    appointment = _datetime_field("Rendez-vous")
-    planned_start = _datetime_field("Début prévu")
-    planned_end = _datetime_field("Fin prévue")
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        appointment, start, end = (cleaned.get(name) for name in ("appointment", "planned_start", "planned_end"))
-        if appointment is not None and (start or end):
-            raise forms.ValidationError("Indiquez soit un rendez-vous, soit une période de travaux, pas les deux.")
-        if (start is None) != (end is None):
-            raise forms.ValidationError("Une période de travaux a un début et une fin.")
-        if start is not None and end is not None and end <= start:
-            raise forms.ValidationError("La fin prévue doit être après le début prévu.")
-        return cleaned
-
-
 def _errors(form: forms.Form) -> str:
     return " ".join(str(error) for errors in form.errors.values() for error in errors)
 
@@ -340,9 +306,3 @@ def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.info(request, f"Commande {order.reference} : rien à changer.")
     return redirect(back)
-
-
-urlpatterns = [
-    path("planning/", planning, name="planning"),
-    path("planning/commandes/<int:pk>/", planning_change, name="planning_change"),
-]

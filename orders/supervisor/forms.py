@@ -1,23 +1,28 @@
-"""The forms of the supervisor's order page (orders/supervisor/order.py).
+"""The forms of the supervisors' pages: the order page (order.py), the order
+list's filters (listing.py) and the planning's change of one order (planning.py).
 
 They only parse what people type; whether the change is allowed is the
-services' business (their French ServiceError or TransitionError is shown on
-the form). The cleaned data of each form is the keyword arguments of its
-service, unless said otherwise.
+services' business (their French refusal is shown on the form). The cleaned
+data of each form is the keyword arguments of its service, unless said otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.db.models import Case, F, QuerySet, Value, When
+from django.http import QueryDict
 from django.utils import timezone
 
 from orders import remedies
 from orders.models import CriticalLevel, Order, WorkType
-from portal.models import Asset, PriceItem, Role, ServiceCode, User
+from orders.states import STATE_LABELS, State
+from portal.models import Asset, Client, Contract, PriceItem, Role, ServiceCode, User
 
 
 def _date_input() -> forms.DateInput:
@@ -217,3 +222,188 @@ class ExtensionAnswerForm(forms.Form):
 def extension_answer_form(data: Any = None, *, extension_pk: int, **kwargs: Any) -> ExtensionAnswerForm:
     # Distinct ids per form: a page may show several.
     return ExtensionAnswerForm(data, auto_id=f"answer-{extension_pk}-%s", **kwargs)
+
+
+# --- The order list's query string ------------------------------------------------
+
+NO_TECHNICIAN = "aucun"
+
+
+class TechnicianChoiceIterator(forms.models.ModelChoiceIterator):
+    """The technicians, after « Non affecté » (`technicien=aucun`)."""
+
+    def __iter__(self) -> Iterator[tuple[Any, str]]:
+        iterator = super().__iter__()
+        if self.field.empty_label is not None:
+            yield next(iterator)
+        yield (NO_TECHNICIAN, "Non affecté")
+        yield from iterator
+
+    def __len__(self) -> int:
+        return super().__len__() + 1
+
+
+class TechnicianField(forms.ModelChoiceField):
+    """A technician, or `aucun` for the orders nobody is assigned to."""
+
+    iterator = TechnicianChoiceIterator
+
+    def to_python(self, value: Any) -> Any:
+        if value == NO_TECHNICIAN:
+            return NO_TECHNICIAN
+        return super().to_python(value)
+
+    def label_from_instance(self, obj: User) -> str:
+        name = obj.get_full_name() or obj.username
+        return name if obj.is_active else f"{name} (inactif)"
+
+
+class ContractField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Contract) -> str:
+        return f"{obj.client.name} · {obj.reference}"
+
+
+@dataclass(frozen=True)
+class Sort:
+    label: str
+    fields: tuple[Any, ...]
+
+
+# The order of the state machine, not the alphabet: « À prendre en compte » first.
+STATE_POSITION = Case(*(When(state=state, then=Value(index)) for index, state in enumerate(State)), default=Value(99))
+
+SORTS: dict[str, Sort] = {
+    "reference": Sort("Référence", (F("reference"),)),
+    "client": Sort("Client", (F("contract__client__name"),)),
+    "marche": Sort("Marché", (F("contract__reference"),)),
+    "etat": Sort("État", (STATE_POSITION,)),
+    "technicien": Sort("Technicien", (F("technician__last_name"), F("technician__first_name"))),
+    "recue": Sort("Reçue le", (F("received_at"),)),
+    "echeance": Sort("Échéance", (F("due_at"),)),
+}
+DEFAULT_SORT = "-recue"
+SORT_CHOICES = [(key, sort.label) for key, sort in SORTS.items()] + [
+    (f"-{key}", f"{sort.label} (décroissant)") for key, sort in SORTS.items()
+]
+
+
+def _date_field(label: str) -> forms.DateField:
+    return forms.DateField(
+        label=label,
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+
+class OrderFilterForm(forms.Form):
+    """The list's query string. Names are French and short because people see
+    them in the address bar and other pages link to them (`?etat=to_acknowledge`)."""
+
+    q = forms.CharField(
+        label="Rechercher",
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Référence, adresse ou occupant", "autocomplete": "off"}
+        ),
+    )
+    etat = forms.MultipleChoiceField(
+        label="État",
+        required=False,
+        choices=[(state.value, label) for state, label in STATE_LABELS.items()],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    client = forms.ModelChoiceField(
+        label="Client", queryset=Client.objects.all(), required=False, empty_label="Tous les clients"
+    )
+    marche = ContractField(
+        label="Marché",
+        queryset=Contract.objects.select_related("client"),
+        required=False,
+        empty_label="Tous les marchés",
+    )
+    technicien = TechnicianField(
+        label="Technicien",
+        queryset=User.objects.filter(role=Role.TECHNICIAN).order_by("-is_active", "last_name", "first_name", "pk"),
+        required=False,
+        empty_label="Tous les techniciens",
+    )
+    retard = forms.ChoiceField(
+        label="Retard",
+        required=False,
+        choices=[("", "Indifférent"), ("oui", "En retard"), ("48h", "En retard sous 48 h")],
+    )
+    rapport = forms.ChoiceField(
+        label="Rapport d'intervention",
+        required=False,
+        choices=[("", "Indifférent"), ("avec", "Avec rapport"), ("sans", "Sans rapport")],
+    )
+    du = _date_field("Reçue du")
+    au = _date_field("au")
+    tri = forms.ChoiceField(label="Tri", required=False, choices=SORT_CHOICES, widget=forms.HiddenInput)
+
+    def __init__(self, data: QueryDict | None = None, **kwargs: Any) -> None:
+        # An unknown state among known ones drops that state only, not the whole filter.
+        self.unknown_states: list[str] = []
+        if data is not None and "etat" in data:
+            known = {state.value for state in State}
+            states = data.getlist("etat")
+            self.unknown_states = [value for value in states if value not in known]
+            if self.unknown_states:
+                data = data.copy()
+                data.setlist("etat", [value for value in states if value in known])
+        super().__init__(data, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        start, end = cleaned.get("du"), cleaned.get("au")
+        if start and end and start > end:
+            del cleaned["du"], cleaned["au"]
+            raise forms.ValidationError("la date de début est après la date de fin.")
+        return cleaned
+
+    def notes(self) -> list[str]:
+        """What was ignored, and why, in French."""
+        notes = [f"État inconnu ignoré : « {value} »." for value in self.unknown_states]
+        for name, errors in self.errors.items():
+            label = "Dates de réception" if name == NON_FIELD_ERRORS else self.fields[name].label
+            notes.append(f"Filtre « {label} » ignoré : {' '.join(errors)}")
+        return notes
+
+
+# --- The planning's change of one order ----------------------------------------------
+
+
+def _datetime_field(label: str) -> forms.DateTimeField:
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+    return forms.DateTimeField(label=label, required=False, widget=widget)
+
+
+class PlanningChangeForm(forms.Form):
+    """One order's technician and appointment (or planned period), as the
+    planning's form sends them; what is unchanged is left alone."""
+
+    technician = forms.ModelChoiceField(
+        label="Technicien",
+        queryset=User.objects.filter(role=Role.TECHNICIAN),
+        required=False,
+        empty_label="Non attribuée",
+        error_messages={"invalid_choice": "Choisissez un technicien de la liste."},
+    )
+    appointment = _datetime_field("Rendez-vous")
+    planned_start = _datetime_field("Début prévu")
+    planned_end = _datetime_field("Fin prévue")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        appointment, start, end = (cleaned.get(name) for name in ("appointment", "planned_start", "planned_end"))
+        if appointment is not None and (start or end):
+            raise forms.ValidationError("Indiquez soit un rendez-vous, soit une période de travaux, pas les deux.")
+        if (start is None) != (end is None):
+            raise forms.ValidationError("Une période de travaux a un début et une fin.")
+        if start is not None and end is not None and end <= start:
+            raise forms.ValidationError("La fin prévue doit être après le début prévu.")
+        return cleaned
