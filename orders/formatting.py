@@ -20,3 +20,8 @@ def format_datetime(value: datetime) -> str:
 def format_date(value: date) -> str:
     with translation.override("fr"):
         return formats.date_format(value, "j F Y")
+
+
+def iso(value: datetime | date | None) -> str | None:
+    """A date or time as the events' data keeps it (ISO 8601), or None."""
+    return value.isoformat() if value is not None else None

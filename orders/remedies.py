@@ -20,9 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders import deadlines, services, states
-from orders.formatting import format_date, format_datetime
+from orders.formatting import format_date, format_datetime, iso
 from orders.models import ExtensionDecision, ExtensionRequest, Observation, Order
-from orders.services import ServiceError, iso
+from orders.services import ServiceError
 from orders.states import State
 from portal.models import User
 

@@ -24,13 +24,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders import sharing, states
-from orders.formatting import format_date, format_datetime
+from orders.formatting import format_date, format_datetime, iso
 from orders.models import Order, OrderEvent, OrderLine
 from orders.states import Action, Facts, State
 from portal.errors import Refused
 from portal.models import Asset, Contract, ServiceCode, User
-
-__all__ = ["ConcurrentChange", "ServiceError"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +135,6 @@ def lock_for(order: Order, action: Action) -> Order:
     if not states.is_allowed(locked.state, action):
         raise states.IllegalTransition(State(locked.state), action)
     return locked
-
-
-def iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # --- Receiving and describing orders --------------------------------------

@@ -18,6 +18,7 @@ from portal.admin import ContractAdmin
 from portal.errors import Refused
 from portal.models import Contract
 from portal.relay import catalogue, intent, services, tasks, watch
+from portal.relay.forms import ResolveInAdminForm
 from portal.relay.models import (
     Breach,
     Connection,
@@ -158,12 +159,6 @@ class AuditInline(admin.TabularInline):
         return False
 
 
-class ResolutionForm(forms.Form):
-    note = forms.CharField(
-        label="Motif / correction apportée", widget=forms.Textarea(attrs={"rows": 3}), required=False
-    )
-
-
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
     """All messages; filtered on « Refusé par la plateforme » it is the error queue."""
@@ -240,7 +235,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         message = get_object_or_404(OutboxMessage.objects.select_related("order"), pk=message_id)
         if not self.has_change_permission(request, message):
             raise PermissionDenied
-        form = ResolutionForm(request.POST or None)
+        form = ResolveInAdminForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
                 if action == "resend":

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from portal.errors import Refused
@@ -102,7 +103,7 @@ def process_notification(notification_pk: int) -> str:
     notification = InboundNotification.objects.select_related("connection__client").get(pk=notification_pk)
     if notification.status in (NotificationStatus.PROCESSED, NotificationStatus.IGNORED):
         return notification.status
-    InboundNotification.objects.filter(pk=notification.pk).update(attempts=notification.attempts + 1)
+    InboundNotification.objects.filter(pk=notification.pk).update(attempts=F("attempts") + 1)
     body = notification.body
     kind = body.get("type") if isinstance(body, dict) else None
     handler = _handlers.get(kind) if isinstance(kind, str) else None

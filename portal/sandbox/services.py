@@ -119,8 +119,8 @@ def _next_sequence() -> int:
     """Called inside a transaction: the counter's row stays locked until commit,
     so logs are committed in the order of their sequence numbers."""
     counter, _ = SequenceCounter.objects.select_for_update().get_or_create(pk=1)
-    counter.value += 1
-    counter.save(update_fields=["value"])
+    SequenceCounter.objects.filter(pk=counter.pk).update(value=F("value") + 1)
+    counter.refresh_from_db(fields=["value"])
     return counter.value
 
 
