@@ -3,8 +3,9 @@ site's root so that its scope covers /mes-commandes/ and /commandes/.
 
 The worker keeps the static files the pages need (cache first) and the
 technician's pages (network first, the cached copy when there is no network).
-The queue of actions taken offline lives in the page (static/js/portal.js):
-a worker cannot read the forms, and the page must show what waits.
+The queue of actions taken offline lives in the page (static/js/offline.js,
+loaded on technicians' pages only): a worker cannot read the forms, and the
+page must show what waits.
 
 The server's side of the queue is here too: an action sent with a key (the
 form's `idempotency_key`, given by the phone) is applied once, recognised by its
@@ -34,8 +35,9 @@ from orders.models import ActionReceipt, Order, OrderEvent
 from portal.models import User
 
 # What a technician's page needs to be read and used offline.
-ASSETS = ("css/portal.css", "js/htmx.min.js", "js/portal.js", "icons/icon-192.png")
-# The caches' names, shared with static/js/portal.js (which empties the pages' on sign-out).
+# The stylesheet first: the worker's "no network" page links ASSETS[0].
+ASSETS = ("css/portal.css", "js/htmx.min.js", "js/portal.js", "js/offline.js", "icons/icon-192.png")
+# The caches' names, shared with static/js/offline.js (which empties the pages' on sign-out).
 PAGES_CACHE = "portal-pages"
 
 

@@ -232,6 +232,7 @@ def test_the_service_worker_is_served_from_the_root_and_lists_the_assets(client)
     assert response["Cache-Control"] == "no-cache"
     body = response.content.decode()
     assert '"/static/css/portal.css"' in body and '"/static/js/htmx.min.js"' in body
+    assert '"/static/js/portal.js"' in body and '"/static/js/offline.js"' in body
     assert 'var PAGES_CACHE = "portal-pages";' in body
     assert "{{" not in body and "{%" not in body
 
@@ -260,16 +261,39 @@ def test_the_manifest_makes_the_portal_installable():
         assert finders.find(icon["src"]), icon["src"]
 
 
-def test_a_technicians_pages_register_the_worker_and_the_queue(signed_in, order):
+OFFLINE_SCRIPT = '<script src="/static/js/offline.js" data-user="{pk}" data-service-worker="/sw.js" defer></script>'
+
+
+def test_a_technicians_pages_load_the_offline_mode(signed_in, technician, order):
+    """The queue, the worker and the pages kept: offline.js, after portal.js
+    (base.html loads it for every page of a technician's)."""
+    for url in ("/mes-commandes/", f"/commandes/{order.pk}/"):
+        page = signed_in.get(url).content.decode()
+        script = OFFLINE_SCRIPT.format(pk=technician.pk)
+        assert page.count(script) == 1, url
+        assert page.index('src="/static/js/portal.js"') < page.index(script) < page.index("</head>"), url
+        assert 'rel="manifest"' in page
     page = signed_in.get(f"/commandes/{order.pk}/").content.decode()
-    assert 'data-offline-queue data-service-worker="/sw.js"' in page
-    assert 'rel="manifest"' in page
     # Every action form carries the fields the queue replays.
     assert page.count('name="idempotency_key"') == page.count("data-offline=")
     assert page.count('name="client_at"') == page.count("data-offline=")
 
 
-def test_a_supervisors_pages_do_not_queue_offline(client, supervisor, order):
-    client.force_login(supervisor)
-    page = client.get(f"/commandes/{order.pk}/").content.decode()
-    assert "data-offline-queue" not in page
+@pytest.mark.parametrize("role", ["supervisor", "office"])
+def test_other_peoples_pages_do_not_load_the_offline_mode(client, request, role, order):
+    """Supervisors and the office have portal.js's general behaviours, not the
+    technician's queue nor the service worker."""
+    client.force_login(request.getfixturevalue(role))
+    pages = [f"/commandes/{order.pk}/", "/pilotage/", "/preferences/notifications/"]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == HTTPStatus.OK, url
+        page = response.content.decode()
+        assert '<script src="/static/js/portal.js" defer></script>' in page, url
+        assert "offline.js" not in page and "/sw.js" not in page, url
+
+
+def test_the_sign_in_page_does_not_load_the_offline_mode(client):
+    page = client.get("/connexion/").content.decode()
+    assert '<script src="/static/js/portal.js" defer></script>' in page
+    assert "offline.js" not in page and "/sw.js" not in page

@@ -2,6 +2,8 @@
 // pages stay readable without network. Static files: cache first. The list of
 // orders and each order: network first, then the copy kept at the last visit.
 // Everything else (sign-in, forms sent, admin): the network, untouched.
+// The page's side (the queue of actions taken offline, the registration of
+// this worker, the pages kept ahead) is static/js/offline.js.
 "use strict";
 
 var VERSION = "{{ version }}";

@@ -204,3 +204,58 @@ def test_an_action_lost_on_a_weak_signal_waits_on_the_phone_and_goes_when_asked(
     expect(page.locator("output.range-value")).to_have_text("40 %")
     (event,) = OrderEvent.objects.filter(order=order, kind="set_progress")
     assert event.data["progress"] == 40
+
+
+def test_signing_out_asks_about_the_changes_waiting_and_forgets_the_pages_kept(live_server, started, technician, phone):
+    """On a phone shared by several people: signing out with changes still
+    waiting asks first; signed out, the pages kept for offline are gone (the
+    changes stay, to go at the next sign-in)."""
+    page = phone
+    base = live_server.url
+    order = started
+    page.goto(f"{base}/connexion/?next=/mes-commandes/")
+    page.get_by_label("Identifiant").fill(technician.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page).to_have_url(f"{base}/mes-commandes/")
+    page.wait_for_function("name => localStorage.getItem(name) !== null", arg=f"portal-precached-{technician.pk}")
+    assert page.evaluate("localStorage.getItem('portal-user')") == str(technician.pk)
+    assert page.evaluate("caches.has('portal-pages')")
+
+    page.goto(f"{base}/commandes/{order.pk}/")
+    page.route("**/avancement/", lambda route: route.abort("connectionfailed"))
+    page.locator("input[name=progress]").fill("40")
+    page.get_by_role("button", name="Enregistrer l'avancement").click()
+    expect(page.locator("#offline-queue")).to_contain_text("1 modification en attente d'envoi")
+
+    questions: list[str] = []
+
+    def answer(dialog) -> None:
+        questions.append(dialog.message)
+        if len(questions) == 1:
+            dialog.dismiss()
+        else:
+            dialog.accept()
+
+    page.on("dialog", answer)
+    sign_out = page.get_by_role("button", name="Se déconnecter")
+    sign_out.click()  # "1 modification(s) pas encore envoyée(s) […] Se déconnecter quand même ?": no
+    expect(page.locator("#offline-queue")).to_contain_text("1 modification en attente d'envoi")
+    assert questions and questions[0].startswith("1 modification(s) pas encore envoyée(s)")
+    expect(page).to_have_url(f"{base}/commandes/{order.pk}/")
+    assert page.evaluate("caches.has('portal-pages')")
+
+    sign_out.click()  # yes
+    expect(page).to_have_url(f"{base}/connexion/")
+    assert len(questions) == 2
+    # (Polled: wait_for_function does not wait for a promise.)
+    deadline = time.monotonic() + 5
+    while page.evaluate("caches.has('portal-pages')"):
+        assert time.monotonic() < deadline, "the pages kept are still on the phone after signing out"
+        page.wait_for_timeout(100)
+    assert page.evaluate("localStorage.getItem('portal-user')") is None
+    assert page.evaluate(f"localStorage.getItem('portal-precached-{technician.pk}')") is None
+    assert "Avancement" in page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}')")
+    # The sign-in page has portal.js only: the offline mode is the technician's.
+    expect(page.locator("script[src$='/portal.js']")).to_have_count(1)
+    expect(page.locator("script[src$='/offline.js']")).to_have_count(0)
