@@ -18,8 +18,8 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from orders import documents, reports
 from orders.access import get_order_for
+from orders.forms import DocumentUploadForm, ReportForm
 from orders.models import Document, DocumentKind, InterventionReport, Order
-from orders.report_forms import DocumentUploadForm, ReportForm
 from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, wants_fragment
 
