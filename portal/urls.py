@@ -15,7 +15,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("connexion/", views.PortalLoginView.as_view(), name="login"),
-    path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
+    path("deconnexion/", views.PortalLogoutView.as_view(), name="logout"),
     path(
         "mot-de-passe/oubli/",
         auth_views.PasswordResetView.as_view(

@@ -27,6 +27,17 @@ class PortalLoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+class PortalLogoutView(auth_views.LogoutView):
+    """Signing out also empties the browser's caches for the site: on a shared
+    phone, the pages the service worker kept (a technician's, or a supervisor's
+    it came to control) do not outlive the session of whoever saw them."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        response["Clear-Site-Data"] = '"cache"'
+        return response
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     """For the load balancer: the process answers and the database too."""
     with connection.cursor() as cursor:

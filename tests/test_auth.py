@@ -79,6 +79,14 @@ def test_signing_out_needs_a_post_and_ends_the_session(client, technician):
     assert client.get("/mes-commandes/").status_code == HTTPStatus.FOUND
 
 
+def test_signing_out_empties_the_browsers_caches_on_a_shared_phone(client, supervisor):
+    """The service worker of a technician who used the phone before also keeps a
+    supervisor's pages: they must not outlive the supervisor's session."""
+    client.force_login(supervisor)
+    response = client.post("/deconnexion/")
+    assert response["Clear-Site-Data"] == '"cache"'
+
+
 def test_a_password_reset_by_email_in_french(client, technician):
     response = client.post("/mot-de-passe/oubli/", {"email": technician.email})
     assert response.status_code == HTTPStatus.FOUND
