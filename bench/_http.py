@@ -9,11 +9,18 @@ request to the moment the response is written, so the whole WSGI application
 (middleware, session, queries, template, WhiteNoise) and not the time a
 request waits for a free worker. The client side measures the rest.
 
+The load runner (`start_portal`, `run_phases`) is what the page benchmarks
+share: gunicorn started and awaited, a warm-up, then the same three phases (one
+user alone, everyone at work with pauses, everyone flat out), each read back
+from the access log and the CPU meter; the scripts only say who the users are,
+what they load and how to group the figures.
+
 No Django import at module level: the scripts set up their environment first.
 `session_cookies` needs Django set up (`django.setup()`)."""
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import os
 import random
@@ -22,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -30,7 +38,16 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from _common import BASE_DIR, VENV_BIN, Processes, percentile, postgres_answers, recreate_database
+from _common import (
+    BASE_DIR,
+    VENV_BIN,
+    Processes,
+    free_port,
+    percentile,
+    postgres_answers,
+    recreate_database,
+    wait_for_http,
+)
 
 try:  # WhiteNoise and httpx use it when it is installed (a dependency of WeasyPrint's fonttools).
     import brotli
@@ -365,6 +382,165 @@ def run_load(
         thread.join()
     elapsed = time.monotonic() - started
     return [sample for user in users for sample in user.samples], elapsed
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+@dataclass
+class Portal:
+    """The portal served by gunicorn for a page benchmark: where it answers, its
+    master process, its access log and the CPU meter of its processes."""
+
+    base_url: str
+    pid: int
+    access_log: AccessLog
+    cpu: CpuMeter
+
+
+def start_portal(
+    environment: dict[str, str], processes: Processes, folder: Path, *, workers: int, threads: int
+) -> Portal:
+    """gunicorn on a free port with the production environment, once it answers
+    `/healthz`; says how it runs, and warns when the machine is already busy
+    (the times then include waiting for other work)."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    access_log = AccessLog(folder / "access.log")
+    server = processes.start(
+        "gunicorn",
+        gunicorn_command(port=port, workers=workers, threads=threads, access_log=access_log.path),
+        environment,
+    )
+    portal = Portal(base_url, server.pid, access_log, CpuMeter(server.pid, environment["DATABASE_URL"]))
+    wait_for_http(f"{base_url}/healthz", processes)
+    say(
+        f"gunicorn on {base_url}: {workers} processes x {threads} threads (gthread), "
+        f"DEBUG=0, PostgreSQL; {os.cpu_count()} CPUs shared with PostgreSQL and the load generator."
+    )
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        say(
+            f"Warning: the machine is busy (load average {load_average()} on {os.cpu_count()} CPUs): the times "
+            "below include waiting for other work; the CPU per request holds better."
+        )
+    return portal
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What one load phase gave: the requests as the clients saw them, as the
+    server logged them, how long it lasted and the CPU the server spent."""
+
+    name: str
+    samples: list[Sample]
+    served: list[Served]
+    elapsed: float
+    spent: dict[str, float]
+
+
+def add_load_arguments(parser: argparse.ArgumentParser, *, think: float) -> None:
+    """The options of the load runner and of the server it loads, the same in
+    every page benchmark: a phase's length, the pause at work, gunicorn's shape."""
+    parser.add_argument("--duration", type=float, help="seconds of each load phase (60; 6 with --quick)")
+    parser.add_argument("--think", type=float, default=think, help=f"mean pause between pages at work, s ({think:g})")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (3: CPUs + 1)")
+    # One thread per process: on 2 CPUs, threads share a process's GIL and only
+    # stretch each request's time (bench/README.md has the figures).
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (1)")
+
+
+def run_phases(
+    portal: Portal,
+    processes: Processes,
+    users: Callable[[], list[VirtualUser]],
+    *,
+    who: str,
+    warm_up: int,
+    duration: float,
+    think: tuple[float, float],
+    report: Callable[[Phase], dict[str, list[float]]],
+) -> list[tuple[str, dict[str, list[float]]]]:
+    """The load of a page benchmark. A warm-up (each user loads `warm_up` pages,
+    all answered 200 or it stops), then three phases: one user alone with no
+    pause (the cost of a page; at most 20 s), every user at work (a pause drawn
+    in `think` between pages), every user flat out (no pause: the server
+    saturated). `users()` makes fresh users (each phase starts its rounds
+    anew); `who` names one of them ("technician"). `report` prints a phase's
+    figures and returns the server's times by page; returned per phase name
+    ("alone", "at work", "flat out")."""
+    say(f"\nWarming up (each {who} loads {warm_up} pages)...")
+    samples, _ = run_load(portal.base_url, users(), duration=120, max_requests=warm_up)
+    refused = [sample for sample in samples if sample.status != 200]
+    if refused:
+        raise RuntimeError(
+            f"{len(refused)} of {len(samples)} warm-up requests failed "
+            f"(statuses {sorted({s.status for s in refused})}); see {processes.folder}/gunicorn.log"
+        )
+
+    count = len(users())
+    results = []
+    for name, title, crowd, pause in (
+        ("alone", f"one {who} alone, no pause (the cost of a page)", users()[:1], (0.0, 0.0)),
+        ("at work", f"{count} {who}s at work, a page every {think[0]:g} to {think[1]:g} s each", users(), think),
+        ("flat out", f"{count} {who}s flat out, no pause ({count} requests always in flight)", users(), (0.0, 0.0)),
+    ):
+        length = min(duration, 20) if name == "alone" else duration
+        say(f"\n== Load: {title}, {length:g} s (load average before: {load_average()})")
+        portal.access_log.mark()
+        portal.cpu.mark()
+        samples, elapsed = run_load(portal.base_url, crowd, duration=length, think=pause)
+        processes.check_alive()
+        phase = Phase(name, samples, portal.access_log.since_mark(), elapsed, portal.cpu.spent())
+        results.append((name, report(phase)))
+    return results
+
+
+def say_requests(phase: Phase) -> None:
+    """A phase's count of requests, those not answered 200, and the CPU the
+    server spent per request (with the rate that CPU would allow on this machine)."""
+    samples = phase.samples
+    failed = [sample for sample in samples if sample.status != 200]
+    say(
+        f"  {len(samples)} requests in {phase.elapsed:.1f} s ({len(samples) / phase.elapsed:.1f}/s); "
+        f"{len(failed)} not answered 200"
+        + (f" (statuses {sorted({s.status for s in failed})})" if failed else "")
+        + f"; load average after: {load_average()}"
+    )
+    if samples:
+        per_request = {side: seconds / len(samples) for side, seconds in phase.spent.items()}
+        total = sum(per_request.values())
+        say(
+            f"  CPU per request: gunicorn {per_request['gunicorn'] * 1000:.1f} ms + PostgreSQL "
+            f"{per_request['postgres'] * 1000:.1f} ms"
+            + (f": at most {(os.cpu_count() or 1) / total:.0f} requests/s on {os.cpu_count()} CPUs" if total else "")
+        )
+
+
+def times_by(requests: Iterable[Sample | Served], key: Callable[[Any], str]) -> dict[str, list[float]]:
+    """The times of the requests answered 200, grouped by `key(request)`."""
+    grouped: dict[str, list[float]] = defaultdict(list)
+    for request in requests:
+        if request.status == 200:
+            grouped[key(request)].append(request.seconds)
+    return grouped
+
+
+def say_times(rows: Iterable[tuple[str, Sequence[float]]], *, width: int, indent: int = 4) -> None:
+    """One line per row: its name, its count of requests and their figures."""
+    for name, values in rows:
+        say(f"{' ' * indent}{name:<{width}} {len(values):6d} req  {figures(values)}")
+
+
+def say_against_goal(
+    results: Sequence[tuple[str, dict[str, list[float]]]], pages: Sequence[str], goal: float, *, prefix: str = ""
+) -> None:
+    """The server's p95 of each page in each phase, against `goal` (seconds)."""
+    width = max(len(page) for page in pages)
+    for title, by_page in results:
+        for page in pages:
+            if by_page.get(page):
+                say(f"  {page:<{width}} {title:<9} {prefix}{verdict(p95(by_page[page]), goal)}")
 
 
 def figures(values: Sequence[float]) -> str:

@@ -15,9 +15,11 @@ processes and one beat, and the sandbox served by gunicorn in its own process
 Every message is checked against what the platform received: none lost, none
 doubled, each order's messages in sequence.
 
-    make bench                                  # the full run, about 8 minutes
-    make bench BENCH_ARGS=--quick               # a smoke run, about 2 minutes
+    make bench                                  # the full run
+    make bench BENCH_ARGS=--quick               # a smoke run
     .venv/bin/python bench/relay.py --help
+
+bench/README.md has how long a run takes, and the figures and their history.
 
 It drops and recreates the databases `portal_bench` and `portal_bench_sandbox`
 on BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432) and uses a
@@ -231,59 +233,50 @@ class Bench:
 
         from django.utils import timezone
 
-        from orders import services
-        from portal.models import Asset, Client, Contract, Role, ServiceCode, User
-        from portal.relay.models import Connection
+        from orders.states import State
+        from portal.models import Role
+        from tests import factories
 
         say(f"Creating {self.arguments.orders} orders...")
-        client = Client.objects.create(name="Bailleur du banc d'essai", city="Metz", postcode="57000")
-        contract = Contract.objects.create(
-            client=client, reference=CONTRACT, label="Banc d'essai", starts_on=date(2026, 1, 1), default_delay_days=15
+        client = factories.make_client(name="Bailleur du banc d'essai")
+        contract = factories.make_contract(client, reference=CONTRACT, label="Banc d'essai", starts_on=date(2026, 1, 1))
+        service_code = factories.make_service_code(contract)
+        asset = factories.make_asset(
+            client, reference="LGT-0001", label="Logement 1", address="1 rue du Banc", postcode=""
         )
-        service_code = ServiceCode.objects.create(
-            contract=contract,
-            code="PLB-FUITE",
-            label="Recherche et réparation de fuite",
-            intervention_delay_hours=24,
-            completion_delay_hours=72,
-        )
-        asset = Asset.objects.create(
-            client=client, reference="LGT-0001", label="Logement 1", address="1 rue du Banc", city="Metz"
-        )
-        self.technician = User.objects.create_user(
-            username="technicien-banc",
+        self.technician = factories.make_user(
+            "technicien-banc",
+            Role.TECHNICIAN,
             password=None,
-            role=Role.TECHNICIAN,
+            email="",
             first_name="Karim",
             last_name="Haddad",
             mobile="06 98 76 54 32",
         )
         self.orders = []
         for number in range(self.arguments.orders):
-            order = services.register_order(
-                contract=contract,
+            order = factories.register_order(
+                contract,
                 reference=f"BENCH-{number:05d}",
-                actor=None,
+                notified_at=None,
                 asset=asset,
                 service_code=service_code,
                 description="Fuite sous l'évier",
+                occupant_name="",
+                occupant_mobile="",
                 lines=[{"reference": "L1", "label": "Recherche de fuite"}],
                 technician=self.technician,
             )
-            services.acknowledge_order(order, actor=self.technician)
-            services.plan_order(order, actor=self.technician, appointment=timezone.now() + timedelta(days=1))
-            services.start_work(order, actor=self.technician)
-            self.orders.append(order)
-        connection = Connection(
-            client=client,
-            kind="intent",
+            appointment = timezone.now() + timedelta(days=1)
+            self.orders.append(factories.bring_to(order, State.IN_PROGRESS, self.technician, appointment=appointment))
+        factories.make_connection(
+            client,
+            secret=CLIENT_SECRET,
             auth_base_url=self.setup.sandbox_url,
             api_base_url=f"{self.setup.sandbox_url}/api",
             oauth_client_id=CLIENT_ID,
             timeout_seconds=10,
         )
-        connection.client_secret = CLIENT_SECRET
-        connection.save()
 
     def wait_for_workers(self, processes: Processes) -> None:
         from portal.celery import app

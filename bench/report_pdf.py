@@ -85,67 +85,48 @@ def signature_data_url() -> str:
 
 def build_report():
     """The demo's report: the company, a client's order in progress, the report with its photos."""
-    from datetime import date
     from decimal import Decimal
-    from zoneinfo import ZoneInfo
 
-    from django.core.files.base import ContentFile
-
-    from orders import images, services
+    from orders import images, reports, services
     from orders.models import PhotoKind, SignatureStatus
-    from portal.models import Asset, Client, Company, Contract, Role, ServiceCode, User
+    from orders.states import State
+    from portal.models import Role
+    from tests import factories
 
-    paris = ZoneInfo("Europe/Paris")
-    company = Company(
-        name="Multitech Lorraine SARL",
-        siret="83214765600017",
+    factories.make_company(
+        logo=logo_png(),
         vat_number="FR55832147656",
         address="7 rue Graham Bell",
         address_complement="Technopôle Metz",
-        postcode="57070",
-        city="Metz",
         phone="03 87 21 45 60",
         email="contact@multitech-lorraine.fr",
     )
-    company.logo.save("logo.png", ContentFile(logo_png()), save=False)
-    company.save()
-    technician = User.objects.create_user(
-        "julien", role=Role.TECHNICIAN, first_name="Julien", last_name="Schmitt", mobile="06 12 48 73 90"
+    technician = factories.make_user(
+        "julien",
+        Role.TECHNICIAN,
+        password=None,
+        email="",
+        first_name="Julien",
+        last_name="Schmitt",
+        mobile="06 12 48 73 90",
     )
-    client = Client.objects.create(name="Office Public de l'Habitat de Metz", city="Metz", postcode="57000")
-    contract = Contract.objects.create(
-        client=client, reference="MULTITECH-2024-07", label="Maintenance multitechnique", starts_on=date(2024, 7, 1)
-    )
-    service_code = ServiceCode.objects.create(
-        contract=contract, code="PLB-FUITE", label="Recherche et réparation de fuite", completion_delay_hours=72
-    )
-    asset = Asset.objects.create(
-        client=client,
-        reference="LGT-0412",
-        label="Logement 12, bâtiment B, 3e étage",
-        address="14 rue des Tilleuls",
-        postcode="57000",
-        city="Metz",
-    )
-    start = datetime(2026, 11, 23, 8, 40, tzinfo=paris)
-    order = services.register_order(
-        contract=contract,
-        reference="OPH57_241122093015",
-        actor=None,
+    client = factories.make_client()
+    contract = factories.make_contract(client)
+    service_code = factories.make_service_code(contract, intervention_delay_hours=None)
+    asset = factories.make_asset(client, label="Logement 12, bâtiment B, 3e étage")
+    start = datetime(2026, 11, 23, 8, 40, tzinfo=factories.PARIS)
+    order = factories.register_order(
+        contract,
         notified_at=start - timedelta(days=3),
         asset=asset,
         service_code=service_code,
         description="Fuite sous l'évier de la cuisine, le meuble bas est gorgé d'eau.",
-        occupant_name="Mme Claire Martin",
-        occupant_mobile="06 12 34 56 78",
         access_notes="Bâtiment B, code 4512B, 3e étage gauche",
         lines=[{"reference": "L1", "label": "Recherche de fuite", "unit_price": Decimal("65.00")}],
         technician=technician,
     )
-    services.acknowledge_order(order, actor=technician, at=start - timedelta(days=2))
-    services.plan_order(
-        order, actor=technician, appointment=start - timedelta(minutes=10), at=start - timedelta(days=2)
-    )
+    at = start - timedelta(days=2)
+    factories.bring_to(order, State.PLANNED, technician, at=at, appointment=start - timedelta(minutes=10))
     services.start_work(order, actor=technician, at=start)
     services.finish_work(order, actor=technician, at=start + timedelta(minutes=95))
     timings = []
@@ -156,8 +137,8 @@ def build_report():
         processed = images.process_photo(io.BytesIO(raw), name=f"IMG_{seed}.jpg")
         timings.append(time.perf_counter() - clock)
         kind = PhotoKind.BEFORE if seed < 2 else PhotoKind.AFTER
-        photos.append(services.ReportPhotoUpload(kind=kind, image=processed))
-    report = services.submit_report(
+        photos.append(reports.ReportPhotoUpload(kind=kind, image=processed))
+    report = reports.submit_report(
         order,
         actor=technician,
         works_done=(

@@ -18,13 +18,15 @@ and documents. Each technician has a signed-in session of their own.
 2. Weight: the first load of "my orders" with an empty cache (the HTML and
    every stylesheet and script it references, as sent to a client that accepts
    `gzip, br`; goal <= 60 KB), then an order page's HTML (goal <= 15 KB,
-   compressed). The HTML is measured raw as sent and as it would be compressed
-   (gzip -6 as Django's GZipMiddleware or nginx would, brotli -5), since the
-   portal does not compress its HTML today (see README, BREACH).
+   compressed). The HTML is measured as sent, raw, and as it would be
+   compressed (gzip -6 as Django's GZipMiddleware or nginx would, brotli -5).
 
-    make bench                                   # every benchmark; this one about 4 minutes
-    make bench BENCH_ARGS=--quick                # a smoke run, about 1 minute
+    make bench                                   # every benchmark
+    make bench BENCH_ARGS=--quick                # a smoke run
     .venv/bin/python bench/technician.py --help
+
+bench/README.md has how long a run takes, the figures and their history, and
+why the HTML is only gzip'd (BREACH).
 
 It drops and recreates the database `bench_technician` on BENCH_POSTGRES_URL
 (default postgres://postgres@127.0.0.1:5432), kept afterwards for a look;
@@ -38,7 +40,6 @@ server and takes some of its CPU.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import statistics
@@ -46,29 +47,31 @@ import sys
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import httpx
-from _common import Processes, free_port, wait_for_http
+from _common import Processes
 from _http import (
     PROXY_HEADERS,
-    AccessLog,
-    CpuMeter,
+    Phase,
     Resource,
-    Sample,
-    Served,
     VirtualUser,
+    add_load_arguments,
     fetch,
-    figures,
-    gunicorn_command,
     kb,
     p95,
     page_weight,
     print_weight,
-    run_load,
+    run_phases,
     say,
+    say_against_goal,
+    say_requests,
+    say_times,
     serve_benchmark,
     session_cookies,
+    start_portal,
+    times_by,
     verdict,
 )
 
@@ -88,12 +91,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 300 orders, 6 s per phase")
     parser.add_argument("--orders", type=int, help="orders in the database (2,000; 300 with --quick)")
     parser.add_argument("--technicians", type=int, default=30, help="technicians, each a virtual user (30)")
-    parser.add_argument("--duration", type=float, help="seconds of each load phase (60; 6 with --quick)")
-    parser.add_argument("--think", type=float, default=2.0, help="mean pause between pages at work, s (2)")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (3: CPUs + 1)")
-    # Measured on 2 CPUs: threads share a process's GIL and only stretch each
-    # request's time (3 x 4 threads: p95 2 to 3 times longer at work than 3 x 1).
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (1)")
+    add_load_arguments(parser, think=2.0)
     parser.add_argument("--sample", type=int, help="order pages weighed (200; 30 with --quick)")
     arguments = parser.parse_args()
     arguments.orders = arguments.orders or (300 if arguments.quick else 2_000)
@@ -103,37 +101,13 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def main() -> int:
-    arguments = parse_arguments()
-
-    def measure(environment: dict[str, str], processes: Processes, folder: Path) -> None:
-        run(arguments, environment, processes, folder)
-
-    return serve_benchmark("technician", DATABASE, SECRET_KEY, measure)
+    return serve_benchmark("technician", DATABASE, SECRET_KEY, partial(run, parse_arguments()))
 
 
 def run(arguments: argparse.Namespace, environment: dict[str, str], processes: Processes, folder: Path) -> None:
     people = create_data(arguments)
     cookies = session_cookies(people.technicians)
-
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    access_log = AccessLog(folder / "access.log")
-    server = processes.start(
-        "gunicorn",
-        gunicorn_command(port=port, workers=arguments.workers, threads=arguments.threads, access_log=access_log.path),
-        environment,
-    )
-    cpu = CpuMeter(server.pid, environment["DATABASE_URL"])
-    wait_for_http(f"{base_url}/healthz", processes)
-    say(
-        f"gunicorn on {base_url}: {arguments.workers} processes x {arguments.threads} threads (gthread), "
-        f"DEBUG=0, PostgreSQL; {os.cpu_count()} CPUs shared with PostgreSQL and the load generator."
-    )
-    if os.getloadavg()[0] > (os.cpu_count() or 1):
-        say(
-            f"Warning: the machine is busy (load average {load_average()} on {os.cpu_count()} CPUs): the times "
-            "below include waiting for other work; the CPU per request holds better."
-        )
+    portal = start_portal(environment, processes, folder, workers=arguments.workers, threads=arguments.threads)
 
     def users() -> list[VirtualUser]:
         return [
@@ -141,39 +115,22 @@ def run(arguments: argparse.Namespace, environment: dict[str, str], processes: P
             for technician in people.technicians
         ]
 
-    say("\nWarming up (each technician loads 4 pages)...")
-    samples, _ = run_load(base_url, users(), duration=120, max_requests=4)
-    refused = [sample for sample in samples if sample.status != 200]
-    if refused:
-        raise RuntimeError(
-            f"{len(refused)} of {len(samples)} warm-up requests failed "
-            f"(statuses {sorted({s.status for s in refused})}); see {processes.folder}/gunicorn.log"
-        )
+    results = run_phases(
+        portal,
+        processes,
+        users,
+        who="technician",
+        warm_up=4,
+        duration=arguments.duration,
+        think=(arguments.think * 0.5, arguments.think * 1.5),
+        report=report_load,
+    )
 
-    think = (arguments.think * 0.5, arguments.think * 1.5)
-    count = arguments.technicians
-    results = []
-    for name, title, crowd, pause in (
-        ("alone", "one technician alone, no pause (the cost of a page)", users()[:1], (0, 0)),
-        ("at work", f"{count} technicians at work, a page every {think[0]:g} to {think[1]:g} s each", users(), think),
-        ("flat out", f"{count} technicians flat out, no pause ({count} requests always in flight)", users(), (0, 0)),
-    ):
-        duration = min(arguments.duration, 20) if name == "alone" else arguments.duration
-        say(f"\n== Load: {title}, {duration:g} s (load average before: {load_average()})")
-        access_log.mark()
-        cpu.mark()
-        samples, elapsed = run_load(base_url, crowd, duration=duration, think=pause)
-        processes.check_alive()
-        results.append((name, report_load(samples, access_log.since_mark(), elapsed, cpu.spent())))
-
-    with httpx.Client(base_url=base_url, headers=PROXY_HEADERS, timeout=30) as client:
+    with httpx.Client(base_url=portal.base_url, headers=PROXY_HEADERS, timeout=30) as client:
         weigh(client, people, cookies, arguments.sample)
 
     say("\n== Server time against the goal (p95 <= 100 ms)")
-    for title, by_page in results:
-        for page in (LIST, ORDER):
-            if by_page.get(page):
-                say(f"  {page:<10} {title:<9} {verdict(p95(by_page[page]), SERVER_GOAL)}")
+    say_against_goal(results, (LIST, ORDER), SERVER_GOAL)
 
 
 class People:
@@ -188,38 +145,23 @@ def create_data(arguments: argparse.Namespace) -> People:
     and the supervisor, a report's PDF on the finished ones."""
     from django.utils import timezone
 
-    from orders.models import (
-        Document,
-        DocumentKind,
-        InterventionReport,
-        Order,
-        OrderEvent,
-        OrderLine,
-        PdfStatus,
-        SignatureStatus,
-    )
+    from orders.models import Document, InterventionReport, Order, OrderEvent, OrderLine
     from orders.states import DONE_STATES, WORK_STATES, State
-    from portal.models import Asset, Client, Contract, Role, ServiceCode, User
+    from portal.models import Asset, Role
+    from tests import factories
 
     chance = random.Random(2026)
     now = timezone.now()
     say(f"Creating {arguments.orders} orders for {arguments.technicians} technicians...")
-    clients = [
-        Client.objects.create(name="Office Public de l'Habitat de Metz", city="Metz", postcode="57000"),
-        Client.objects.create(name="Moselis", city="Metz", postcode="57000"),
-    ]
+    clients = [factories.make_client(), factories.make_client(name="Moselis")]
     contracts = [
-        Contract.objects.create(
-            client=client,
-            reference=f"BENCH-{number}",
-            label="Maintenance multitechnique",
-            starts_on=(now - timedelta(days=400)).date(),
-            default_delay_days=15,
-        )
+        factories.make_contract(client, reference=f"BENCH-{number}", starts_on=(now - timedelta(days=400)).date())
         for number, client in enumerate(clients)
     ]
     codes = [
-        ServiceCode.objects.create(contract=contract, code=code, label=label, completion_delay_hours=hours)
+        factories.make_service_code(
+            contract, code=code, label=label, intervention_delay_hours=None, completion_delay_hours=hours
+        )
         for contract in contracts
         for code, label, hours in (
             ("PLB-FUITE", "Recherche et réparation de fuite", 72),
@@ -229,8 +171,8 @@ def create_data(arguments: argparse.Namespace) -> People:
     ]
     streets = ["rue des Tilleuls", "avenue de Strasbourg", "rue Mazelle", "boulevard Paixhans", "rue du Pont-Rouge"]
     assets = Asset.objects.bulk_create(
-        Asset(
-            client=clients[number % 2],
+        factories.build_asset(
+            clients[number % 2],
             reference=f"LGT-{number:05d}",
             label=f"Logement {number % 40 + 1}, bâtiment {'ABCDEF'[number % 6]}, {number % 5}e étage",
             address=f"{number % 120 + 1} {streets[number % len(streets)]}",
@@ -240,18 +182,19 @@ def create_data(arguments: argparse.Namespace) -> People:
         for number in range(max(50, arguments.orders // 4))
     )
     technicians = [
-        User.objects.create_user(
+        factories.make_user(
             f"technicien-{number:02d}",
+            Role.TECHNICIAN,
             password=None,
-            role=Role.TECHNICIAN,
+            email="",
             first_name=f"Technicien {number}",
             last_name="Banc",
             mobile="06 98 76 54 32",
         )
         for number in range(1, arguments.technicians + 1)
     ]
-    supervisor = User.objects.create_user(
-        "conducteur-banc", password=None, role=Role.SUPERVISOR, first_name="Sophie", last_name="Lambert"
+    supervisor = factories.make_user(
+        "conducteur-banc", Role.SUPERVISOR, password=None, email="", first_name="Sophie", last_name="Lambert"
     )
     states = [
         (State.TO_ACKNOWLEDGE, 6),
@@ -293,9 +236,9 @@ def create_data(arguments: argparse.Namespace) -> People:
             fields["cancel_reason"] = "Doublon de la demande"
         code = codes[number % len(codes)]
         orders.append(
-            Order(
-                contract=code.contract,
-                reference=f"OPH57_{number:06d}",
+            factories.build_order(
+                code.contract,
+                f"OPH57_{number:06d}",
                 asset=assets[chance.randrange(len(assets))],
                 service_code=code,
                 critical_level=chance.choice((0, 0, 0, 1, 2, 3)),
@@ -323,9 +266,9 @@ def create_data(arguments: argparse.Namespace) -> People:
         for position in range(chance.randint(1, 6)):
             done = order.state in DONE_STATES or (order.state == State.IN_PROGRESS and chance.random() < 0.5)
             lines.append(
-                OrderLine(
-                    order=order,
-                    position=position,
+                factories.build_line(
+                    order,
+                    position,
                     reference=f"L{position + 1}",
                     label=labels[position % len(labels)],
                     quantity=Decimal(chance.randint(1, 3)),
@@ -348,16 +291,8 @@ def create_data(arguments: argparse.Namespace) -> People:
             )
         if order.state in DONE_STATES:
             documents.append(
-                Document(
-                    order=order,
-                    kind=DocumentKind.GENERATED_REPORT,
-                    title=f"Rapport d'intervention {order.reference}",
-                    file=f"documents/bench/{order.reference}.pdf",
-                    file_name=f"rapport-{order.reference}.pdf",
-                    size=chance.randint(200_000, 900_000),
-                    sha256="0" * 64,
-                    created_by=order.technician,
-                    created_at=order.actual_end,
+                factories.build_report_pdf(
+                    order, by=order.technician, at=order.actual_end, size=chance.randint(200_000, 900_000)
                 )
             )
     OrderLine.objects.bulk_create(lines, batch_size=2000)
@@ -365,15 +300,8 @@ def create_data(arguments: argparse.Namespace) -> People:
     documents = Document.objects.bulk_create(documents, batch_size=1000)
     InterventionReport.objects.bulk_create(
         (
-            InterventionReport(
-                order=document.order,
-                works_done="Remplacement du siphon, essais concluants.",
-                time_on_site_minutes=90,
-                signature_status=SignatureStatus.ABSENT,
-                pdf_status=PdfStatus.DONE,
-                document=document,
-                created_by=document.created_by,
-                created_at=document.created_at,
+            factories.build_rendered_report(
+                document, works_done="Remplacement du siphon, essais concluants.", time_on_site_minutes=90
             )
             for document in documents
         ),
@@ -413,44 +341,16 @@ def page_of(path: str) -> str:
     return ORDER if ORDER_PATH.match(path) else "other"
 
 
-def load_average() -> str:
-    return " ".join(f"{value:.1f}" for value in os.getloadavg())
-
-
-def report_load(
-    samples: list[Sample], served: list[Served], elapsed: float, spent: dict[str, float]
-) -> dict[str, list[float]]:
+def report_load(phase: Phase) -> dict[str, list[float]]:
     """Prints the figures; returns the server's times by page."""
-    failed = [sample for sample in samples if sample.status != 200]
-    say(
-        f"  {len(samples)} requests in {elapsed:.1f} s ({len(samples) / elapsed:.1f}/s); "
-        f"{len(failed)} not answered 200"
-        + (f" (statuses {sorted({s.status for s in failed})})" if failed else "")
-        + f"; load average after: {load_average()}"
-    )
-    if samples:
-        per_request = {side: seconds / len(samples) for side, seconds in spent.items()}
-        total = sum(per_request.values())
-        say(
-            f"  CPU per request: gunicorn {per_request['gunicorn'] * 1000:.1f} ms + PostgreSQL "
-            f"{per_request['postgres'] * 1000:.1f} ms"
-            + (f": at most {(os.cpu_count() or 1) / total:.0f} requests/s on {os.cpu_count()} CPUs" if total else "")
-        )
-    server: dict[str, list[float]] = defaultdict(list)
-    for request in served:
-        if request.status == 200:
-            server[page_of(request.path)].append(request.seconds)
-    client: dict[str, list[float]] = defaultdict(list)
-    for sample in samples:
-        if sample.status == 200:
-            client[sample.label].append(sample.seconds)
+    say_requests(phase)
+    server = times_by(phase.served, lambda request: page_of(request.path))
+    client = times_by(phase.samples, lambda sample: sample.label)
     say("  server time (gunicorn %(D)s), ms:")
-    for page in (LIST, ORDER):
-        say(f"    {page:<11} {len(server[page]):6d} req  {figures(server[page])}")
-    say(f"    {'all':<11} {sum(map(len, server.values())):6d} req  {figures([t for v in server.values() for t in v])}")
+    say_times([(page, server[page]) for page in (LIST, ORDER)], width=11)
+    say_times([("all", [t for v in server.values() for t in v])], width=11)
     say("  client time (request sent -> response read, incl. the wait for a free worker), ms:")
-    for page in (LIST, ORDER):
-        say(f"    {page:<11} {len(client[page]):6d} req  {figures(client[page])}")
+    say_times([(page, client[page]) for page in (LIST, ORDER)], width=11)
     return server
 
 

@@ -1,22 +1,20 @@
 """The shared cast: two technicians, a supervisor and office staff (the
 second technician and the signed-out visitor are the outsiders of each test),
-plus a client with a contract, an asset, a service code and a price schedule."""
+plus a client with a contract, an asset, a service code and a price schedule.
+The objects are made by tests/factories.py, which the benchmarks use too."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
-from zoneinfo import ZoneInfo
-
 import pytest
 
-from orders import services
 from portal.models import Asset, Client, Contract, PriceItem, Role, ServiceCode, User
+from tests import factories
 
-PARIS = ZoneInfo("Europe/Paris")
+# Test files import these from here.
+from tests.factories import PARIS, PASSWORD, make_user  # noqa: F401
+
 SANDBOX_CLIENT_ID = "multiservices-metz"
 SANDBOX_CLIENT_SECRET = "secret-du-bac-a-sable-42"
-PASSWORD = "mot-de-passe-de-test-42"
 
 
 @pytest.fixture(autouse=True)
@@ -72,16 +70,6 @@ def platform(live_server, database_before_the_live_server) -> str:
     return f"{live_server.url}/sandbox"
 
 
-def make_user(username: str, role: Role, **extra) -> User:
-    return User.objects.create_user(
-        username=username,
-        password=PASSWORD,
-        role=role,
-        email=f"{username}@example.fr",
-        **extra,
-    )
-
-
 @pytest.fixture
 def technician(db) -> User:
     return make_user("karim", Role.TECHNICIAN, first_name="Karim", last_name="Haddad", mobile="06 98 76 54 32")
@@ -108,97 +96,39 @@ def office(db) -> User:
 
 @pytest.fixture
 def client_org(db) -> Client:
-    return Client.objects.create(name="Office Public de l'Habitat de Metz", city="Metz", postcode="57000")
+    return factories.make_client()
 
 
 @pytest.fixture
 def contract(client_org) -> Contract:
-    return Contract.objects.create(
-        client=client_org,
-        reference="MULTITECH-2024-07",
-        label="Maintenance multitechnique",
-        starts_on=date(2024, 7, 1),
-        default_delay_days=15,
-    )
+    return factories.make_contract(client_org)
 
 
 @pytest.fixture
 def service_code(contract) -> ServiceCode:
-    return ServiceCode.objects.create(
-        contract=contract,
-        code="PLB-FUITE",
-        label="Recherche et réparation de fuite",
-        intervention_delay_hours=24,
-        completion_delay_hours=72,
-    )
+    return factories.make_service_code(contract)
 
 
 @pytest.fixture
 def price_item(contract) -> PriceItem:
-    return PriceItem.objects.create(
-        contract=contract,
-        code="PLB-012",
-        label="Remplacement de siphon d'évier",
-        unit="u",
-        unit_price=Decimal("48.50"),
-        vat_rate=Decimal("10.00"),
-    )
+    return factories.make_price_item(contract)
 
 
 @pytest.fixture
 def asset(client_org) -> Asset:
-    return Asset.objects.create(
-        client=client_org,
-        reference="LGT-0412",
-        label="Logement 12, bâtiment B",
-        address="14 rue des Tilleuls",
-        postcode="57000",
-        city="Metz",
-    )
+    return factories.make_asset(client_org)
 
 
 @pytest.fixture
 def order(contract, asset, service_code, technician):
-    return services.register_order(
-        contract=contract,
-        reference="OPH57_241122093015",
-        actor=None,
-        notified_at=datetime(2026, 11, 20, 9, 30, tzinfo=PARIS),
-        asset=asset,
-        service_code=service_code,
-        description="Fuite sous l'évier de la cuisine",
-        occupant_name="Mme Claire Martin",
-        occupant_mobile="06 12 34 56 78",
-        lines=[
-            {"reference": "L1", "label": "Recherche de fuite", "quantity": Decimal(1), "unit_price": Decimal("65.00")},
-            {
-                "reference": "L2",
-                "label": "Remplacement du siphon",
-                "quantity": Decimal(1),
-                "unit_price": Decimal("48.50"),
-            },
-        ],
-        technician=technician,
-    )
+    return factories.register_order(contract, asset=asset, service_code=service_code, technician=technician)
 
 
 @pytest.fixture
 def outbox_connection(client_org):
     """The client's platform connection, at an address where nothing answers:
     the orders' changes go to the outbox, and no test here delivers them."""
-    from portal.relay.models import Connection
-
-    connection = Connection(
-        client=client_org,
-        kind="intent",
-        auth_base_url="http://127.0.0.1:9/sandbox",
-        api_base_url="http://127.0.0.1:9/sandbox/api",
-        oauth_client_id="portail",
-        timeout_seconds=1,
-    )
-    connection.client_secret = "s3cret"
-    connection.save()
-    return connection
+    return factories.make_connection(client_org, timeout_seconds=1)
 
 
 @pytest.fixture
@@ -207,16 +137,14 @@ def sandbox_connection(platform, client_org):
     from portal.relay import intent
     from portal.relay.models import Connection
 
-    connection = Connection(
-        client=client_org,
-        kind="intent",
+    connection = factories.make_connection(
+        client_org,
+        secret=SANDBOX_CLIENT_SECRET,
         auth_base_url=platform,
         api_base_url=f"{platform}/api",
         oauth_client_id=SANDBOX_CLIENT_ID,
         timeout_seconds=5,
     )
-    connection.client_secret = SANDBOX_CLIENT_SECRET
-    connection.save()
     yield connection
     # The delivery keeps one HTTP client per connection; let it go with the test.
     intent.client_for(Connection.objects.get(pk=connection.pk)).close()

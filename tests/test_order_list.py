@@ -17,9 +17,10 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 
-from orders.models import InterventionReport, Order, OrderLine, SignatureStatus
+from orders.models import InterventionReport, Order, OrderLine
 from orders.states import State
 from portal.models import Asset, Client, Contract
+from tests import factories
 from tests.conftest import PARIS
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=PARIS)
@@ -42,20 +43,23 @@ def signed_in(client, supervisor):
 
 @pytest.fixture
 def other_client(db) -> Client:
-    return Client.objects.create(name="Batigère", city="Nancy", postcode="54000")
+    return factories.make_client(name="Batigère", city="Nancy", postcode="54000")
 
 
 @pytest.fixture
 def other_contract(other_client) -> Contract:
-    return Contract.objects.create(
-        client=other_client, reference="BTG-2025-01", label="Entretien courant", starts_on=date(2025, 1, 1)
+    return factories.make_contract(
+        other_client,
+        reference="BTG-2025-01",
+        label="Entretien courant",
+        starts_on=date(2025, 1, 1),
     )
 
 
 @pytest.fixture
 def other_asset(other_client) -> Asset:
-    return Asset.objects.create(
-        client=other_client,
+    return factories.make_asset(
+        other_client,
         reference="NCY-77",
         label="Logement 3",
         address="7 avenue de la Libération",
@@ -64,21 +68,14 @@ def other_asset(other_client) -> Asset:
     )
 
 
-def an_order(contract, reference: str, **fields) -> Order:
-    """The list only reads orders: they are made directly, as each test needs them."""
-    values = {
-        "received_at": NOW - timedelta(days=3),
-        "notified_at": NOW - timedelta(days=3),
-        "due_at": NOW + timedelta(days=5),
-        **fields,
-    }
-    return Order.objects.create(contract=contract, reference=reference, **values)
+# The list only reads orders: they are made directly, as each test needs them.
+an_order = factories.an_order
 
 
 def a_report(order: Order) -> InterventionReport:
-    return InterventionReport.objects.create(
-        order=order, works_done="Siphon remplacé", time_on_site_minutes=45, signature_status=SignatureStatus.ABSENT
-    )
+    report = factories.build_report(order, works_done="Siphon remplacé", time_on_site_minutes=45)
+    report.save()
+    return report
 
 
 def references(response) -> list[str]:
@@ -617,9 +614,9 @@ def test_a_semicolon_or_a_quote_in_a_value_does_not_break_the_columns(signed_in,
 
 def make_orders(count: int, contract, asset, technicians, start: int = 0) -> None:
     orders = Order.objects.bulk_create(
-        Order(
-            contract=contract,
-            reference=f"Q-{number:04d}",
+        factories.build_order(
+            contract,
+            f"Q-{number:04d}",
             asset=asset,
             occupant_name=f"Occupant {number}",
             technician=technicians[number % len(technicians)],
@@ -631,11 +628,10 @@ def make_orders(count: int, contract, asset, technicians, start: int = 0) -> Non
         for number in range(start, start + count)
     )
     OrderLine.objects.bulk_create(
-        OrderLine(order=order, reference="L1", label="Ligne", unit_price=Decimal("10.00")) for order in orders
+        factories.build_line(order, 0, reference="L1", label="Ligne", unit_price=Decimal("10.00")) for order in orders
     )
     InterventionReport.objects.bulk_create(
-        InterventionReport(order=order, works_done="Fait", time_on_site_minutes=30, signature_status="absent")
-        for order in orders[::3]
+        factories.build_report(order, works_done="Fait", time_on_site_minutes=30) for order in orders[::3]
     )
 
 

@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.models import Order, OrderLine
 from orders.states import State
-from portal.models import Client, Contract, User
+from portal.models import Contract, User
 from portal.relay.models import Breach, Connection, ConnectionKind, MessageKind, MessageStatus, OutboxMessage
+from tests import factories
 from tests.conftest import PARIS
 
 # Tuesday 24 November 2026, 10:00 in Paris; the month began on Sunday 1 November.
@@ -41,32 +42,14 @@ def signed_in(client, supervisor):
 
 @pytest.fixture
 def other_contract(db) -> Contract:
-    other = Client.objects.create(name="Foncière Lorraine Gestion", city="Nancy")
-    return Contract.objects.create(
-        client=other, reference="PLOMB-2025-02", label="Plomberie", starts_on=date(2025, 2, 1)
-    )
+    other = factories.make_client(name="Foncière Lorraine Gestion", city="Nancy", postcode="")
+    return factories.make_contract(other, reference="PLOMB-2025-02", label="Plomberie", starts_on=date(2025, 2, 1))
 
 
 def an_order(contract, reference: str, *, lines=(), **fields) -> Order:
-    """The overview only reads orders: they are made directly, as each test needs them."""
-    values = {
-        "state": State.ACKNOWLEDGED,
-        "received_at": NOW - timedelta(days=3),
-        "notified_at": NOW - timedelta(days=3),
-        "due_at": NOW + timedelta(days=5),
-        **fields,
-    }
-    order = Order.objects.create(contract=contract, reference=reference, **values)
-    for position, (quantity, unit_price) in enumerate(lines, start=1):
-        OrderLine.objects.create(
-            order=order,
-            position=position,
-            reference=f"L{position}",
-            label="Prestation",
-            quantity=Decimal(quantity),
-            unit_price=Decimal(unit_price),
-        )
-    return order
+    """The overview only reads orders: they are made directly, as each test needs them
+    (acknowledged unless said otherwise), with their lines as (quantity, unit price)."""
+    return factories.an_order(contract, reference, lines=lines, **{"state": State.ACKNOWLEDGED, **fields})
 
 
 def page(client) -> tuple[object, str]:
@@ -362,21 +345,16 @@ def many_orders(contract, other_contract, technician, count: int) -> None:
         {"state": State.IN_PROGRESS, "due_at": NOW - timedelta(days=40), "technician": technician},
         {"state": State.CLOSED, "due_at": NOW - timedelta(days=60)},
     ]
-    orders = []
-    for index in range(count):
-        fields = {
-            "state": State.ACKNOWLEDGED,
-            "received_at": NOW - timedelta(days=3),
-            "notified_at": NOW - timedelta(days=3),
-            "due_at": NOW + timedelta(days=5),
-            **kinds[index % len(kinds)],
-        }
-        orders.append(
-            Order(contract=contract if index % 3 else other_contract, reference=f"N-{count}-{index}", **fields)
+    orders = Order.objects.bulk_create(
+        factories.build_order(
+            contract if index % 3 else other_contract,
+            f"N-{count}-{index}",
+            **{"state": State.ACKNOWLEDGED, **kinds[index % len(kinds)]},
         )
-    orders = Order.objects.bulk_create(orders)
+        for index in range(count)
+    )
     OrderLine.objects.bulk_create(
-        OrderLine(order=order, reference=f"L{n}", label="Prestation", quantity=Decimal(n), unit_price=Decimal("350"))
+        factories.build_line(order, 0, reference=f"L{n}", quantity=Decimal(n), unit_price=Decimal("350"))
         for order in orders
         for n in (1, 2)
     )

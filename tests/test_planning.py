@@ -18,6 +18,7 @@ from orders import services
 from orders.models import Order
 from orders.states import State
 from portal.models import Role
+from tests import factories
 from tests.conftest import PARIS, make_user
 
 # Tuesday 1 December 2026, in ISO week 2026-W49 (Monday 30 November to Sunday 6 December).
@@ -43,16 +44,8 @@ def at(day: int, hour: int, minute: int = 0, month: int = 12) -> datetime:
 
 def an_order(contract, reference: str, *, technician=None, state=State.PLANNED, asset=None, **fields) -> Order:
     """The planning only reads orders: they are made directly, in the state each test needs."""
-    values = {
-        "received_at": NOW - timedelta(days=3),
-        "notified_at": NOW - timedelta(days=3),
-        "due_at": NOW + timedelta(days=10),
-        "technician": technician,
-        "state": state,
-        "asset": asset,
-        **fields,
-    }
-    return Order.objects.create(contract=contract, reference=reference, **values)
+    fields = {"due_at": NOW + timedelta(days=10), **fields}
+    return factories.an_order(contract, reference, technician=technician, state=state, asset=asset, **fields)
 
 
 def cells_of(html: str, reference: str) -> list[int]:

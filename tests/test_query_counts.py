@@ -28,10 +28,10 @@ from orders.models import (
     OrderEvent,
     OrderLine,
     PdfStatus,
-    SignatureStatus,
 )
 from orders.states import State
 from portal.models import Asset, Role, User
+from tests import factories
 from tests.conftest import PARIS, make_user
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=PARIS)
@@ -68,13 +68,8 @@ def add_orders(contract, technician: User, count: int, *, start: int = 0) -> Non
     this week: every section and badge of the home gets cards."""
     client = contract.client
     assets = Asset.objects.bulk_create(
-        Asset(
-            client=client,
-            reference=f"LGT-{number:05d}",
-            label=f"Logement {number}",
-            address=f"{number} rue des Lilas",
-            postcode="57000",
-            city="Metz",
+        factories.build_asset(
+            client, reference=f"LGT-{number:05d}", label=f"Logement {number}", address=f"{number} rue des Lilas"
         )
         for number in range(start, start + count)
     )
@@ -83,15 +78,13 @@ def add_orders(contract, technician: User, count: int, *, start: int = 0) -> Non
         state = LISTED_STATES[number % len(LISTED_STATES)]
         started = state in (State.IN_PROGRESS, State.SUSPENDED, State.FINISHED)
         orders.append(
-            Order(
-                contract=contract,
-                reference=f"GROW-{number:05d}",
+            factories.build_order(
+                contract,
+                f"GROW-{number:05d}",
                 technician=technician,
                 asset=asset,
                 state=state,
                 occupant_name=f"Occupant {number}",
-                received_at=NOW - timedelta(days=3),
-                notified_at=NOW - timedelta(days=3),
                 due_at=NOW + timedelta(hours=number % 48 - 12),
                 appointment_at=NOW + timedelta(hours=number % 30 - 2) if number % 2 else None,
                 actual_start=NOW - timedelta(days=2) if started else None,
@@ -108,9 +101,9 @@ def grow_order(order: Order, actors: list[User], *, lines: int, events: int, doc
     document)."""
     base = order.lines.count()
     OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            position=base + number,
+        factories.build_line(
+            order,
+            base + number,
             reference=f"X{base + number}",
             label=f"Ligne ajoutée {base + number}",
             quantity=Decimal(number % 3 + 1),
@@ -146,11 +139,10 @@ def grow_order(order: Order, actors: list[User], *, lines: int, events: int, doc
     )
     pending_states = [PdfStatus.PENDING, PdfStatus.RENDERING, PdfStatus.FAILED]
     InterventionReport.objects.bulk_create(
-        InterventionReport(
-            order=order,
+        factories.build_report(
+            order,
             works_done=f"Travaux {number}",
             time_on_site_minutes=30,
-            signature_status=SignatureStatus.ABSENT,
             quote_needed=bool(number % 2),
             quote_description="Remplacer le meuble bas" if number % 2 else "",
             pdf_status=pending_states[number % len(pending_states)],

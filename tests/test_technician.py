@@ -17,6 +17,7 @@ from orders import services
 from orders.models import Order, OrderEvent
 from orders.states import State
 from portal.models import Asset
+from tests import factories
 from tests.conftest import PARIS
 
 # The fixture's order is due on Monday 23 November 2026 at 9:30; it is now Tuesday.
@@ -38,36 +39,12 @@ def signed_in(client, technician):
 
 def an_order(contract, technician, reference: str, **fields) -> Order:
     """The list only reads orders: they are made directly, in the state each test needs."""
-    values = {
-        "received_at": NOW - timedelta(days=3),
-        "notified_at": NOW - timedelta(days=3),
-        "due_at": NOW + timedelta(days=5),
-        "technician": technician,
-        **fields,
-    }
-    return Order.objects.create(contract=contract, reference=reference, **values)
+    return factories.an_order(contract, reference, technician=technician, **fields)
 
 
 def bring_to(order: Order, state: State, actor) -> Order:
-    """Walk the order through the services up to `state`, an hour ago."""
-    at = NOW - timedelta(hours=1)
-    acknowledge = lambda: services.acknowledge_order(order, actor=actor, at=at)  # noqa: E731
-    plan = lambda: services.plan_order(order, actor=actor, appointment=NOW + timedelta(hours=2), at=at)  # noqa: E731
-    start = lambda: services.start_work(order, actor=actor, at=at)  # noqa: E731
-    suspend = lambda: services.suspend_work(order, actor=actor, reason="occupant_absent", at=at)  # noqa: E731
-    finish = lambda: services.finish_work(order, actor=actor, at=at)  # noqa: E731
-    routes = {
-        State.TO_ACKNOWLEDGE: [],
-        State.ACKNOWLEDGED: [acknowledge],
-        State.PLANNED: [acknowledge, plan],
-        State.IN_PROGRESS: [acknowledge, plan, start],
-        State.SUSPENDED: [acknowledge, plan, start, suspend],
-        State.FINISHED: [acknowledge, plan, start, finish],
-    }
-    for step in routes[state]:
-        step()
-    order.refresh_from_db()
-    return order
+    """Walk the order through the services up to `state`, an hour ago (the appointment in two hours)."""
+    return factories.bring_to(order, state, actor, at=NOW - timedelta(hours=1), appointment=NOW + timedelta(hours=2))
 
 
 def last_event(order: Order) -> OrderEvent:
@@ -232,14 +209,12 @@ def queries_for(client, url: str) -> int:
 def many_orders(contract, asset, technician, count: int, start: int = 0) -> None:
     states = [State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED, State.PLANNED, State.IN_PROGRESS, State.SUSPENDED]
     Order.objects.bulk_create(
-        Order(
-            contract=contract,
-            reference=f"BULK-{number}",
+        factories.build_order(
+            contract,
+            f"BULK-{number}",
             technician=technician,
             asset=asset,
             state=states[number % len(states)],
-            received_at=NOW - timedelta(days=3),
-            notified_at=NOW - timedelta(days=3),
             due_at=NOW + timedelta(hours=number - 250),
             appointment_at=NOW + timedelta(hours=number % 30) if number % 2 else None,
         )
