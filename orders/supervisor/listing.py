@@ -201,8 +201,8 @@ def _page(orders: QuerySet[Order], number: str | None, now: datetime) -> Page:
     One query sorts the matching orders' keys alone and counts them in the same
     scan (a window), a second fetches the page's orders whole. Sorting every
     matching order with its joined client, contract, asset and technician to keep
-    fifty, and filtering them twice (once to count), took most of the page's
-    time with 20,000 orders (bench/supervisor.py)."""
+    fifty, and filtering them twice (once to count), was most of the page's time
+    on a large list (figures in bench/README.md)."""
     try:
         wanted = max(int(number or 1), 1)
     except ValueError:

@@ -44,8 +44,8 @@ def month_start(now: datetime) -> datetime:
 def health(now: datetime | None = None) -> list[Health]:
     """The relay's health per connection, counted from the undelivered messages
     alone: the status index finds the few waiting or refused ones, however many
-    were delivered over the years (a join with every message took 0.85 s with
-    230,000 messages, bench/supervisor.py)."""
+    were delivered over the years (a join with every message grows with the
+    relay's whole history: figures in bench/README.md)."""
     now = now or timezone.now()
     undelivered = {
         row["connection"]: row
