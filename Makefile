@@ -10,8 +10,6 @@ VPY := $(VENV)/bin/python
 # Stamps: pip runs again only when a requirements file changes.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
-# The demo data is loaded once per VAR_DIR (`make clean` forgets it with the database).
-DEMO_MARKER := $(or $(VAR_DIR),var)/.demo-loaded
 
 PYTHON ?=
 ADDR ?= 127.0.0.1:8000
@@ -38,7 +36,8 @@ endef
 
 .PHONY: help
 help:
-	@echo "make run     start the portal (web + Celery worker with beat) on http://$(ADDR)/"
+	@echo "make run     start the portal (web + Celery worker with beat) on http://$(ADDR)/;"
+	@echo "             the first run installs the requirements and loads the demo data (1 to 2 min)"
 	@echo "make test    lint, migrations check and pytest (PYTEST_ARGS=... passed to pytest)"
 	@echo "make lint    ruff, the import layers (import-linter) and types (mypy)"
 	@echo "make format  ruff format and safe fixes"
@@ -68,7 +67,8 @@ endef
 
 $(RUNTIME_STAMP): requirements.txt | $(VPY)
 	$(check_venv)
-	$(VPY) -m pip install --disable-pip-version-check --no-input -r requirements.txt
+	@echo "Installing the requirements in $(VENV) (a minute the first time)..."
+	@$(VPY) -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt
 	@touch $@
 
 # requirements-dev.txt includes requirements.txt, so this stamp covers both.
@@ -77,15 +77,10 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VPY)
 	$(VPY) -m pip install --disable-pip-version-check --no-input -r requirements-dev.txt
 	@touch $@ $(RUNTIME_STAMP)
 
+# bin/run-dev does the rest (migrations, demo data, sandbox, web server and
+# worker) quietly, and ends with the demo logins and the address.
 .PHONY: run
 run: $(RUNTIME_STAMP)
-	$(VPY) manage.py migrate --noinput
-	@if [ -f $(DEMO_MARKER) ]; then \
-	  $(VPY) manage.py seed_demo --print-logins; \
-	else \
-	  $(VPY) manage.py seed_demo && touch $(DEMO_MARKER); \
-	fi
-	$(VPY) manage.py sandbox_connect_demo
 	@ADDR=$(ADDR) VENV=$(VENV) exec bin/run-dev
 
 .PHONY: test

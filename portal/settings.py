@@ -2,12 +2,16 @@
 
 One file, configured by environment variables. Every variable has an embedded
 default that runs the portal on one machine with nothing else installed
-(SQLite, a file-system broker, the console for email); production sets
-DATABASE_URL, REDIS_URL, SECRET_KEY and friends. `.env.example` lists them all.
+(SQLite, a file-system broker, emails saved under VAR_DIR/mail), except DEBUG:
+it is off unless set, so that a production that forgets it does not run with
+debug pages and the development key. `make run`, `bin/run-dev` and the tests
+set DEBUG=1; production sets SECRET_KEY, DATABASE_URL, REDIS_URL and friends.
+`.env.example` lists them all.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -23,11 +27,22 @@ def env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
+    """1/0, true/false, yes/no, on/off (any case); unset or empty means the
+    default. Anything else is refused rather than read as false: a typo in
+    DEBUG or SECURE_SSL_REDIRECT must not silently change the security."""
+    value = os.environ.get(name, "").strip()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a yes/no value: use 1 or 0 (true/false, yes/no, on/off).")
 
 
 def env_int(name: str, default: int) -> int:
@@ -38,14 +53,18 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
-# The embedded default is development; production sets DEBUG=0 (and SECRET_KEY).
-DEBUG = env_bool("DEBUG", True)
+# Off unless set: development is what asks for it (`make run`, bin/run-dev and
+# the tests set DEBUG=1), never a production that forgot a variable.
+DEBUG = env_bool("DEBUG", False)
 VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
 
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off. DEBUG is off unless set: for development, "
+            "set DEBUG=1 (`make run` does)."
+        )
     # Development only: a fixed key so sessions survive a restart of `make run`.
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdef"
 
@@ -172,10 +191,29 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-# Behind a reverse proxy, the client's address is the first of X-Forwarded-For.
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if env_bool("BEHIND_PROXY") else ["REMOTE_ADDR"]
-)
+# The lock-out is keyed on the client's real address: behind the reverse
+# proxies, the right-most address of X-Forwarded-For + REMOTE_ADDR that is not
+# one of TRUSTED_PROXIES (portal/proxies.py). The left of X-Forwarded-For is
+# whatever the client sent, so it is never believed.
+AXES_CLIENT_IP_CALLABLE = "portal.proxies.client_ip"
+
+# Behind a reverse proxy that terminates TLS (nginx, a load balancer): trust its
+# X-Forwarded-Proto, and X-Forwarded-For from the proxies' own addresses only.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+# Comma-separated addresses or networks (CIDR) of the proxies in front of the
+# portal, each of which appends the address it received the request from to
+# X-Forwarded-For (nginx's $proxy_add_x_forwarded_for). The default is a proxy
+# on the same machine.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1" if BEHIND_PROXY else "")
+if TRUSTED_PROXIES and not BEHIND_PROXY:
+    raise ImproperlyConfigured("TRUSTED_PROXIES is set but BEHIND_PROXY is off: set BEHIND_PROXY=1 behind a proxy.")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)."
+        ) from None
 
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français")]
@@ -218,7 +256,10 @@ if env("S3_BUCKET"):
         },
     }
 
-# Email: the console in development, SMTP when EMAIL_HOST is set.
+# Email: SMTP when EMAIL_HOST is set. Otherwise, in development, each email is
+# saved whole under VAR_DIR/mail and announced in one log line (portal/mail.py);
+# without DEBUG, the console backend, which `check --deploy` refuses. The tests
+# replace either with Django's in-memory outbox.
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Portail prestataire <portail@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 if env("EMAIL_HOST"):
@@ -235,6 +276,8 @@ if env("EMAIL_HOST"):
             },
         }
     }
+elif DEBUG:
+    MAILERS = {"default": {"BACKEND": "portal.mail.EmailBackend", "OPTIONS": {"directory": str(VAR_DIR / "mail")}}}
 else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 ADMINS = [("Admin", address) for address in env_list("ADMINS")]
@@ -247,7 +290,9 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    # The host means nothing to this transport, but kombu warns ("No hostname
+    # was supplied") at every connection without one.
+    CELERY_BROKER_URL = "filesystem://localhost//"
     for folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -293,7 +338,7 @@ CACHES = {
 }
 
 # Security. Cookies are secure and HSTS is on whenever DEBUG is off.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = not DEBUG
@@ -331,5 +376,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Every stylesheet parsed and every font subset, at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        # The development emails' one line each, with a handler of its own so
+        # that it shows in a Celery worker started with --loglevel=warning
+        # (Celery sets the root logger's level, not this one's).
+        "portal.mail": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
