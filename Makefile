@@ -85,7 +85,7 @@ run: $(RUNTIME_STAMP)
 
 .PHONY: test
 test: lint
-	$(VPY) manage.py makemigrations --check --dry-run
+	DEBUG=1 $(VPY) manage.py makemigrations --check --dry-run
 	@rm -rf var/test/broker  # tasks the tests queued on the file-system broker
 	$(VPY) -m pytest $(PYTEST_ARGS)
 

@@ -8,7 +8,7 @@ import random
 from celery import shared_task
 from django.db import OperationalError
 
-from orders import documents, notifications, pdf
+from orders import documents, notifications
 from orders.models import InterventionReport, PdfStatus
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,10 @@ def render_report_pdf(self, report_id: int) -> str:
     if not documents.start_report_pdf(report_id):
         return "nothing to do"
     try:
+        # Imported here: WeasyPrint takes seconds to load, which every web and
+        # test process would pay at start; only the worker that renders does.
+        from orders import pdf
+
         content = pdf.render_report(report)
     except TRANSIENT_ERRORS as error:
         final = self.request.retries >= self.max_retries
