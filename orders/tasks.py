@@ -28,7 +28,11 @@ MAX_RETRIES = 4
 
 
 def retry_delay(retries: int) -> float:
-    """20 s, 40 s, 80 s, 160 s, each with up to half again of jitter."""
+    """20 s, 40 s, 80 s, 160 s, each with up to half again of jitter.
+
+    Written out rather than Celery's `autoretry_for`/`retry_backoff` (which the
+    relay's ingestion uses): each failure is recorded on the report, and the last
+    one as final for a person to see, which needs the task to know which try it is."""
     delay = 20 * 2**retries
     return delay + random.uniform(0, delay / 2)
 
