@@ -83,6 +83,8 @@ class BehaviourForm(forms.ModelForm):
             "timeout_after_store_rate",
             "timeout_after_store_seconds",
             "token_expires_in",
+            "strict",
+            "gateway_error_after_store_rate",
         ]
         help_texts = {
             "down": "Toute requête à l'API, jeton compris, reçoit 503.",
@@ -93,6 +95,9 @@ class BehaviourForm(forms.ModelForm):
             "reject_reference": "Tant que c'est renseigné, les logs de cette référence reçoivent 400.",
             "timeout_after_store_rate": "Entre 0 et 1 : part des logs enregistrés puis répondus trop tard.",
             "timeout_after_store_seconds": "Attente après l'enregistrement de ces logs.",
+            "strict": "Champs obligatoires refusés avec la liste des motifs, documents listés sous leurs noms de "
+            "champs multipart, textes sans jeu de caractères déclaré lus en Latin-1.",
+            "gateway_error_after_store_rate": "Entre 0 et 1 : part des logs enregistrés puis répondus 502.",
         }
 
 

@@ -373,6 +373,16 @@ class Behaviour(models.Model):
     token_expires_in = models.PositiveIntegerField(
         "durée de vie des jetons (s)", default=3600, validators=[MinValueValidator(1)]
     )
+    # A stricter platform, as an outside integrator's stand-in was: required
+    # fields refused with a list of reasons, documents listed under their
+    # multipart field names, text parts without a declared charset read as
+    # Latin-1 (as many Java stacks do).
+    strict = models.BooleanField("mode strict", default=False)
+    gateway_error_after_store_rate = models.FloatField(
+        "part de logs enregistrés puis répondus 502",
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+    )
 
     class Meta:
         verbose_name = "comportement"
@@ -382,7 +392,8 @@ class Behaviour(models.Model):
             models.CheckConstraint(
                 condition=Q(error_rate_500__gte=0, error_rate_500__lte=1)
                 & Q(error_rate_429__gte=0, error_rate_429__lte=1)
-                & Q(timeout_after_store_rate__gte=0, timeout_after_store_rate__lte=1),
+                & Q(timeout_after_store_rate__gte=0, timeout_after_store_rate__lte=1)
+                & Q(gateway_error_after_store_rate__gte=0, gateway_error_after_store_rate__lte=1),
                 name="%(app_label)s_%(class)s_rates_between_0_and_1",
             ),
         ]
