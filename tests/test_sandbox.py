@@ -843,6 +843,7 @@ def test_the_behaviour_page_saves_the_switches(client, db):
         "timeout_after_store_rate": "0",
         "timeout_after_store_seconds": "30",
         "token_expires_in": "3600",
+        "gateway_error_after_store_rate": "0",
         "down": "on",
     }
 
