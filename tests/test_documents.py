@@ -441,12 +441,16 @@ def test_a_document_waits_for_the_earlier_logs_of_its_order(platform, connection
     assert all(earlier.delivered_at <= messages[-1].delivered_at for earlier in messages[:-1])
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["listed under its own names", "under the multipart names"])
 def test_after_an_ambiguous_failure_the_document_is_read_back_and_not_uploaded_twice(
-    platform, connection, started, technician
+    platform, connection, started, technician, strict
 ):
+    """Whichever names the platform lists documents under: its own (`creationDate`,
+    `documentType`...) or those of the multipart fields sent (`intent_creationDate`...)."""
     drain()  # the order's logs, and the token
     Connection.objects.filter(pk=connection.pk).update(timeout_seconds=1)
-    set_behaviour(platform, delay_ms=1600)  # the platform answers after we gave up, then keeps the file
+    # The platform answers after we gave up, then keeps the file.
+    set_behaviour(platform, delay_ms=1600, strict=strict)
     attach(started, technician)
     message = started.outbox_messages.get(kind=MessageKind.DOCUMENT)
 
@@ -463,6 +467,87 @@ def test_after_an_ambiguous_failure_the_document_is_read_back_and_not_uploaded_t
     assert message.status == MessageStatus.DELIVERED
     assert list(message.attempts_log.values_list("outcome", flat=True)) == ["ambiguous", "already_there"]
     assert len(platform_documents(connection, started.reference)) == 1
+
+
+SENT = {
+    "title": "Rapport d'intervention",
+    "description": "Document déposé",
+    "elementType": "intervention",
+    "elementReference": "OPH57_241122093015",
+    "intent_contractReference": "MULTITECH-2024-07",
+    "intent_documentType": "quitus_maintenance_preventive",
+    "intent_documentFamily": "rapports_intervention",
+    "intent_creationDate": "2026-11-22T11:05:00+01:00",
+    "document": {"fileName": "rapport.pdf", "size": 1234, "sha256": "ab" * 32},
+}
+PLATFORM_NAMES = {
+    "id": "42",
+    "title": "Rapport d'intervention",
+    "elementType": "intervention",
+    "elementReference": "OPH57_241122093015",
+    "contractReference": "MULTITECH-2024-07",
+    "documentType": "quitus_maintenance_preventive",
+    "documentFamily": "rapports_intervention",
+    "creationDate": "2026-11-22T10:05:00Z",
+    "size": 1234,
+    "sha256": "AB" * 32,
+}
+MULTIPART_NAMES = {
+    "id": "42",
+    "title": "Rapport d'intervention",
+    "elementType": "intervention",
+    "elementReference": "OPH57_241122093015",
+    "intent_contractReference": "MULTITECH-2024-07",
+    "intent_documentType": "quitus_maintenance_preventive",
+    "intent_documentFamily": "rapports_intervention",
+    "intent_creationDate": "2026-11-22T11:05:00+01:00",
+}
+
+
+@pytest.mark.parametrize("listed", [PLATFORM_NAMES, MULTIPART_NAMES], ids=["own names", "multipart names"])
+def test_a_listed_document_is_the_one_sent_whichever_names_the_listing_uses(listed):
+    assert delivery.same_document(SENT, listed)
+    assert delivery.same_document(SENT, {**listed, "description": "autre chose", "uploadDate": "2026-11-23"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"title": "Rapport d'intervention (2)"},
+        {"creationDate": "2026-11-22T11:06:00+01:00", "intent_creationDate": "2026-11-22T11:06:00+01:00"},
+        {"elementReference": "OPH57_AUTRE"},
+        {"contractReference": "AUTRE", "intent_contractReference": "AUTRE"},
+        {"documentType": "autre", "intent_documentType": "autre"},
+        {"size": 1235},
+        {"sha256": "cd" * 32},
+    ],
+    ids=["title", "creation date", "element", "contract", "type", "size", "sha256"],
+)
+@pytest.mark.parametrize("listed", [PLATFORM_NAMES, MULTIPART_NAMES], ids=["own names", "multipart names"])
+def test_a_listed_document_that_differs_in_what_it_lists_is_another_one(listed, change):
+    assert not delivery.same_document(SENT, {**listed, **change})
+
+
+def test_a_listed_document_without_a_creation_date_is_not_taken_for_the_one_sent():
+    undated = {key: value for key, value in PLATFORM_NAMES.items() if key != "creationDate"}
+    assert not delivery.same_document(SENT, undated)
+
+
+def test_accents_of_the_text_fields_reach_a_platform_that_reads_undeclared_text_as_latin_1(
+    platform, connection, started, technician
+):
+    """Each text part declares its charset: a receiver that does not assume UTF-8
+    (the strict sandbox reads undeclared text parts as Latin-1) reads it right."""
+    set_behaviour(platform, strict=True)
+    attach(started, technician, title="Rapport déposé – façade nord, 2ᵉ étage")
+
+    assert set(drain()) == {"delivered"}
+
+    sent = started.outbox_messages.get(kind=MessageKind.DOCUMENT).payload
+    [listed] = platform_documents(connection, started.reference)
+    assert listed["title"] == "Rapport déposé – façade nord, 2ᵉ étage"
+    assert listed["description"] == sent["description"]
+    assert listed["intent_creationDate"] == sent["intent_creationDate"]
 
 
 def test_after_an_ambiguous_failure_that_did_not_reach_the_platform_the_document_is_sent(

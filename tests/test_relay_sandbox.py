@@ -15,6 +15,7 @@ import html
 import io
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
+from django.db import connections as db_connections
 from django.db import transaction
 from django.utils import timezone
 
@@ -193,6 +195,64 @@ def test_a_401_renews_the_token_once_and_the_call_goes_through(connection, inten
     assert contract["reference"] == CONTRACT
     assert AccessToken.objects.count() == 1
     assert intent_client.token() == AccessToken.objects.get().token
+
+
+def test_a_30_second_token_is_fetched_three_times_a_minute_not_for_every_call(
+    platform, connection, intent_client, seeded
+):
+    """Renewed a third of its lifetime before it expires (not a minute before,
+    which for a 30 s token meant a new token per call), by whichever worker
+    needs it first; the other worker takes it from the connection's row."""
+    set_behaviour(platform, token_expires_in=30)
+    other_worker = intent.IntentClient(Connection.objects.get(pk=connection.pk))
+    start = timezone.now()
+    try:
+        with time_machine.travel(start, tick=False) as clock:
+            for second in range(60):  # a call a second for a minute, by two workers in turn
+                (intent_client if second % 2 else other_worker).get_contract(CONTRACT)
+                clock.shift(1)
+    finally:
+        other_worker.close()
+
+    issued = list(AccessToken.objects.filter(issued_at__gte=start).order_by("issued_at"))
+    assert [round((token.issued_at - start).total_seconds()) for token in issued] == [0, 20, 40]
+
+
+@pytest.mark.postgres
+def test_workers_needing_a_token_at_once_make_one_token_request(platform, connection, seeded):
+    """Threads of one worker (one client) and other workers (their own clients):
+    while one fetches the token, the others wait for it rather than fetching theirs."""
+    set_behaviour(platform, delay_ms=300)  # the token request is still in flight when the others come
+    shared = intent.IntentClient(Connection.objects.get(pk=connection.pk))
+    clients = [shared, shared, shared] + [
+        intent.IntentClient(Connection.objects.get(pk=connection.pk)) for _ in range(3)
+    ]
+    barrier = threading.Barrier(len(clients))
+    errors: list[BaseException] = []
+
+    def call(client: intent.IntentClient) -> None:
+        try:
+            barrier.wait()
+            client.get_contract(CONTRACT)
+        except BaseException as error:  # reported by the test's thread
+            errors.append(error)
+        finally:
+            db_connections.close_all()
+
+    threads = [threading.Thread(target=call, args=(client,)) for client in clients]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for client in set(clients):
+            client.close()
+
+    assert errors == []
+    assert AccessToken.objects.count() == 1
+    tokens = {client.token() for client in clients}
+    assert tokens == {AccessToken.objects.get().token}
 
 
 def test_a_401_retry_sends_the_same_headers_again(connection):

@@ -486,6 +486,68 @@ def test_a_document_without_its_required_fields_gets_400(api):
     assert not Document.objects.exists()
 
 
+def test_in_strict_mode_text_parts_are_read_in_their_declared_charset_and_else_as_latin_1(sandbox_url, api):
+    """As many Java stacks do: UTF-8 bytes in a part that declares no charset come out garbled."""
+    set_behaviour(sandbox_url, strict=True)
+    declared = [
+        (name, (None, value.encode(), "text/plain; charset=utf-8"))
+        for name, value in upload_fields(title="Rapport déposé", description="Façade nord").items()
+    ]
+
+    with_charset = api.post(
+        "/documents/v1/documents", files=[*declared, ("file", ("a.pdf", b"%PDF-1.7", "application/pdf"))]
+    )
+    without = api.post(
+        "/documents/v1/documents",
+        data=upload_fields(title="Rapport déposé", description="Façade nord"),
+        files={"file": ("b.pdf", b"%PDF-1.7", "application/pdf")},
+    )
+    latin_1 = [
+        (name, (None, value.encode("iso-8859-1"), "text/plain; charset=iso-8859-1"))
+        for name, value in upload_fields(title="Rapport déposé").items()
+    ]
+    in_latin_1 = api.post(
+        "/documents/v1/documents", files=[*latin_1, ("file", ("c.pdf", b"%PDF-1.7", "application/pdf"))]
+    )
+
+    assert [response.status_code for response in (with_charset, without, in_latin_1)] == [HTTPStatus.CREATED] * 3
+    assert [(document.title, document.description) for document in Document.objects.order_by("file_name")] == [
+        ("Rapport déposé", "Façade nord"),
+        ("Rapport dÃ©posÃ©", "FaÃ§ade nord"),
+        ("Rapport déposé", "Remplacement du siphon et du flexible"),
+    ]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_documents_are_listed_under_the_platform_names_or_in_strict_mode_under_the_multipart_names(
+    sandbox_url, api, strict
+):
+    set_behaviour(sandbox_url, strict=strict)
+    content = b"%PDF-1.7 rapport"
+    api.post(
+        "/documents/v1/documents", data=upload_fields(), files={"file": ("rapport.pdf", content, "application/pdf")}
+    )
+
+    listing = api.get("/documents/v1/documents", params={"elementType": "intervention", "elementReference": REFERENCE})
+
+    [document] = listing.json()["_embedded"]["documents"]
+    names = ("contractReference", "documentType", "documentFamily", "creationDate")
+    expected = [f"intent_{name}" for name in names] if strict else list(names)
+    unexpected = list(names) if strict else [f"intent_{name}" for name in names]
+    assert [document.get(name) for name in expected] == [
+        CONTRACT,
+        "rapport_intervention",
+        "rapports_intervention",
+        "2024-11-25T11:05:00+01:00",
+    ]
+    assert not any(name in document for name in unexpected)
+    assert (document["title"], document["elementReference"], document["size"]) == (
+        "Rapport d'intervention du 25/11/2024",
+        REFERENCE,
+        len(content),
+    )
+
+
 def test_a_document_without_a_file_gets_400(api):
     response = api.post("/documents/v1/documents", data=upload_fields())
 

@@ -170,16 +170,43 @@ def document_file(message: OutboxMessage) -> tuple[str, bytes, str]:
     )
 
 
+# What identifies a document sent, and where a listing may show each of those
+# fields: under the platform's own names or under the multipart field names it
+# was sent with (`intent_creationDate`...); both shapes exist.
+LISTED_AS = {
+    "elementType": ("elementType", "intent_elementType"),
+    "elementReference": ("elementReference", "intent_elementReference"),
+    "intent_contractReference": ("contractReference", "intent_contractReference"),
+    "intent_documentType": ("documentType", "intent_documentType"),
+    "intent_documentFamily": ("documentFamily", "intent_documentFamily"),
+}
+CREATION_DATE_AS = ("creationDate", "intent_creationDate")
+
+
+def _listed(found: dict, names: tuple[str, ...]) -> object:
+    """The first of `names` the listing gives a value for, else None."""
+    return next((found[name] for name in names if found.get(name) not in (None, "")), None)
+
+
 def same_document(sent: dict, found: dict) -> bool:
     """Whether a document listed by the platform is the one we sent (after an
-    ambiguous failure): same title and creation date (and contract, when given)."""
+    ambiguous failure), whichever names the listing uses: same title and creation
+    date; same element, contract, type and family when listed; same size and
+    SHA-256 when listed."""
     if sent.get("title") != found.get("title"):
         return False
-    if found.get("contractReference") and found["contractReference"] != sent.get("intent_contractReference"):
-        return False
+    for name, listed_as in LISTED_AS.items():
+        listed = _listed(found, listed_as)
+        if listed is not None and sent.get(name) is not None and str(listed) != str(sent[name]):
+            return False
+    meta = sent.get("document") or {}
+    for name in ("size", "sha256"):
+        listed, known = found.get(name), meta.get(name)
+        if listed not in (None, "") and known not in (None, "") and str(listed).lower() != str(known).lower():
+            return False
     try:
         return datetime.fromisoformat(str(sent["intent_creationDate"])) == datetime.fromisoformat(
-            str(found["creationDate"])
+            str(_listed(found, CREATION_DATE_AS))
         )
     except (KeyError, ValueError, TypeError):
         return False

@@ -9,6 +9,7 @@ have reached the platform: read back before sending again), or `Rejection`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -24,9 +25,10 @@ from django.utils import timezone
 from portal.relay import crypto
 from portal.relay.models import Connection
 
-TOKEN_MARGIN = timedelta(seconds=60)  # renew this long before the token expires
+TOKEN_MARGIN = timedelta(seconds=60)  # renew at most this long before the token expires
 ACCEPT = "application/json+hal"
 JSON_TYPE = "application/json; charset=utf-8"
+TEXT_PART_TYPE = "text/plain; charset=utf-8"  # a multipart text field
 
 
 class PlatformError(Exception):
@@ -88,10 +90,44 @@ def classify(response: httpx.Response) -> None:
     raise Rejection(message, status_code=code, body=response.text[:2000])
 
 
+def renewal_margin(lifetime: timedelta | None) -> timedelta:
+    """How long before its expiry a token is renewed: a minute, or a third of
+    its lifetime for a short-lived one (a 30 s token is used for 20 s). A
+    token whose lifetime is unknown gets the full minute."""
+    return TOKEN_MARGIN if lifetime is None else min(TOKEN_MARGIN, lifetime / 3)
+
+
 @dataclass
 class _Token:
     value: str
     expires_at: datetime
+    lifetime: timedelta | None = None
+
+    def fresh(self, now: datetime) -> bool:
+        return self.expires_at - renewal_margin(self.lifetime) > now
+
+    def encrypted(self) -> str:
+        """As kept in the connection's row: the token with its lifetime, which
+        the other workers need to know when to renew it."""
+        seconds = self.lifetime.total_seconds() if self.lifetime is not None else None
+        return crypto.encrypt(json.dumps({"token": self.value, "lifetime": seconds}))
+
+    @classmethod
+    def stored(cls, encrypted: str, expires_at: datetime | None) -> _Token | None:
+        if not encrypted or expires_at is None:
+            return None
+        try:
+            plain = crypto.decrypt(encrypted)
+        except ValueError:  # the encryption key changed: a new token will do
+            return None
+        try:
+            record = json.loads(plain)
+        except ValueError:
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("token"), str)):
+            return cls(plain, expires_at)  # stored by an earlier version: the token alone
+        lifetime = record.get("lifetime")
+        return cls(record["token"], expires_at, timedelta(seconds=lifetime) if lifetime else None)
 
 
 class IntentClient:
@@ -115,24 +151,32 @@ class IntentClient:
     def _api_url(self, path: str) -> str:
         return f"{self.connection.api_base_url.rstrip('/')}/{path.lstrip('/')}"
 
-    def token(self, *, renew: bool = False) -> str:
+    def token(self, *, rejected: str | None = None) -> str:
         """A valid bearer token: from memory, then from the database (shared by
-        every worker), then from the platform."""
+        every worker), then from the platform. `rejected` is a token the
+        platform answered 401 to: another one is needed.
+
+        One token request at most is in flight per connection: the threads of
+        a process wait on the client's lock, the worker processes on the
+        connection's row (locked while the token is fetched; those waiting then
+        take the token it stored). SQLite has no row locks (and one writer):
+        there, no transaction is held open during the request."""
         with self._lock:
-            now = timezone.now()
-            if not renew and self._token and self._token.expires_at - TOKEN_MARGIN > now:
+            if self._token and self._token.value != rejected and self._token.fresh(timezone.now()):
                 return self._token.value
-            if not renew:
-                stored = Connection.objects.filter(pk=self.connection.pk).values_list(
-                    "access_token_encrypted", "token_expires_at"
-                )[0]
-                if stored[0] and stored[1] and stored[1] - TOKEN_MARGIN > now:
-                    self._token = _Token(crypto.decrypt(stored[0]), stored[1])
-                    return self._token.value
-            self._token = self._fetch_token()
-            with transaction.atomic():
+            locks_rows = transaction.get_connection().features.has_select_for_update
+            with transaction.atomic() if locks_rows else contextlib.nullcontext():
+                row = Connection.objects.filter(pk=self.connection.pk)
+                if locks_rows:
+                    row = row.select_for_update()
+                encrypted, expires_at = row.values_list("access_token_encrypted", "token_expires_at")[0]
+                stored = _Token.stored(encrypted, expires_at)
+                if stored and stored.value != rejected and stored.fresh(timezone.now()):
+                    self._token = stored
+                    return stored.value
+                self._token = self._fetch_token()
                 Connection.objects.filter(pk=self.connection.pk).update(
-                    access_token_encrypted=crypto.encrypt(self._token.value), token_expires_at=self._token.expires_at
+                    access_token_encrypted=self._token.encrypted(), token_expires_at=self._token.expires_at
                 )
             return self._token.value
 
@@ -162,7 +206,7 @@ class IntentClient:
             lifetime = int(body.get("expires_in", 3600))
         except (ValueError, KeyError, TypeError) as error:
             raise TransientError(f"Réponse d'authentification illisible : {response.text[:200]}") from error
-        return _Token(value, timezone.now() + timedelta(seconds=lifetime))
+        return _Token(value, timezone.now() + timedelta(seconds=lifetime), timedelta(seconds=lifetime))
 
     # --- Requests ------------------------------------------------------------
 
@@ -170,8 +214,10 @@ class IntentClient:
         """An authenticated call; on a 401 the token is renewed once and the call retried."""
         # Taken out once: the retry after a renewal sends the same headers (e.g. the JSON content type).
         extra_headers = kwargs.pop("headers", {})
+        refused = None
         for attempt in (1, 2):
-            headers = {**extra_headers, "authorization": f"Bearer {self.token(renew=attempt == 2)}"}
+            bearer = self.token(rejected=refused)
+            headers = {**extra_headers, "authorization": f"Bearer {bearer}"}
             try:
                 response = self.http.request(method, self._api_url(path), headers=headers, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
@@ -182,6 +228,7 @@ class IntentClient:
             except httpx.TransportError as error:
                 raise AmbiguousError(f"Échange interrompu : {error!r}") from error
             if response.status_code == 401 and attempt == 1:
+                refused = bearer
                 continue
             classify(response)
             return response
@@ -198,9 +245,10 @@ class IntentClient:
         self.request("POST", f"operations/v2/{element}/logs", content=body, headers={"content-type": JSON_TYPE})
 
     def upload_document(self, fields: Mapping[str, str], *, filename: str, content: bytes, mime: str) -> Any:
-        response = self.request(
-            "POST", "documents/v1/documents", data=dict(fields), files={"file": (filename, content, mime)}
-        )
+        # Each text part declares its charset: a receiver that does not assume
+        # UTF-8 (Latin-1 is common in Java stacks) would garble the accents.
+        parts = [(name, (None, str(value).encode("utf-8"), TEXT_PART_TYPE)) for name, value in fields.items()]
+        response = self.request("POST", "documents/v1/documents", files=[*parts, ("file", (filename, content, mime))])
         # The upload succeeded whatever the body says: an unreadable body must not
         # turn into a retry, which would upload the file a second time.
         try:

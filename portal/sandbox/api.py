@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import json
 import random
 import time
@@ -21,9 +22,20 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.multipartparser import MultiPartParserError
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http.multipartparser import (
+    FIELD,
+    ChunkIter,
+    LazyStream,
+    MultiPartParser,
+    MultiPartParserError,
+    Parser,
+    exhaust,
+)
 from django.urls import reverse
+from django.utils.datastructures import MultiValueDict
+from django.utils.encoding import force_str
+from django.utils.http import parse_header_parameters
 from django.views.decorators.csrf import csrf_exempt
 
 from portal.sandbox import services
@@ -466,7 +478,26 @@ class DocumentForm(forms.Form):
         return upload
 
 
-def document_json(request: HttpRequest, document: Document) -> dict:
+def document_json(request: HttpRequest, document: Document, *, strict: bool = False) -> dict:
+    """A document as listed. A strict platform lists it under the multipart field
+    names it was sent with (`intent_creationDate`...), as an outside integrator's
+    stand-in did."""
+    if strict:
+        return {
+            "_links": {"download": {"href": absolute(request, "document_download", str(document.pk))}},
+            "id": str(document.pk),
+            "title": document.title,
+            "description": document.description,
+            "elementType": document.element_type,
+            "elementReference": document.element_reference,
+            "intent_contractReference": document.contract_reference,
+            "intent_documentType": document.document_type,
+            "intent_documentFamily": document.document_family,
+            "intent_creationDate": services.isoformat(document.creation_date),
+            "fileName": document.file_name,
+            "contentType": document.content_type,
+            "size": document.size,
+        }
     return {
         "_links": {"download": {"href": absolute(request, "document_download", str(document.pk))}},
         "id": str(document.pk),
@@ -489,7 +520,7 @@ def document_json(request: HttpRequest, document: Document) -> dict:
 @api_endpoint(methods=("GET", "POST"))
 def documents(request: HttpRequest, client: ApiClient, behaviour: Behaviour) -> HttpResponse:
     if request.method == "GET":
-        return _list_documents(request)
+        return _list_documents(request, strict=behaviour.strict)
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
@@ -497,7 +528,8 @@ def documents(request: HttpRequest, client: ApiClient, behaviour: Behaviour) -> 
     if length > MAX_DOCUMENT_BYTES + 64 * 1024:
         return error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Document trop volumineux.")
     try:
-        form = DocumentForm(request.POST, request.FILES)
+        data, files = _strict_multipart(request) if behaviour.strict else (request.POST, request.FILES)
+        form = DocumentForm(data, files)
         valid = form.is_valid()
     except RequestDataTooBig:
         return error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Requête trop volumineuse.")
@@ -512,7 +544,35 @@ def documents(request: HttpRequest, client: ApiClient, behaviour: Behaviour) -> 
     return json_response(document_json(request, document), HTTPStatus.CREATED, content_type=HAL)
 
 
-def _list_documents(request: HttpRequest) -> HttpResponse:
+def _strict_multipart(request: HttpRequest) -> tuple[QueryDict, MultiValueDict]:
+    """The multipart body as a stricter platform reads it: each text part in the
+    charset its own Content-Type declares, and in Latin-1 when it declares none
+    (as many Java stacks do), not in UTF-8. The files as usual."""
+    body = request.read(MAX_DOCUMENT_BYTES + 64 * 1024 + 1)
+    if len(body) > MAX_DOCUMENT_BYTES + 64 * 1024:
+        raise RequestDataTooBig("Requête trop volumineuse.")
+    post, files = MultiPartParser(request.META, io.BytesIO(body), request.upload_handlers, request.encoding).parse()
+    post = post.copy()
+    boundary = parse_header_parameters(request.META.get("CONTENT_TYPE", ""))[1]["boundary"]  # checked by the parser
+    texts: dict[str, list[str]] = {}
+    for item_type, meta, stream in Parser(LazyStream(ChunkIter(io.BytesIO(body), 64 * 1024)), boundary.encode()):
+        name = force_str((meta.get("content-disposition") or ("", {}))[1].get("name") or "", errors="replace")
+        if item_type != FIELD or not name.strip():
+            exhaust(stream)
+            continue
+        charset = force_str((meta.get("content-type") or ("", {}))[1].get("charset") or "", errors="replace")
+        data = stream.read()
+        try:
+            text = data.decode(charset.strip() or "iso-8859-1", errors="replace")
+        except LookupError:  # an unknown charset
+            text = data.decode("iso-8859-1")
+        texts.setdefault(name.strip(), []).append(text)
+    for name, values in texts.items():
+        post.setlist(name, values)
+    return post, files
+
+
+def _list_documents(request: HttpRequest, *, strict: bool = False) -> HttpResponse:
     element_type = request.GET.get("elementType", "")
     if element_type and element_type not in ELEMENT_TYPES:
         return error(HTTPStatus.BAD_REQUEST, "Paramètres invalides.", ["elementType : valeur inconnue."])
@@ -527,7 +587,7 @@ def _list_documents(request: HttpRequest) -> HttpResponse:
     return json_response(
         {
             "_links": {"self": {"href": request.build_absolute_uri()}},
-            "_embedded": {"documents": [document_json(request, document) for document in rows[:500]]},
+            "_embedded": {"documents": [document_json(request, document, strict=strict) for document in rows[:500]]},
         },
         content_type=HAL,
     )

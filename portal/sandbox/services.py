@@ -74,8 +74,9 @@ def isoformat(moment: datetime) -> str:
 def issue_token(client: ApiClient) -> AccessToken:
     now = timezone.now()
     lifetime = Behaviour.load().token_expires_in
-    # Expired tokens are useless; forgetting them here keeps the table small.
-    AccessToken.objects.filter(client=client, expires_at__lte=now).delete()
+    # Tokens expired for a day are useless; forgetting them here keeps the table
+    # small, and keeping them a day lets a test count the tokens a client fetched.
+    AccessToken.objects.filter(client=client, expires_at__lte=now - timedelta(days=1)).delete()
     return AccessToken.objects.create(
         client=client,
         token=secrets.token_urlsafe(32),
