@@ -36,7 +36,9 @@ def reschedule_order(
     events: list[OrderEvent] = []
     if technician is not KEEP and order.technician_id != getattr(technician, "pk", None):
         assert technician is None or isinstance(technician, User)
-        events += services.assign_order(order, actor=actor, technician=technician)
+        assigned = services.assign_order(order, actor=actor, technician=technician)
+        if assigned is not None:
+            events.append(assigned)
     if appointment is not None:
         if not (_same_minute(order.appointment_at, appointment) and order.planned_start is None):
             events.append(services.plan_order(order, actor=actor, appointment=appointment))

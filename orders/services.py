@@ -570,10 +570,13 @@ def assign_order(
     technician: User | None = _UNSET,
     pilot: User | None = _UNSET,
     at: datetime | None = None,
-) -> list[OrderEvent]:
-    """Give the order to a technician and/or a pilot (None takes it away)."""
+) -> OrderEvent | None:
+    """Give the order to a technician and/or a pilot (None takes it away): one
+    action, one event whose label names every change (None when nothing changed)."""
     locked = lock_for(order, Action.ASSIGN)
-    events = []
+    changes: dict[str, User | None] = {}
+    labels: list[str] = []
+    data: dict[str, Any] = {}
     for field, person, noun in (("technician", technician, "Technicien"), ("pilot", pilot, "Pilote")):
         if person is _UNSET or getattr(locked, f"{field}_id") == (person.pk if person else None):
             continue
@@ -581,15 +584,14 @@ def assign_order(
             raise ServiceError(f"{person} n'est plus actif : choisissez une autre personne.")
         if field == "technician" and person is not None and not person.is_technician:
             raise ServiceError(f"{person} n'est pas technicien.")
-        Order.objects.filter(pk=locked.pk).update(**{field: person}, updated_at=timezone.now())
-        label = f"{noun} : {person}" if person else f"{noun} retiré"
-        data: dict[str, Any] = {field: person.pk if person else None}
+        changes[field] = person
+        labels.append(f"{noun} : {person}" if person else f"{noun} retiré")
+        data[field] = person.pk if person else None
         if field == "pilot" and person is not None:
             data["pilot_name"] = person.get_full_name()
             data["pilot_mobile"] = person.mobile
-        events.append((label, data))
+    if not changes:
+        return None
+    Order.objects.filter(pk=locked.pk).update(**changes, updated_at=timezone.now())
     order.refresh_from_db()
-    return [
-        record_event(order, kind=Action.ASSIGN.value, label=label, actor=actor, at=at, data=data)
-        for label, data in events
-    ]
+    return record_event(order, kind=Action.ASSIGN.value, label=" ; ".join(labels), actor=actor, at=at, data=data)

@@ -21,6 +21,13 @@ from portal.relay.models import MessageKind, OutboxMessage
 # cancellation, applied with no person as actor) is not echoed back to it.
 FROM_PLATFORM = {"received", "line_added", "edited", "cancel"}
 
+# What people say before the acknowledgement is not sent on its own (the order
+# is still the manager's open/requested): these events' labels travel with the
+# acknowledgement log, which also carries the order's snapshot (pilot, tags).
+CARRIED_TO_ACKNOWLEDGEMENT = frozenset(
+    {"assign", "edited", "note", "observation", "extension_requested", "extension_granted", "extension_refused"}
+)
+
 # Documents (intervention reports as PDF, requirement D10) are attached to the intervention.
 DOCUMENT_ELEMENT_TYPE = "intervention"
 
@@ -76,20 +83,64 @@ def build_log(order: Order, event: OrderEvent, *, logged_at: datetime, before_se
 
 
 def share_event(order: Order, event: OrderEvent) -> OutboxMessage | None:
-    """Record the log that tells the platform about `event` (inside the change's transaction)."""
+    """Record the log that tells the platform about `event` (inside the change's
+    transaction), following the conventions of docs/platform.md: the contractor
+    never sends the manager's codes (what changes before acknowledgement travels
+    with the acknowledgement log), and an operation never gets two logs with the
+    same (status, event, eventDate). Returns the message that carries the change,
+    or None when nothing is sent for it now."""
     if order.origin == Origin.PLATFORM and event.actor_id is None and event.kind in FROM_PLATFORM:
         return None
     connection = outbox.connection_for_client(order.contract.client_id)
     if connection is None:
         return None
+    log = build_log(order, event, logged_at=event.recorded_at)
+    if not mapping.sent_by_contractor(log):
+        return None
+    if event.kind == "acknowledge":
+        log["description"] = mapping.LABEL_SEPARATOR.join([log["description"], *said_before(order, event)])
+    same = same_key(order, log)
+    if same:
+        merged = merge_into_unsent(order, same[-1], log)
+        if merged is not None:
+            return merged
+        # Already on its way: this change is carried by the next free second.
+        taken = outbox.event_dates_with_code(order.pk, MessageKind.INTERVENTION_LOG, log["status"], log["event"])
+        log = mapping.at_a_free_second(log, taken)
     return outbox.record(
         connection,
         order_id=order.pk,
         event_id=event.pk,
         kind=MessageKind.INTERVENTION_LOG,
-        payload=build_log(order, event, logged_at=event.recorded_at),
+        payload=log,
         changed_at=event.recorded_at,
     )
+
+
+def said_before(order: Order, acknowledgement: OrderEvent) -> list[str]:
+    """The labels of what people did on the order before its acknowledgement."""
+    events = order.events.filter(
+        pk__lt=acknowledgement.pk, actor__isnull=False, kind__in=CARRIED_TO_ACKNOWLEDGEMENT
+    ).order_by("pk")
+    return list(events.values_list("label", flat=True))
+
+
+def same_key(order: Order, log: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The order's logs already recorded with the (status, event, eventDate) of `log`."""
+    return outbox.payloads_with_key(
+        order.pk, MessageKind.INTERVENTION_LOG, log["status"], log["event"], log["eventDate"]
+    )
+
+
+def merge_into_unsent(order: Order, earlier: tuple[int, dict[str, Any]], log: dict[str, Any]) -> OutboxMessage | None:
+    """Merge `log` into the earlier one with its (status, event, eventDate) while
+    that one is the order's last message and no worker has taken it."""
+    message_id, payload = earlier
+    if outbox.last_message_id(order.pk) != message_id:
+        return None
+    if not outbox.amend_unsent(message_id, mapping.merged_log(payload, log)):
+        return None
+    return OutboxMessage.objects.get(pk=message_id)
 
 
 def document_payload(order: Order, event: OrderEvent, document: Document, document_type: str, family: str) -> dict:
@@ -139,4 +190,10 @@ def rebuild_log(message: OutboxMessage, logged_at: datetime) -> dict[str, Any] |
     if message.event_id is None:
         return None
     event = OrderEvent.objects.select_related("order__contract").get(pk=message.event_id)
-    return build_log(event.order, event, logged_at=logged_at, before_sequence=message.sequence)
+    rebuilt = build_log(event.order, event, logged_at=logged_at, before_sequence=message.sequence)
+    # What the log said of its changes stays: the labels merged into it, and the
+    # date that keeps it apart from the operation's other logs (docs/platform.md).
+    for name in ("eventDate", "description"):
+        if message.payload.get(name):
+            rebuilt[name] = message.payload[name]
+    return rebuilt

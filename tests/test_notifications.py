@@ -287,8 +287,16 @@ def connection(outbox_connection) -> Connection:
     return outbox_connection
 
 
-def test_a_refused_message_is_emailed_to_those_who_want_it(team, connection, received):
-    message = received.outbox_messages.order_by("sequence").first()
+@pytest.fixture
+def relayed(connection, received, technician) -> Order:
+    """The order acknowledged, so that the platform has a log to receive (before
+    the acknowledgement the contractor sends nothing)."""
+    services.acknowledge_order(received, actor=technician)
+    return received
+
+
+def test_a_refused_message_is_emailed_to_those_who_want_it(team, connection, relayed):
+    message = relayed.outbox_messages.order_by("sequence").first()
     OutboxMessage.objects.filter(pk=message.pk).update(
         status=MessageStatus.REJECTED, last_error="Code prestation inconnu"
     )
@@ -302,16 +310,16 @@ def test_a_refused_message_is_emailed_to_those_who_want_it(team, connection, rec
     assert "Code prestation inconnu" in html_of(email)
 
 
-def test_nobody_wanting_refusals_means_no_email(db, connection, received, supervisor):
+def test_nobody_wanting_refusals_means_no_email(db, connection, relayed, supervisor):
     NotificationPreference.objects.create(user=supervisor, relay_rejected=False)
-    message = received.outbox_messages.order_by("sequence").first()
+    message = relayed.outbox_messages.order_by("sequence").first()
     notify.message_rejected(message.pk)
     assert mail.outbox == []
 
 
-def test_the_five_minute_warning_goes_to_those_who_want_it(team, connection, received):
+def test_the_five_minute_warning_goes_to_those_who_want_it(team, connection, relayed):
     NotificationPreference.objects.create(user=team["office"], relay_late=False)
-    OutboxMessage.objects.filter(order=received).update(created_at=timezone.now() - timedelta(minutes=6))
+    OutboxMessage.objects.filter(order=relayed).update(created_at=timezone.now() - timedelta(minutes=6))
     watch.check_service_level()
     assert recipients_of(mail.outbox) == {team["supervisor"].email, team["chooser"].email}
     assert [len(sent.to) for sent in mail.outbox] == [1, 1]

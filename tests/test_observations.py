@@ -206,8 +206,16 @@ def test_an_extension_is_asked_until_the_fifteenth_day_after_the_cause(received,
         "(cause apparue le 10 novembre 2026)"
     )
     assert received.events.get(kind="extension_requested").label == label
+    # Not acknowledged yet: no log of its own (open/requested is the manager's);
+    # the request travels with the acknowledgement log.
+    assert not OutboxMessage.objects.filter(order=received).exists()
+    services.acknowledge_order(received, actor=supervisor, at=paris(2026, 11, 26, 8, 0))
     payload = last_payload(received)
-    assert (payload["status"], payload["event"], payload["description"]) == ("open", "requested", label)
+    assert (payload["status"], payload["event"], payload["description"]) == (
+        "open",
+        "acknowledged",
+        f"Commande prise en compte ; {label}",
+    )
 
 
 def test_no_extension_is_asked_once_the_period_has_expired(received, supervisor):
@@ -249,6 +257,7 @@ def test_no_extension_for_finished_works_or_an_order_without_due_date(received, 
 
 
 def test_a_granted_extension_moves_the_due_date_and_is_relayed(received, connection, supervisor):
+    services.acknowledge_order(received, actor=supervisor, at=paris(2026, 11, 24, 9, 0))
     extension = ask(received, supervisor, paris(2026, 11, 24, 10, 0), cause_date=date(2026, 11, 23), days=10)
 
     with time_machine.travel(paris(2026, 11, 27, 15, 0), tick=False):
@@ -270,6 +279,7 @@ def test_a_granted_extension_moves_the_due_date_and_is_relayed(received, connect
 
 
 def test_a_refused_extension_leaves_the_due_date(received, connection, supervisor):
+    services.acknowledge_order(received, actor=supervisor, at=paris(2026, 11, 24, 9, 0))
     extension = ask(received, supervisor, paris(2026, 11, 24, 10, 0), cause_date=date(2026, 11, 23))
     with time_machine.travel(paris(2026, 11, 27, 15, 0), tick=False):
         remedies.answer_extension(extension, actor=supervisor, granted=False, granted_days=None)

@@ -33,21 +33,23 @@ def test_without_a_connection_nothing_is_recorded(order, technician):
 
 
 def test_every_change_is_recorded_with_the_next_sequence_number(connection, order, technician, supervisor):
-    services.acknowledge_order(order, actor=technician)
-    services.assign_order(order, actor=supervisor, pilot=supervisor)
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
-    services.set_progress(order, actor=technician, progress=20)
+    moment = timezone.now().replace(microsecond=0)
+    services.acknowledge_order(order, actor=technician, at=moment)
+    services.assign_order(order, actor=supervisor, pilot=supervisor, at=moment)
+    services.plan_order(order, actor=technician, appointment=moment + timedelta(days=1), at=moment)
+    services.set_progress(order, actor=technician, progress=20, at=moment)
     recorded = messages_of(order)
-    # register_order's own events (received, lines, technician) count too: the order is a manual one.
+    # register_order's own events (received, lines, technician) are not sent: before the
+    # acknowledgement the order is the manager's open/requested, never sent by the contractor.
     assert [m.sequence for m in recorded] == list(range(1, len(recorded) + 1))
-    last_four = [(m.payload["status"], m.payload["event"], m.payload["description"]) for m in recorded[-4:]]
-    assert last_four == [
-        ("open", "acknowledged", "Commande prise en compte"),
-        ("open", "acknowledged", "Pilote : Sophie Lambert"),
+    assert [(m.payload["status"], m.payload["event"], m.payload["description"]) for m in recorded] == [
+        # the pilot, in the same second, is merged into the acknowledgement still waiting
+        ("open", "acknowledged", "Commande prise en compte ; Pilote : Sophie Lambert"),
         ("open", "planned", recorded[-2].event.label),
         ("open", "planned", "Avancement : 20 %"),
     ]
     assert recorded[-1].payload["tags"]["progress_percent"] == "20"
+    assert "ROLE:Pilote" in recorded[0].payload["contacts"][0]
     assert "ROLE:Pilote" in recorded[-1].payload["contacts"][0]
     assert all(m.status == MessageStatus.PENDING for m in recorded)
 
@@ -158,7 +160,9 @@ def test_a_message_waiting_past_fifteen_minutes_is_a_breach_that_grows(mid_month
     assert watch.health()[0].breaches_this_month == 1
 
 
-def test_a_late_delivery_records_its_delay(connection, order):
+def test_a_late_delivery_records_its_delay(connection, order, technician):
+    services.acknowledge_order(order, actor=technician)
+    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     message = messages_of(order)[0]
     age(message, 16)
     message.refresh_from_db()

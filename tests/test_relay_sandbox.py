@@ -138,8 +138,10 @@ def assert_on_platform_once_in_order(platform: str, order: Order) -> list[dict]:
     return received
 
 
-def make_orders(contract, service_code, asset, count: int) -> list[Order]:
-    return [
+def make_orders(contract, service_code, asset, count: int, *, acknowledged: bool = False) -> list[Order]:
+    """Orders typed in; `acknowledged`, each with its first log (before the
+    acknowledgement the contractor sends nothing)."""
+    orders = [
         services.register_order(
             contract=contract,
             reference=f"OPH57_2411220930{number:02d}",
@@ -150,6 +152,10 @@ def make_orders(contract, service_code, asset, count: int) -> list[Order]:
         )
         for number in range(count)
     ]
+    if acknowledged:
+        for order in orders:
+            services.acknowledge_order(order, actor=None)
+    return orders
 
 
 # --- 1. The Intent client -----------------------------------------------------------
@@ -371,30 +377,35 @@ def test_failures_are_classified_for_the_relay(platform, intent_client):
 def test_a_whole_order_life_reaches_the_platform_once_in_order_with_its_codes_and_labels(
     platform, connection, order, technician, supervisor, office
 ):
-    appointment = (timezone.now() + timedelta(days=1)).replace(microsecond=0)
-    services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=appointment)
-    services.plan_order(order, actor=technician, appointment=appointment + timedelta(days=1))
-    services.start_work(order, actor=technician)
-    services.set_progress(order, actor=technician, progress=40)
-    services.mark_line(order.lines.get(reference="L1"), actor=technician, done=True)
-    services.suspend_work(order, actor=technician, reason="occupant_absent", note="Personne au rendez-vous")
-    services.resume_work(order, actor=technician)
-    services.mark_line(order.lines.get(reference="L2"), actor=technician, done=True)
-    services.finish_work(order, actor=technician)
-    services.record_reception(order, actor=supervisor, reception_date=date(2026, 11, 27))
-    services.invoice_order(order, actor=office, invoice_date=date(2026, 11, 30), invoice_number="F-2026-0042")
-    services.close_order(order, actor=supervisor, outcome="done")
+    # One change a second, as people make them: each change is a log of its own
+    # (changes within one second are merged, see docs/platform.md).
+    moment = timezone.now().replace(microsecond=0)
+    at = iter(moment + timedelta(seconds=second) for second in range(20))
+    appointment = moment + timedelta(days=1)
+    services.acknowledge_order(order, actor=technician, at=next(at))
+    services.plan_order(order, actor=technician, appointment=appointment, at=next(at))
+    services.plan_order(order, actor=technician, appointment=appointment + timedelta(days=1), at=next(at))
+    services.start_work(order, actor=technician, at=next(at))
+    services.set_progress(order, actor=technician, progress=40, at=next(at))
+    services.mark_line(order.lines.get(reference="L1"), actor=technician, done=True, at=next(at))
+    services.suspend_work(
+        order, actor=technician, reason="occupant_absent", note="Personne au rendez-vous", at=next(at)
+    )
+    services.resume_work(order, actor=technician, at=next(at))
+    services.mark_line(order.lines.get(reference="L2"), actor=technician, done=True, at=next(at))
+    services.finish_work(order, actor=technician, at=next(at))
+    services.record_reception(order, actor=supervisor, reception_date=date(2026, 11, 27), at=next(at))
+    services.invoice_order(
+        order, actor=office, invoice_date=date(2026, 11, 30), invoice_number="F-2026-0042", at=next(at)
+    )
+    services.close_order(order, actor=supervisor, outcome="done", at=next(at))
 
     outcomes = drain()
 
     received = assert_on_platform_once_in_order(platform, order)
     assert set(outcomes) == {"delivered"}
+    # Nothing before the acknowledgement: open/requested is the manager's, never the contractor's.
     assert [(log["status"], log["event"]) for log in received] == [
-        ("open", "requested"),  # received: the order was typed in, so the platform learns of it
-        ("open", "requested"),  # line L1
-        ("open", "requested"),  # line L2
-        ("open", "requested"),  # technician
         ("open", "acknowledged"),
         ("open", "planned"),
         ("pending", "replanned"),
@@ -410,28 +421,27 @@ def test_a_whole_order_life_reaches_the_platform_once_in_order_with_its_codes_an
         ("closed", "done"),
     ]
     labels = [log["description"] for log in received]
-    assert labels[0].startswith("Commande reçue, échéance le ")
-    assert labels[4:7] == [
+    assert labels[0:3] == [
         "Commande prise en compte",
         f"Rendez-vous fixé le {formatting.format_datetime(appointment)}",
         f"Rendez-vous reporté au {formatting.format_datetime(appointment + timedelta(days=1))}",
     ]
-    assert labels[7].startswith("Travaux démarrés le ")
-    assert labels[8:12] == [
+    assert labels[3].startswith("Travaux démarrés le ")
+    assert labels[4:8] == [
         "Avancement : 40 %",
         "Ligne L1 réalisée : Recherche de fuite",
         "Intervention suspendue : occupant absent (Personne au rendez-vous)",
         "Travaux repris",
     ]
-    assert labels[14:] == [
+    assert labels[10:] == [
         "Travaux réceptionnés le 27 novembre 2026",
         "Facture F-2026-0042 émise le 30 novembre 2026",
         "Commande clôturée : travaux réalisés",
     ]
-    assert datetime.fromisoformat(received[5]["eventDate"]) == appointment  # the appointment, not the change
-    assert received[10]["raw"]["technicalReason"] == "Personne au rendez-vous"
-    assert received[14]["tags"]["reception_date"] == "2026-11-27"
-    assert (received[15]["tags"]["invoice_date"], received[15]["tags"]["invoice_number"]) == (
+    assert datetime.fromisoformat(received[1]["eventDate"]) == appointment  # the appointment, not the change
+    assert received[6]["raw"]["technicalReason"] == "Personne au rendez-vous"
+    assert received[10]["tags"]["reception_date"] == "2026-11-27"
+    assert (received[11]["tags"]["invoice_date"], received[11]["tags"]["invoice_number"]) == (
         "2026-11-30",
         "F-2026-0042",
     )
@@ -443,11 +453,11 @@ def test_a_whole_order_life_reaches_the_platform_once_in_order_with_its_codes_an
     page = httpx.get(f"{platform}/operations/{CONTRACT}/{order.reference}/")
 
     assert page.status_code == HTTPStatus.OK
-    assert "Historique (17 logs)" in page.text
+    assert "Historique (13 logs)" in page.text
     assert re.findall(r"<strong>(\w+) / (\w+)</strong>", page.text) == [
         (log["status"], log["event"]) for log in received
     ]
-    positions = [page.text.index(html.escape(label)) for label in labels[4:]]
+    positions = [page.text.index(html.escape(label)) for label in labels]
     assert positions == sorted(positions)
 
 
@@ -486,7 +496,7 @@ def test_once_the_platform_answers_again_the_messages_waiting_out_their_backoff_
     platform, connection, contract, service_code, asset
 ):
     set_behaviour(platform, down=True)
-    waiting = make_orders(contract, service_code, asset, 3)
+    waiting = make_orders(contract, service_code, asset, 3, acknowledged=True)
     heads = [order.outbox_messages.get(sequence=1) for order in waiting]
     for _ in range(6):  # six failures each: backoffs of 32 to 64 s
         OutboxMessage.objects.filter(pk__in=[head.pk for head in heads]).update(next_attempt_at=timezone.now())
@@ -508,6 +518,7 @@ def test_once_the_platform_answers_again_the_messages_waiting_out_their_backoff_
     fresh = services.register_order(
         contract=contract, reference="OPH57_NOUVELLE", actor=None, asset=asset, service_code=service_code
     )
+    services.acknowledge_order(fresh, actor=None)
     outcomes = []
     for _ in range(5):
         outcomes += deliver_due()
@@ -524,12 +535,13 @@ def test_with_30_percent_of_answers_500_every_change_arrives_once_and_in_order(
     platform, connection, contract, service_code, asset, technician
 ):
     orders = make_orders(contract, service_code, asset, 3)
+    moment = timezone.now().replace(microsecond=0)
     for order in orders:
-        services.acknowledge_order(order, actor=technician)
-        services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
-        services.start_work(order, actor=technician)
-        services.set_progress(order, actor=technician, progress=30)
-    assert OutboxMessage.objects.count() == 15
+        services.acknowledge_order(order, actor=technician, at=moment)
+        services.plan_order(order, actor=technician, appointment=moment + timedelta(days=1), at=moment)
+        services.start_work(order, actor=technician, at=moment + timedelta(seconds=1))
+        services.set_progress(order, actor=technician, progress=30, at=moment + timedelta(seconds=2))
+    assert OutboxMessage.objects.count() == 12
     set_behaviour(platform, error_rate_500=0.3)
     state = random.getstate()
     random.seed(20261122)  # the sandbox draws its failures from this process's generator
@@ -539,7 +551,7 @@ def test_with_30_percent_of_answers_500_every_change_arrives_once_and_in_order(
         random.setstate(state)
         set_behaviour(platform, error_rate_500=0)
 
-    assert outcomes.count("delivered") == 15
+    assert outcomes.count("delivered") == 12
     assert outcomes.count("retry") >= 1
     assert set(DeliveryAttempt.objects.filter(outcome="retry").values_list("status_code", flat=True)) == {500}
     for order in orders:
@@ -594,6 +606,7 @@ def test_a_read_back_that_fails_keeps_the_message_uncertain_so_it_is_never_poste
 
 
 def test_a_429_is_transient_and_retried_no_sooner_than_a_second_later(platform, connection, order):
+    services.acknowledge_order(order, actor=None)
     set_behaviour(platform, error_rate_429=1)
     first = order.outbox_messages.get(sequence=1)
     before = timezone.now()
@@ -609,7 +622,8 @@ def test_a_429_is_transient_and_retried_no_sooner_than_a_second_later(platform, 
 
 
 def reject_the_acknowledgement(platform: str, order: Order, technician) -> OutboxMessage:
-    """The order's creation is delivered, then the platform refuses its acknowledgement."""
+    """What the order sent before is delivered (nothing: the contractor sends no log
+    before the acknowledgement), then the platform refuses its acknowledgement."""
     drain()
     set_behaviour(platform, reject_next_logs=1)
     services.acknowledge_order(order, actor=technician)
@@ -631,9 +645,9 @@ def test_a_rejected_message_waits_in_the_error_queue_and_goes_once_corrected_and
     assert "Code prestation inconnu" in email.body
 
     services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
-    services.start_work(order, actor=technician)
+    services.start_work(order, actor=technician, at=timezone.now() - timedelta(minutes=1))
     assert drain() == []  # the later messages wait behind the rejected one
-    assert [log["event"] for log in platform_logs(platform, order.reference)] == ["requested"] * 4
+    assert platform_logs(platform, order.reference) == []
 
     client.force_login(office)
     queue = client.get("/admin/relay/outboxmessage/?status__exact=rejected")
@@ -657,7 +671,7 @@ def test_a_rejected_message_waits_in_the_error_queue_and_goes_once_corrected_and
 
     assert drain() == ["delivered"] * 4  # acknowledged, planned, started, edited
     received = assert_on_platform_once_in_order(platform, order)
-    assert [log["event"] for log in received[4:]] == ["acknowledged", "planned", "start", "start"]
+    assert [log["event"] for log in received] == ["acknowledged", "planned", "start", "start"]
 
 
 def test_giving_up_a_rejected_message_needs_a_reason_and_lets_the_next_ones_go(
@@ -689,7 +703,7 @@ def test_giving_up_a_rejected_message_needs_a_reason_and_lets_the_next_ones_go(
     assert MessageAudit.objects.get(message=rejected).action == "cancel"
     assert drain() == ["delivered"]
     received = assert_on_platform_once_in_order(platform, order)
-    assert [log["event"] for log in received] == ["requested"] * 4 + ["planned"]
+    assert [log["event"] for log in received] == ["planned"]
 
 
 # --- 4. Inbound -----------------------------------------------------------------------
@@ -892,11 +906,13 @@ def test_the_contracts_service_codes_and_an_asset_are_brought_from_the_platform(
 def test_changes_delivered_more_than_fifteen_minutes_late_are_breaches_with_their_delay(
     platform, connection, order, technician, supervisor
 ):
+    services.acknowledge_order(order, actor=technician)
+    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     late = list(order.outbox_messages.order_by("sequence")[:2])
     OutboxMessage.objects.filter(pk__in=[message.pk for message in late]).update(
         created_at=timezone.now() - timedelta(minutes=20)
     )
-    services.acknowledge_order(order, actor=technician)
+    services.start_work(order, actor=technician)
 
     watch.check_service_level()
 
@@ -911,5 +927,5 @@ def test_changes_delivered_more_than_fifteen_minutes_late_are_breaches_with_thei
         assert breach.delivered_at == breach.message.delivered_at
         assert 20 * 60 <= breach.delay_seconds < 21 * 60
         assert breach.changed_at == breach.message.created_at
-    assert not Breach.objects.filter(message__payload__event="acknowledged").exists()
+    assert not Breach.objects.filter(message__payload__event="start").exists()
     assert_on_platform_once_in_order(platform, order)

@@ -188,10 +188,13 @@ def test_progress_is_refused_out_of_range_and_on_a_closed_order(order, technicia
 def test_only_an_active_technician_can_be_assigned(order, supervisor, other_technician):
     with pytest.raises(services.ServiceError, match="n'est pas technicien"):
         services.assign_order(order, actor=supervisor, technician=supervisor)
-    events = services.assign_order(order, actor=supervisor, technician=other_technician, pilot=supervisor)
-    assert [event.label for event in events] == ["Technicien : Lucie Moreau", "Pilote : Sophie Lambert"]
-    assert events[1].data["pilot_mobile"] == "06 55 44 33 22"
-    assert services.assign_order(order, actor=supervisor, technician=other_technician) == []
+    event = services.assign_order(order, actor=supervisor, technician=other_technician, pilot=supervisor)
+    # One action, one event naming both.
+    assert event.label == "Technicien : Lucie Moreau ; Pilote : Sophie Lambert"
+    assert event.data["technician"] == other_technician.pk
+    assert event.data["pilot_mobile"] == "06 55 44 33 22"
+    assert order.events.filter(kind="assign").count() == 2  # the registration's, and this one
+    assert services.assign_order(order, actor=supervisor, technician=other_technician) is None
 
 
 def test_editing_details_records_what_changed(order, office):

@@ -235,7 +235,8 @@ def test_assigning_the_technician_and_the_pilot(signed_in, order, other_technici
     order.refresh_from_db()
     assert (order.technician, order.pilot) == (other_technician, supervisor)
     labels = list(order.events.filter(kind="assign").order_by("pk").values_list("label", flat=True))
-    assert labels[-2:] == ["Technicien : Lucie Moreau", "Pilote : Sophie Lambert"]
+    # One action, one event naming both.
+    assert labels[-1:] == ["Technicien : Lucie Moreau ; Pilote : Sophie Lambert"]
 
 
 def test_only_an_active_technician_can_be_assigned(signed_in, order, supervisor):
@@ -336,7 +337,7 @@ def test_durations_read_as_people_say_them():
 
 
 def test_the_timeline_says_when_each_change_reached_the_platform_or_why_not(signed_in, connection, order, technician):
-    deliver_everything(order)  # what register_order recorded
+    deliver_everything(order)  # nothing: before the acknowledgement the contractor sends no log
     services.acknowledge_order(order, actor=technician)
     relay_outcome(last_message(order), after=timedelta(seconds=4))
     services.plan_order(order, actor=technician, appointment=NOW + timedelta(days=2))
@@ -351,8 +352,8 @@ def test_the_timeline_says_when_each_change_reached_the_platform_or_why_not(sign
         response = signed_in.get(page_url(order))
 
     text = text_of(response)
-    # register_order's 4 messages and 2 more delivered, 1 waiting, 1 refused.
-    assert "Plateforme du client (Intent (API REST)) : 6 transmis · 1 en attente · 1 refusé" in text
+    # The acknowledgement and the appointment delivered, 1 waiting, 1 refused.
+    assert "Plateforme du client (Intent (API REST)) : 2 transmis · 1 en attente · 1 refusé" in text
     delivered = "Transmis à la plateforme le 24 novembre 2026 à 10:00:04, en 4 s"
     assert f"Commande prise en compte — Karim Haddad {delivered}" in text
     assert "en 20 min au-delà de 15 minutes" in text
@@ -433,7 +434,10 @@ def test_with_htmx_a_resend_answers_the_panel_with_the_notice(signed_in, connect
     assert f"Message n° {refused.sequence} renvoyé à la plateforme" in response.content.decode()
 
 
-def test_only_a_refused_message_is_resent_and_only_from_its_own_order(signed_in, connection, order, contract):
+def test_only_a_refused_message_is_resent_and_only_from_its_own_order(
+    signed_in, connection, order, contract, technician
+):
+    services.acknowledge_order(order, actor=technician)
     pending = last_message(order)
     response = signed_in.post(page_url(order) + f"messages/{pending.pk}/renvoyer/", {"note": ""})
     assert response.status_code == HTTPStatus.OK

@@ -224,8 +224,8 @@ def supervisor_assign(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_order_for(request, pk)
 
     def apply(data: dict[str, Any]) -> str:
-        events = services.assign_order(order, actor=request.user, **data)
-        return " ; ".join(event.label for event in events) or "Rien n'a changé."
+        event = services.assign_order(order, actor=request.user, **data)
+        return event.label if event is not None else "Rien n'a changé."
 
     return _change(request, order, "assign", AssignForm(request.POST), apply, anchor="affectation")
 

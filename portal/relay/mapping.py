@@ -8,9 +8,9 @@ and invoice, and how the pilot travels as a vCard.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -212,6 +212,50 @@ def intervention_log(
     if reason:
         log["technicalReason"] = reason
     return log
+
+
+# The manager's own codes: the platform writes them, the contractor never sends
+# them. What changes on an order before its acknowledgement is not sent as a log
+# of its own; it travels with the acknowledgement log, since every log carries
+# the order's current snapshot (pilot vCard, details, tags).
+MANAGER_CODES: frozenset[StatusEvent] = frozenset({("open", "requested")})
+
+# Joins the labels of changes merged into one log.
+LABEL_SEPARATOR = " ; "
+
+
+def sent_by_contractor(log: Mapping[str, Any]) -> bool:
+    """Whether the contractor may send `log` at all (not one of the manager's codes)."""
+    return (str(log.get("status", "")), str(log.get("event", ""))) not in MANAGER_CODES
+
+
+def merged_log(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """One log for two changes with the same key: the later one's snapshot (tags,
+    contacts, details, log date), both labels; a technical reason either gave."""
+    merged = dict(later)
+    labels = [str(earlier.get("description") or ""), str(later.get("description") or "")]
+    merged["description"] = LABEL_SEPARATOR.join(
+        label for index, label in enumerate(labels) if label and label not in labels[:index]
+    )
+    if not merged.get("technicalReason") and earlier.get("technicalReason"):
+        merged["technicalReason"] = earlier["technicalReason"]
+    return merged
+
+
+def at_a_free_second(log: Mapping[str, Any], taken: Iterable[str]) -> dict[str, Any]:
+    """`log` dated the first second from its own that no log in `taken` (the
+    eventDate of the operation's logs with its status and event) uses: how a
+    change is kept apart from a log already sent with the same key (docs/platform.md)."""
+    used = set()
+    for value in taken:
+        try:
+            used.add(datetime.fromisoformat(value).replace(microsecond=0))
+        except ValueError:
+            continue
+    moment = datetime.fromisoformat(str(log["eventDate"])).replace(microsecond=0)
+    while moment in used:
+        moment += timedelta(seconds=1)
+    return {**log, "eventDate": iso(moment)}
 
 
 def same_log(sent: Mapping[str, Any], found: Mapping[str, Any]) -> bool:

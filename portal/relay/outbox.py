@@ -22,7 +22,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from portal.relay import tasks
-from portal.relay.models import Connection, ConnectionKind, MessageKind, OutboxMessage
+from portal.relay.models import Connection, ConnectionKind, MessageKind, MessageStatus, OutboxMessage
 
 # kind -> function(message, logged_at) -> the payload to send now, rebuilt from the data as it is.
 Rebuilder = Callable[[OutboxMessage, datetime], dict[str, Any] | None]
@@ -87,3 +87,51 @@ def last_payload(order_id: int, kind: MessageKind, *, before_sequence: int | Non
     if before_sequence is not None:
         messages = messages.filter(sequence__lt=before_sequence)
     return messages.order_by("-sequence").values_list("payload", flat=True).first()
+
+
+def payloads_with_key(
+    order_id: int, kind: MessageKind, status: str, event: str, event_date: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """(id, payload) of the order's messages of `kind` with this status, event and
+    eventDate (as written), abandoned ones aside (they never reached the
+    platform), in sequence order."""
+    return list(
+        OutboxMessage.objects.filter(
+            order_id=order_id,
+            kind=kind,
+            payload__status=status,
+            payload__event=event,
+            payload__eventDate=event_date,
+        )
+        .exclude(status=MessageStatus.CANCELLED)
+        .order_by("sequence")
+        .values_list("pk", "payload")
+    )
+
+
+def event_dates_with_code(order_id: int, kind: MessageKind, status: str, event: str) -> list[str]:
+    """The eventDate of the order's messages of `kind` with this status and event
+    (abandoned ones aside)."""
+    return [
+        str(value)
+        for value in OutboxMessage.objects.filter(
+            order_id=order_id, kind=kind, payload__status=status, payload__event=event
+        )
+        .exclude(status=MessageStatus.CANCELLED)
+        .values_list("payload__eventDate", flat=True)
+        if value
+    ]
+
+
+def last_message_id(order_id: int) -> int | None:
+    return OutboxMessage.objects.filter(order_id=order_id).order_by("-sequence").values_list("pk", flat=True).first()
+
+
+def amend_unsent(message_id: int, payload: dict[str, Any]) -> bool:
+    """Replace the payload of a message no worker has taken yet (guarded: of an
+    amendment and a claim, exactly one wins). False when it is already taken."""
+    return bool(
+        OutboxMessage.objects.filter(
+            pk=message_id, status=MessageStatus.PENDING, attempts=0, lease_until__isnull=True
+        ).update(payload=payload)
+    )
