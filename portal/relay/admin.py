@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from portal.admin import ContractAdmin
 from portal.errors import Refused
@@ -141,7 +141,7 @@ class AttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ["started_at", "outcome", "status_code", "duration_ms", "error", "worker"]
+    fields = ["started_at", "outcome", "status_code", "duration_ms", "error", "response_body", "worker"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -182,6 +182,8 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         "ambiguous",
         "last_status_code",
         "last_error",
+        "reasons",
+        "last_response_body",
         "delivered_at",
         "rejected_at",
         "resolved_at",
@@ -209,6 +211,13 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     @admin.display(description="erreur")
     def error(self, message: OutboxMessage) -> str:
         return message.last_error[:120]
+
+    @admin.display(description="motifs de la plateforme")
+    def reasons(self, message: OutboxMessage) -> str:
+        if not message.last_reasons:
+            return "—"
+        items = format_html_join("", "<li>{}</li>", ((reason,) for reason in message.last_reasons))
+        return format_html("La plateforme a refusé :<ul>{}</ul>", items)
 
     @admin.display(description="données envoyées")
     def payload_pretty(self, message: OutboxMessage) -> str:

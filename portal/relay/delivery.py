@@ -118,6 +118,8 @@ class Result:
     status_code: int | None = None
     error: str = ""
     retry_after: float | None = None
+    body: str = ""  # the platform's answer to a failed attempt (8 KB at most)
+    reasons: tuple[str, ...] = ()  # the reasons read from it (intent.read_refusal)
 
 
 def already_on_platform(client: intent.IntentClient, message: OutboxMessage) -> bool:
@@ -235,13 +237,17 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
                 # The earlier send may have reached the platform and we still cannot
                 # tell: stay uncertain, so that the next try reads back again rather
                 # than posting a second copy.
-                raise intent.AmbiguousError(error.message, status_code=error.status_code, body=error.body) from error
+                raise intent.AmbiguousError(
+                    error.message, status_code=error.status_code, body=error.body, reasons=error.reasons
+                ) from error
         if check_first and message.kind == MessageKind.DOCUMENT:
             try:
                 if document_already_on_platform(client, message):
                     return Result(Outcome.ALREADY_THERE)
             except intent.TransientError as error:
-                raise intent.AmbiguousError(error.message, status_code=error.status_code, body=error.body) from error
+                raise intent.AmbiguousError(
+                    error.message, status_code=error.status_code, body=error.body, reasons=error.reasons
+                ) from error
         if message.kind == MessageKind.INTERVENTION_LOG:
             client.post_log(message.payload)
         elif message.kind == MessageKind.QUOTATION_LOG:
@@ -252,14 +258,17 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
         else:
             raise intent.Rejection(f"Nature de message inconnue : {message.kind}")
     except intent.AmbiguousError as error:
-        return Result(Outcome.AMBIGUOUS, error.status_code, error.message)
+        # A timeout, or a gateway's 502/504 that may have come after the platform stored it.
+        return Result(Outcome.AMBIGUOUS, error.status_code, error.message, body=error.body, reasons=error.reasons)
     except intent.TransientError as error:
         retry_after = None
         if error.status_code == 429:
             retry_after = 1.0
-        return Result(Outcome.RETRY, error.status_code, error.message, retry_after)
+        return Result(
+            Outcome.RETRY, error.status_code, error.message, retry_after, body=error.body, reasons=error.reasons
+        )
     except intent.Rejection as error:
-        return Result(Outcome.REJECTED, error.status_code, error.message)
+        return Result(Outcome.REJECTED, error.status_code, error.message, body=error.body, reasons=error.reasons)
     return Result(Outcome.DELIVERED, 201 if message.kind == MessageKind.DOCUMENT else 204)
 
 
@@ -316,10 +325,24 @@ def finish(
     delivered and `take_next`, claim the order's next message in the same
     transaction and return it as `following`; otherwise return it to queue."""
     now = timezone.now()
-    changes: dict = {"lease_until": None, "last_status_code": result.status_code, "last_error": result.error}
+    body = intent.bounded(result.body)
+    changes: dict = {
+        "lease_until": None,
+        "last_status_code": result.status_code,
+        "last_error": result.error,
+        "last_response_body": body,
+        "last_reasons": list(result.reasons),
+    }
     delivered = result.outcome in (Outcome.DELIVERED, Outcome.ALREADY_THERE)
     if delivered:
-        changes |= {"status": MessageStatus.DELIVERED, "delivered_at": now, "ambiguous": False, "last_error": ""}
+        changes |= {
+            "status": MessageStatus.DELIVERED,
+            "delivered_at": now,
+            "ambiguous": False,
+            "last_error": "",
+            "last_response_body": "",
+            "last_reasons": [],
+        }
     elif result.outcome == Outcome.REJECTED:
         changes |= {"status": MessageStatus.REJECTED, "rejected_at": now, "ambiguous": False}
     else:
@@ -349,6 +372,7 @@ def finish(
             outcome=result.outcome,
             status_code=result.status_code,
             error=result.error[:5000],
+            response_body=body,
             worker=WORKER,
         )
         if updated and delivered:

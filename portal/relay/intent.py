@@ -3,14 +3,16 @@ contracts and assets. It knows nothing of orders: it sends and reads JSON.
 
 Every failure is classified for the relay: `TransientError` (network, timeout,
 5xx, 408, 429: try again later), its subclass `AmbiguousError` (the request may
-have reached the platform: read back before sending again), or `Rejection`
-(another 4xx: a person must correct the data; the platform's message is kept).
+have reached the platform, a timeout or a gateway's 502 or 504: read back before
+sending again), or `Rejection` (another 4xx: a person must correct the data; the
+platform's reasons are kept, see `read_refusal`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,12 +33,20 @@ JSON_TYPE = "application/json; charset=utf-8"
 TEXT_PART_TYPE = "text/plain; charset=utf-8"  # a multipart text field
 
 
+# A failed response's body is kept (with the attempt and the message) up to this many bytes.
+BODY_LIMIT = 8 * 1024
+
+
 class PlatformError(Exception):
-    def __init__(self, message: str, *, status_code: int | None = None, body: str = "") -> None:
+    def __init__(
+        self, message: str, *, status_code: int | None = None, body: str = "", reasons: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.body = body
+        # The platform's reasons, each once, as `read_refusal` found them in the body.
+        self.reasons = reasons
 
 
 class TransientError(PlatformError):
@@ -55,26 +65,176 @@ class NotFound(Rejection):
     pass
 
 
+def bounded(text: str, limit: int = BODY_LIMIT) -> str:
+    """At most `limit` bytes of `text` in UTF-8, cut between characters."""
+    data = text.encode("utf-8", errors="replace")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", errors="ignore")
+
+
+# Where platforms put their refusals (error bodies are undocumented, docs/platform.md):
+# a headline (`message`; OAuth's `error` and `error_description`; RFC 7807's
+# `detail` and `title`) and the reasons under it (`messages`, `errors` as a list
+# or as an object of fields, `details`, `violations`, RFC 7807's
+# `invalid-params`...), each reason a text or an object with a text and the
+# field it is about, at any depth.
+HEADLINE_KEYS = ("message", "error_description", "error", "detail", "title")
+REASON_KEYS = (
+    "messages",
+    "errors",
+    "details",
+    "violations",
+    "invalid-params",
+    "invalidParams",
+    "fieldErrors",
+    "validationErrors",
+    "causes",
+)
+TEXT_KEYS = (
+    "message",
+    "msg",
+    "detail",
+    "reason",
+    "defaultMessage",
+    "error_description",
+    "description",
+    "error",
+    "title",
+)
+FIELD_KEYS = ("field", "path", "loc", "name", "property", "propertyPath", "pointer", "parameter", "param")
+MAX_REASONS = 50
+MAX_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a failed response's body says: its headline(s) (e.g. "Log invalide.",
+    or a bare code like "validation") and the specific reasons, each once."""
+
+    headlines: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """What to show a person: the specific reasons, else the headline."""
+        return self.details or self.headlines
+
+    @property
+    def summary(self) -> str:
+        """One line: the headlines, then the reasons."""
+        parts = list(self.headlines)
+        if self.details:
+            parts.append("; ".join(self.details)[:1000])
+        return " – ".join(parts)
+
+
+def _text(value: object) -> str:
+    return " ".join(str(value).split())[:500]
+
+
+def _field_name(item: dict) -> str:
+    for key in FIELD_KEYS:
+        value = item.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip().removeprefix("/").replace("/", ".")
+        if isinstance(value, list) and value and all(isinstance(part, str | int) for part in value):
+            # FastAPI's `loc`: ["body", "location", "assetReference"].
+            parts = [str(part) for part in value]
+            return ".".join(parts[1:] if parts[0] in ("body", "query", "path") and len(parts) > 1 else parts)
+    return ""
+
+
+def _reasons(value: object, field: str = "", depth: int = 0) -> list[str]:
+    """Every reason in `value` (a text, a list, an object with a text and a field,
+    or an object of fields), as "field : text" when it names its field."""
+    if depth > MAX_DEPTH or value is None or value == "" or value == [] or value == {}:
+        return []
+    if isinstance(value, str | int | float | bool):
+        text = _text(value)
+        return [f"{field} : {text}" if field else text] if text else []
+    if isinstance(value, list):
+        return [reason for item in value for reason in _reasons(item, field, depth + 1)]
+    if not isinstance(value, dict):
+        return []
+    own = _field_name(value)
+    where = f"{field}.{own}" if field and own else field or own
+    text = next((value[key] for key in TEXT_KEYS if isinstance(value.get(key), str) and value[key].strip()), None)
+    nested = [
+        reason
+        for key in (*REASON_KEYS, *TEXT_KEYS)
+        if key in value and not isinstance(value[key], str)
+        for reason in _reasons(value[key], where, depth + 1)
+    ]
+    if text is not None or nested:
+        return ([f"{where} : {_text(text)}" if where else _text(text)] if text is not None else []) + nested
+    if own:  # a field and nothing said about it: show the object as it is
+        return [json.dumps(value, ensure_ascii=False)[:500]]
+    # An object of fields: {"serviceCode": ["missing"], "location": {"assetReference": "missing"}}.
+    return [
+        reason
+        for key, item in value.items()
+        for reason in _reasons(item, f"{field}.{key}" if field else str(key), depth + 1)
+    ]
+
+
+def _plain(text: str) -> str:
+    """A body that is not JSON: its text, or an HTML page's title."""
+    text = text.strip()
+    if text.startswith("<"):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+    return " ".join(text.split())[:2000]
+
+
+def _unique(texts: list[str], *, besides: tuple[str, ...] = ()) -> tuple[str, ...]:
+    seen = set(besides)
+    kept = []
+    for text in texts:
+        if text and text not in seen:
+            seen.add(text)
+            kept.append(text)
+    return tuple(kept[:MAX_REASONS])
+
+
+def read_refusal(text: str) -> Refusal:
+    """The platform's explanation in a failed response's body (pure): every
+    reason it gives, from the usual shapes, each once."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        plain = _plain(text)
+        return Refusal(headlines=(plain,) if plain else ())
+    if isinstance(body, dict):
+        headlines: list[str] = []
+        details: list[str] = []
+        for key in HEADLINE_KEYS:
+            value = body.get(key)
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                headlines += _reasons(value)
+            elif isinstance(value, dict):  # {"error": {"message": ..., "details": [...]}}
+                inner = read_refusal(json.dumps(value))
+                headlines += inner.headlines
+                details += inner.details
+            elif value:
+                details += _reasons(value)
+        for key in REASON_KEYS:
+            details += _reasons(body.get(key))
+        if not headlines and not details and all(isinstance(value, str | list | dict) for value in body.values()):
+            details = _reasons(body)  # {"serviceCode": ["This field is required."]}
+        kept = _unique(headlines)
+        return Refusal(headlines=kept, details=_unique(details, besides=kept))
+    if isinstance(body, list):
+        return Refusal(details=_unique(_reasons(body)))
+    plain = _plain(text)
+    return Refusal(headlines=(plain,) if plain else ())
+
+
 def _platform_message(response: httpx.Response) -> str:
     """The platform's own explanation, as readable as its body allows."""
-    text = response.text[:2000]
-    try:
-        body = response.json()
-    except ValueError:
-        return text.strip() or response.reason_phrase
-    if isinstance(body, dict):
-        parts = [str(body.get(key)) for key in ("message", "error_description", "error", "detail") if body.get(key)]
-        errors = body.get("errors")
-        if errors:
-            # Each error once, as text; not the message again.
-            items = errors if isinstance(errors, list) else [errors]
-            texts = [item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in items]
-            texts = [text for text in texts if text not in parts]
-            if texts:
-                parts.append("; ".join(texts)[:1000])
-        if parts:
-            return " – ".join(parts)
-    return text.strip()
+    return read_refusal(response.text).summary or response.reason_phrase
+
+
+# A gateway's error may come after the platform stored the request: as uncertain as a timeout.
+GATEWAY_ERRORS = (502, 504)
 
 
 def classify(response: httpx.Response) -> None:
@@ -82,12 +242,16 @@ def classify(response: httpx.Response) -> None:
     code = response.status_code
     if code < 400:
         return
-    message = f"HTTP {code} : {_platform_message(response)}"
-    if code >= 500 or code in (408, 429):
-        raise TransientError(message, status_code=code, body=response.text[:2000])
-    if code == 404:
-        raise NotFound(message, status_code=code, body=response.text[:2000])
-    raise Rejection(message, status_code=code, body=response.text[:2000])
+    refusal = read_refusal(response.text)
+    message = f"HTTP {code} : {refusal.summary or response.reason_phrase}"
+    kind: type[PlatformError] = Rejection
+    if code in GATEWAY_ERRORS:
+        kind = AmbiguousError
+    elif code >= 500 or code in (408, 429):
+        kind = TransientError
+    elif code == 404:
+        kind = NotFound
+    raise kind(message, status_code=code, body=bounded(response.text), reasons=refusal.reasons)
 
 
 def renewal_margin(lifetime: timedelta | None) -> timedelta:

@@ -140,6 +140,10 @@ class OutboxMessage(models.Model):
     )
     last_error = models.TextField("dernière erreur", blank=True)
     last_status_code = models.PositiveSmallIntegerField("dernier code HTTP", null=True, blank=True)
+    # What the platform answered to the last failed attempt: its body (8 KB at
+    # most) and the reasons read from it, shown to whoever must correct the order.
+    last_response_body = models.TextField("dernière réponse de la plateforme", blank=True)
+    last_reasons = models.JSONField("motifs de la plateforme", default=list, blank=True)
     delivered_at = models.DateTimeField("transmis le", null=True, blank=True)
     rejected_at = models.DateTimeField("refusé le", null=True, blank=True)
     resolved_at = models.DateTimeField("traité le", null=True, blank=True)
@@ -191,6 +195,7 @@ class DeliveryAttempt(models.Model):
     outcome = models.CharField("résultat", max_length=20, choices=Outcome)
     status_code = models.PositiveSmallIntegerField("code HTTP", null=True, blank=True)
     error = models.TextField("erreur", blank=True)
+    response_body = models.TextField("réponse de la plateforme", blank=True, help_text="8 Ko au plus.")
     worker = models.CharField("processus", max_length=100, blank=True)
 
     class Meta:

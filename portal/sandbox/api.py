@@ -249,6 +249,40 @@ def validate_log(payload: dict) -> list[str]:
     return errors
 
 
+# What a strict platform refuses a log without (docs/platform.md: "always send").
+REQUIRED_FIELDS = (
+    "reference",
+    "contractReference",
+    "status",
+    "event",
+    "eventDate",
+    "logDate",
+    "serviceCode",
+    "workType",
+    "location.assetReference",
+)
+
+
+def missing_fields(payload: dict) -> list[str]:
+    """The required fields (dotted for nested ones) absent, null or blank."""
+    missing = []
+    for name in REQUIRED_FIELDS:
+        value: object = payload
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None or (isinstance(value, str) and not value.strip()):
+            missing.append(name)
+    return missing
+
+
+def strict_refusal(payload: dict) -> list[str]:
+    """In strict mode, every reason to refuse the log: "missing <field>" for each
+    required field left out, then the other rules' errors on the fields present."""
+    missing = missing_fields(payload)
+    others = [message for message in validate_log(payload) if message.split(" : ", 1)[0] not in missing]
+    return [f"missing {name}" for name in missing] + others
+
+
 def _location_errors(location: object, present: bool) -> list[str]:
     if not present:
         return []
@@ -276,6 +310,16 @@ def post_log(request: HttpRequest, client: ApiClient, behaviour: Behaviour, kind
             )
         return failure
     assert payload is not None
+    if behaviour.strict and (reasons := strict_refusal(payload)):
+        services.record_rejected_log(
+            kind=kind,
+            reason=RejectedLog.Reason.INVALID,
+            message="validation",
+            errors=reasons,
+            raw=raw,
+            payload=payload,
+        )
+        return json_response({"error": "validation", "messages": reasons}, HTTPStatus.BAD_REQUEST)
     if errors := validate_log(payload):
         services.record_rejected_log(
             kind=kind,
@@ -303,6 +347,14 @@ def post_log(request: HttpRequest, client: ApiClient, behaviour: Behaviour, kind
         # Stored and committed; the answer comes too late for a patient-less
         # client: the ambiguous failure the portal must survive.
         time.sleep(behaviour.timeout_after_store_seconds)
+    if behaviour.gateway_error_after_store_rate and random.random() < behaviour.gateway_error_after_store_rate:
+        # Stored and committed, then a gateway in front of the platform answers
+        # in its place: the client cannot tell whether the log arrived.
+        return HttpResponse(
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
+            status=HTTPStatus.BAD_GATEWAY,
+            content_type="text/html",
+        )
     return HttpResponse(status=HTTPStatus.NO_CONTENT)
 
 
