@@ -24,7 +24,7 @@ from django.utils import timezone
 from orders import images, uploads
 from orders.models import Order, OrderLine, PhotoKind, SignatureStatus
 from orders.reports import MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
-from orders.services import DETAIL_FIELDS, LINE_FIELDS
+from orders.services import DETAIL_FIELDS, LINE_FIELDS, missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
 
 
@@ -42,6 +42,22 @@ class OrderForm(forms.ModelForm):
             self.fields["notified_at"].help_text = "Si vide : maintenant. " + str(self.fields["notified_at"].help_text)
         if "due_at" in self.fields:
             self.fields["due_at"].help_text = "Si vide : calculée d'après le code prestation ou le marché."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        contract = data.get("contract") or (self.instance.contract if self.instance.contract_id else None)
+        if contract is None:
+            return data
+        # A connected client's platform refuses the logs of an order without
+        # them: a new order cannot lack them, an edit cannot take them away.
+        asset = data.get("asset", self.instance.asset)
+        service_code = data.get("service_code", self.instance.service_code)
+        for name in missing_for_platform(contract, asset, service_code):
+            if name in self.errors or name not in self.fields:
+                continue
+            if self.instance.pk is None or name in self.changed_data:
+                self.add_error(name, platform_requirement_message(contract, name))
+        return data
 
 
 class OrderLineForm(forms.ModelForm):

@@ -25,10 +25,11 @@ from django.utils import timezone
 
 from orders import sharing, states
 from orders.formatting import format_date, format_datetime, iso
-from orders.models import Order, OrderEvent, OrderLine
+from orders.models import Order, OrderEvent, OrderLine, Origin
 from orders.states import Action, Facts, State
 from portal.errors import Refused
 from portal.models import Asset, Contract, ServiceCode, User
+from portal.relay import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ def register_order(
     if details.get("due_at") is None:
         details["due_at"] = compute_due_at(notified_at, contract, details.get("service_code"))
     _check_belongs_to_client(contract, details.get("asset"), details.get("service_code"))
+    if origin == Origin.MANUAL:
+        _check_complete_for_platform(contract, details.get("asset"), details.get("service_code"))
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -203,6 +206,36 @@ def _check_belongs_to_client(contract: Contract, asset: Asset | None, service_co
         raise ServiceError("Cet élément de patrimoine n'appartient pas au client du marché.")
     if service_code is not None and service_code.contract_id != contract.pk:
         raise ServiceError("Ce code prestation n'appartient pas au marché de la commande.")
+
+
+# What the client's platform refuses an order's logs without (location.assetReference, serviceCode).
+PLATFORM_REQUIRED = {"asset": "élément de patrimoine", "service_code": "code prestation"}
+
+
+def missing_for_platform(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> list[str]:
+    """The fields of PLATFORM_REQUIRED an order of `contract` lacks, when its
+    client's changes are relayed to a platform (none otherwise). Office staff
+    cannot save such an order: the platform would refuse its first log."""
+    if outbox.connection_for_client(contract.client_id) is None:
+        return []
+    values = {"asset": asset, "service_code": service_code}
+    return [name for name in PLATFORM_REQUIRED if values[name] is None]
+
+
+def platform_requirement_message(contract: Contract, name: str) -> str:
+    """The form's error on the missing field `name` (see missing_for_platform)."""
+    platform = f"la plateforme du client (marché {contract.reference})"
+    return f"Obligatoire : {platform} refuse une commande sans {PLATFORM_REQUIRED[name]}."
+
+
+def _check_complete_for_platform(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> None:
+    missing = missing_for_platform(contract, asset, service_code)
+    if missing:
+        names = " ni ".join(PLATFORM_REQUIRED[name] for name in missing)
+        raise ServiceError(
+            f"La plateforme du client (marché {contract.reference}) refuse une commande sans {names} : "
+            "complétez la commande."
+        )
 
 
 def _field_name(model: type[Order] | type[OrderLine], name: str) -> str:

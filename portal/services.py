@@ -67,6 +67,18 @@ def upsert_asset(
     return asset
 
 
+def set_asset_address(asset: Asset, *, address: str, postcode: str, city: str) -> Asset:
+    """The asset's street address as the platform gives it now (its complement,
+    label, kind and parent stay as they are). Writes only when it changed."""
+    fields = {"address": address[:200], "postcode": postcode[:10], "city": city[:100]}
+    changed = {name: value for name, value in fields.items() if getattr(asset, name) != value}
+    if changed:
+        Asset.objects.filter(pk=asset.pk).update(**changed)
+        for name, value in changed.items():
+            setattr(asset, name, value)
+    return asset
+
+
 @transaction.atomic
 def save_notification_preferences(user: User, *, email: str, choices: Mapping[str, bool]) -> NotificationPreference:
     """The person's address and which kinds of email they want."""

@@ -443,7 +443,9 @@ def test_only_a_refused_message_is_resent_and_only_from_its_own_order(
     assert response.status_code == HTTPStatus.OK
     assert "Seul un message refusé peut être renvoyé (celui-ci est « À envoyer »)." in response.content.decode()
 
-    other = services.register_order(contract=contract, reference="AUTRE-1", actor=None)
+    other = services.register_order(
+        contract=contract, reference="AUTRE-1", actor=None, asset=order.asset, service_code=order.service_code
+    )
     response = signed_in.post(f"/pilotage/commandes/{other.pk}/messages/{pending.pk}/renvoyer/", {"note": ""})
     assert response.status_code == HTTPStatus.NOT_FOUND
 

@@ -76,29 +76,51 @@ def sync_asset(connection: Connection, contract: Contract, code: str) -> Asset:
     )
 
 
+def street_address(location: Any) -> dict[str, str] | None:
+    """The street address an operation's `location.address` gives (way, zip,
+    city), or None when it gives none (absent, or a complement alone)."""
+    address = location.get("address") if isinstance(location, dict) else None
+    if not isinstance(address, dict):
+        return None
+    fields = {
+        "address": str(address.get("way") or "").strip(),
+        "postcode": str(address.get("zip") or "").strip(),
+        "city": str(address.get("city") or "").strip(),
+    }
+    return fields if any(fields.values()) else None
+
+
 def asset_for(connection: Connection, contract: Contract, location: Any) -> Asset | None:
     """The client's asset named by an operation; a new one is read from the
     platform's estate, or made from the operation's location when the platform
-    cannot say more."""
+    cannot say more. The address belongs to the asset (the orders of one
+    dwelling share it): when the operation gives a street address, it is the
+    platform's latest word on where the work is, and the asset takes it, new
+    or known. The operation's complement (floor, door) is the order's access
+    notes (orders.inbound)."""
     location = location if isinstance(location, dict) else {}
     reference = str(location.get("assetReference") or "").strip()[:100]
     if not reference:
         return None
-    known = Asset.objects.filter(client=contract.client, reference=reference).first()
-    if known is not None:
-        return known
-    try:
-        return sync_asset(connection, contract, reference)
-    except intent.Rejection:
-        pass  # unknown to the asset API: the location is all there is
-    address = location.get("address") if isinstance(location.get("address"), dict) else {}
-    return services.upsert_asset(
-        contract.client_id,
-        reference=reference,
-        label=str(address.get("complement") or address.get("way") or reference),
-        address=str(address.get("way") or ""),
-        address_complement=str(address.get("complement") or ""),
-        postcode=str(address.get("zip") or ""),
-        city=str(address.get("city") or ""),
-        overwrite=False,
-    )
+    street = street_address(location)
+    asset = Asset.objects.filter(client=contract.client, reference=reference).first()
+    if asset is None:
+        try:
+            asset = sync_asset(connection, contract, reference)
+        except intent.Rejection:
+            asset = None  # unknown to the asset API: the location is all there is
+    if asset is None:
+        address = location.get("address") if isinstance(location.get("address"), dict) else {}
+        return services.upsert_asset(
+            contract.client_id,
+            reference=reference,
+            label=str(address.get("complement") or address.get("way") or reference),
+            address=str(address.get("way") or ""),
+            address_complement=str(address.get("complement") or ""),
+            postcode=str(address.get("zip") or ""),
+            city=str(address.get("city") or ""),
+            overwrite=False,
+        )
+    if street is not None:
+        asset = services.set_asset_address(asset, **street)
+    return asset
