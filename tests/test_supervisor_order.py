@@ -370,6 +370,19 @@ def test_the_timeline_says_when_each_change_reached_the_platform_or_why_not(sign
     assert text.index("Avancement : 50 %") < text.index("Avancement : 30 %") < text.index("Commande reçue")
 
 
+def test_what_is_done_before_the_acknowledgement_travels_with_it_and_the_timeline_says_so(
+    signed_in, connection, order, technician, supervisor
+):
+    services.assign_order(order, actor=supervisor, pilot=supervisor)
+    text = text_of(signed_in.get(page_url(order)))
+    assert "Pilote : Sophie Lambert — Sophie Lambert Sera transmis avec la prise en compte de la commande." in text
+
+    services.acknowledge_order(order, actor=technician)
+    text = text_of(signed_in.get(page_url(order)))
+    assert "Pilote : Sophie Lambert — Sophie Lambert Transmis avec la prise en compte de la commande." in text
+    assert "Pas de message pour la plateforme" not in text
+
+
 def test_without_a_platform_the_timeline_says_nothing_is_sent(signed_in, order):
     text = text_of(signed_in.get(page_url(order)))
     assert "Ce client n'est relié à aucune plateforme : rien n'est transmis automatiquement." in text

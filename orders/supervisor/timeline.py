@@ -21,6 +21,7 @@ from orders.models import Order, OrderEvent
 from orders.sharing import FROM_PLATFORM
 from portal.limits import SHARING_LIMIT
 from portal.models import User
+from portal.relay.mapping import LABEL_SEPARATOR
 from portal.relay.models import (
     Connection,
     ConnectionKind,
@@ -82,6 +83,11 @@ class Transmission:
 NO_PLATFORM = "no_platform"  # the client has no connection (or is served through its platform's screens)
 FROM_THE_PLATFORM = "from_platform"  # the platform told us: nothing to echo back
 NOT_SHARED = "not_shared"  # e.g. recorded before the connection existed
+# The contractor never speaks before acknowledging (docs/platform.md): what is
+# done before travels with the acknowledgement's log.
+UNTIL_ACKNOWLEDGEMENT = "until_acknowledgement"
+WITH_ACKNOWLEDGEMENT = "with_acknowledgement"
+MERGED = "merged"  # carried by another log of the same second (docs/platform.md)
 
 
 @dataclass(frozen=True)
@@ -140,11 +146,26 @@ def _transmissions(messages: list[OutboxMessage], now: datetime) -> list[Transmi
     return result
 
 
-def _silence(order: Order, event: OrderEvent, connection: Connection | None) -> str:
+def _silence(
+    order: Order,
+    event: OrderEvent,
+    connection: Connection | None,
+    *,
+    acknowledgement: OrderEvent | None,
+    carried_labels: set[str],
+) -> str:
     if order.origin == "platform" and event.actor_id is None and event.kind in FROM_PLATFORM:
         return FROM_THE_PLATFORM
     if connection is None or connection.kind == ConnectionKind.NONE:
         return NO_PLATFORM
+    # Before the acknowledgement nothing is sent on its own: the acknowledgement's
+    # log carries the order as it then is (and the labels of what people did).
+    if acknowledgement is None:
+        return UNTIL_ACKNOWLEDGEMENT if order.is_open else NOT_SHARED
+    if event.pk < acknowledgement.pk:
+        return WITH_ACKNOWLEDGEMENT
+    if event.label in carried_labels:
+        return MERGED
     return NOT_SHARED
 
 
@@ -156,6 +177,13 @@ def build(order: Order, *, now: datetime) -> Timeline:
     by_event: dict[int | None, list[Transmission]] = defaultdict(list)
     for transmission in transmissions:
         by_event[transmission.message.event_id].append(transmission)
+    acknowledgement = next((event for event in events if event.kind == "acknowledge"), None)
+    # The labels each log carries (one log may carry several changes of one second).
+    carried_labels = {
+        label
+        for transmission in transmissions
+        for label in str((transmission.message.payload or {}).get("description", "")).split(LABEL_SEPARATOR)
+    }
     entries = []
     for event in events:
         sent = tuple(by_event.pop(event.pk, ()))
@@ -166,7 +194,9 @@ def build(order: Order, *, now: datetime) -> Timeline:
                 actor=event.actor,
                 event=event,
                 transmissions=sent,
-                silence="" if sent else _silence(order, event, connection),
+                silence=""
+                if sent
+                else _silence(order, event, connection, acknowledgement=acknowledgement, carried_labels=carried_labels),
             )
         )
     # Messages whose event is gone (or never was): shown on their own.
