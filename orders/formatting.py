@@ -25,3 +25,14 @@ def format_date(value: date) -> str:
 def iso(value: datetime | date | None) -> str | None:
     """A date or time as the events' data keeps it (ISO 8601), or None."""
     return value.isoformat() if value is not None else None
+
+
+def describe(value: object) -> str:
+    """A field's value as the history shows a correction: dates in French, "—" for nothing."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return format_date(value)
+    return str(value)

@@ -24,7 +24,8 @@ from django.utils import timezone
 from orders import images, uploads
 from orders.models import Order, OrderLine, PhotoKind, SignatureStatus
 from orders.reports import MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
-from orders.services import DETAIL_FIELDS, LINE_FIELDS, missing_for_platform, platform_requirement_message
+from orders.services import DETAIL_FIELDS, LINE_FIELDS
+from orders.sharing import missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
 
 

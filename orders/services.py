@@ -24,12 +24,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders import sharing, states
-from orders.formatting import format_date, format_datetime, iso
+from orders.formatting import describe, format_date, format_datetime, iso
 from orders.models import Order, OrderEvent, OrderLine, Origin
 from orders.states import Action, Facts, State
 from portal.errors import Refused
 from portal.models import Asset, Contract, ServiceCode, User
-from portal.relay import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +168,7 @@ def register_order(
         details["due_at"] = compute_due_at(notified_at, contract, details.get("service_code"))
     _check_belongs_to_client(contract, details.get("asset"), details.get("service_code"))
     if origin == Origin.MANUAL:
-        _check_complete_for_platform(contract, details.get("asset"), details.get("service_code"))
+        _check_complete(contract, details.get("asset"), details.get("service_code"))
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -201,6 +200,11 @@ def register_order(
     return order
 
 
+def _check_complete(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> None:
+    if reason := sharing.incomplete_for_platform(contract, asset, service_code):
+        raise ServiceError(reason)
+
+
 def _check_belongs_to_client(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> None:
     if asset is not None and asset.client_id != contract.client_id:
         raise ServiceError("Cet élément de patrimoine n'appartient pas au client du marché.")
@@ -208,48 +212,8 @@ def _check_belongs_to_client(contract: Contract, asset: Asset | None, service_co
         raise ServiceError("Ce code prestation n'appartient pas au marché de la commande.")
 
 
-# What the client's platform refuses an order's logs without (location.assetReference, serviceCode).
-PLATFORM_REQUIRED = {"asset": "élément de patrimoine", "service_code": "code prestation"}
-
-
-def missing_for_platform(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> list[str]:
-    """The fields of PLATFORM_REQUIRED an order of `contract` lacks, when its
-    client's changes are relayed to a platform (none otherwise). Office staff
-    cannot save such an order: the platform would refuse its first log."""
-    if outbox.connection_for_client(contract.client_id) is None:
-        return []
-    values = {"asset": asset, "service_code": service_code}
-    return [name for name in PLATFORM_REQUIRED if values[name] is None]
-
-
-def platform_requirement_message(contract: Contract, name: str) -> str:
-    """The form's error on the missing field `name` (see missing_for_platform)."""
-    platform = f"la plateforme du client (marché {contract.reference})"
-    return f"Obligatoire : {platform} refuse une commande sans {PLATFORM_REQUIRED[name]}."
-
-
-def _check_complete_for_platform(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> None:
-    missing = missing_for_platform(contract, asset, service_code)
-    if missing:
-        names = " ni ".join(PLATFORM_REQUIRED[name] for name in missing)
-        raise ServiceError(
-            f"La plateforme du client (marché {contract.reference}) refuse une commande sans {names} : "
-            "complétez la commande."
-        )
-
-
 def _field_name(model: type[Order] | type[OrderLine], name: str) -> str:
     return str(getattr(model._meta.get_field(name), "verbose_name", name))
-
-
-def _describe(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, date):
-        return format_date(value)
-    return str(value)
 
 
 @transaction.atomic
@@ -264,14 +228,15 @@ def update_order_details(
     changed = {name: value for name, value in changes.items() if getattr(locked, name) != value}
     if not changed:
         return None
-    _check_belongs_to_client(
-        locked.contract, changed.get("asset", locked.asset), changed.get("service_code", locked.service_code)
-    )
+    asset, service_code = changed.get("asset", locked.asset), changed.get("service_code", locked.service_code)
+    _check_belongs_to_client(locked.contract, asset, service_code)
+    if {"asset", "service_code"} & {name for name, value in changed.items() if value is None}:
+        _check_complete(locked.contract, asset, service_code)
     if "notified_at" in changed and "due_at" not in changes:
         changed["due_at"] = compute_due_at(
             changed["notified_at"], locked.contract, changed.get("service_code", locked.service_code)
         )
-    before = {name: _describe(getattr(locked, name)) for name in changed}
+    before = {name: describe(getattr(locked, name)) for name in changed}
     Order.objects.filter(pk=locked.pk).update(updated_at=timezone.now(), **changed)
     order.refresh_from_db()
     names = ", ".join(_field_name(Order, name) for name in changed)
@@ -281,7 +246,7 @@ def update_order_details(
         label=f"Commande modifiée : {names}",
         actor=actor,
         at=at,
-        data={name: {"avant": before[name], "après": _describe(getattr(order, name))} for name in changed},
+        data={name: {"avant": before[name], "après": describe(getattr(order, name))} for name in changed},
     )
 
 

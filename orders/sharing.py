@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from orders.models import Document, Order, OrderEvent, Origin
+from portal.models import Asset, Contract, ServiceCode
 from portal.relay import mapping, outbox
 from portal.relay.models import MessageKind, OutboxMessage
 
@@ -197,3 +198,37 @@ def rebuild_log(message: OutboxMessage, logged_at: datetime) -> dict[str, Any] |
         if message.payload.get(name):
             rebuilt[name] = message.payload[name]
     return rebuilt
+
+
+# --- What the platform requires of an order ------------------------------------------
+
+# What the client's platform refuses an order's logs without (location.assetReference, serviceCode).
+PLATFORM_REQUIRED = {"asset": "élément de patrimoine", "service_code": "code prestation"}
+
+
+def missing_for_platform(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> list[str]:
+    """The fields of PLATFORM_REQUIRED an order of `contract` lacks, when its
+    client's changes are relayed to a platform (none otherwise). Office staff
+    cannot save such an order: the platform would refuse its first log."""
+    if outbox.connection_for_client(contract.client_id) is None:
+        return []
+    values = {"asset": asset, "service_code": service_code}
+    return [name for name in PLATFORM_REQUIRED if values[name] is None]
+
+
+def platform_requirement_message(contract: Contract, name: str) -> str:
+    """The form's error on the missing field `name` (see missing_for_platform)."""
+    platform = f"la plateforme du client (marché {contract.reference})"
+    return f"Obligatoire : {platform} refuse une commande sans {PLATFORM_REQUIRED[name]}."
+
+
+def incomplete_for_platform(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> str:
+    """Why the client's platform would refuse such an order (French), or ""."""
+    missing = missing_for_platform(contract, asset, service_code)
+    if not missing:
+        return ""
+    names = " ni ".join(PLATFORM_REQUIRED[name] for name in missing)
+    return (
+        f"La plateforme du client (marché {contract.reference}) refuse une commande sans {names} : "
+        "complétez la commande."
+    )

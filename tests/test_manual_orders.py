@@ -130,3 +130,13 @@ def test_the_service_takes_what_the_platform_itself_sent(outbox_connection, cont
     order = services.register_order(contract=contract, reference="OPH57_PLATEFORME", actor=None, origin="platform")
 
     assert (order.asset, order.service_code) == (None, None)
+
+
+def test_the_service_refuses_an_edit_that_takes_away_what_the_platform_requires(outbox_connection, order, supervisor):
+    """Whatever page edits the order (the admin, the supervisor's corrections), the
+    service itself keeps a connected order complete."""
+    with pytest.raises(services.ServiceError, match="refuse une commande sans élément de patrimoine"):
+        services.update_order_details(order, actor=supervisor, changes={"asset": None})
+    order.refresh_from_db()
+    assert order.asset is not None
+    assert services.update_order_details(order, actor=supervisor, changes={"description": "Fuite"}) is not None
