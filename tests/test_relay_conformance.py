@@ -29,9 +29,8 @@ from portal.models import Role
 from portal.relay import inbound, tasks
 from portal.relay.delivery import due_messages
 from portal.relay.models import InboundNotification, MessageStatus, OutboxMessage
-from portal.sandbox.models import Asset as PlatformAsset
-from portal.sandbox.models import Contract as PlatformContract
 from tests.conftest import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, make_user
+from tests.test_relay_sandbox import request_form
 
 pytestmark = pytest.mark.usefixtures("database_before_the_live_server")
 
@@ -120,21 +119,7 @@ def received_logs(platform: str, reference: str) -> list[dict]:
 
 def the_manager_requests(client, live_server) -> Order:
     """A request created on the platform, arrived as an order by its webhook."""
-    form = {
-        "contract": PlatformContract.objects.get(reference=CONTRACT).pk,
-        "service_code": "PLB-FUITE",
-        "description": "Fuite sous l'évier de la cuisine",
-        "work_type": "corrective",
-        "critical_level": "3",
-        "asset": PlatformAsset.objects.get(code="LGT-0415").pk,
-        "occupant_title": "Mme",
-        "occupant_first_name": "Claire",
-        "occupant_last_name": "Martin",
-        "occupant_home_phone": "03 87 00 00 00",
-        "occupant_mobile_phone": "06 12 34 56 78",
-        "occupant_email": "claire.martin@example.fr",
-        "requester_name": "Sophie Bernard",
-    }
+    form = request_form(description="Fuite sous l'évier de la cuisine")
     host = {"host": live_server.url.removeprefix("http://")}
     response = client.post("/sandbox/nouvelle-demande/", form, headers=host)
     assert response.status_code == HTTPStatus.FOUND
