@@ -17,6 +17,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from orders import deadlines
+from orders.formatting import format_deadline
 from orders.queries import OrderQuerySet, line_total
 from orders.states import (
     CLOSE_OUTCOME_LABELS,
@@ -97,6 +99,19 @@ class Order(models.Model):
     invoice_number = models.CharField("n° de facture", max_length=50, blank=True)
     close_outcome = models.CharField("issue", max_length=30, blank=True, choices=list(CLOSE_OUTCOME_LABELS.items()))
     cancel_reason = models.TextField("motif d'annulation", blank=True)
+    clock_stopped_on = models.DateField(
+        "délai arrêté depuis",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Une suspension ou un sursis de l'acheteur est en cours depuis cette date (CCAG-MI art. 24, 30.5).",
+    )
+    late_whole_unusable = models.BooleanField(
+        "le retard rend l'ensemble inutilisable",
+        default=False,
+        help_text="Pénalités de retard sur la valeur de toute la commande, et non de la seule partie en retard "
+        "(CCAG-MI art. 15.1).",
+    )
 
     technician = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -178,6 +193,25 @@ class Order(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def department(self) -> str | None:
+        """Where the works are done: whose public holidays count (CCAG-MI §3.2.4)."""
+        return deadlines.department_of(self.asset.postcode) if self.asset_id and self.asset else None
+
+    @property
+    def due_label(self) -> str:
+        """`22/04/2025 à minuit`: the due date as people read it (a period in days ends with its last day)."""
+        return format_deadline(self.due_at, short=True) if self.due_at else "—"
+
+    @property
+    def due_label_long(self) -> str:
+        return format_deadline(self.due_at) if self.due_at else "—"
+
+    @property
+    def deadline(self) -> deadlines.Deadline | None:
+        """The execution period's end as a Deadline (its last day, and the instant after)."""
+        return deadlines.deadline_of(self.due_at) if self.due_at else None
 
     def value_excl_vat(self) -> Decimal:
         """The order's value: the sum of its lines, excluding VAT (as the
@@ -557,10 +591,6 @@ class ExtensionRequest(models.Model):
                 ),
                 name="%(app_label)s_%(class)s_answer_consistent",
             ),
-            # One question at a time: the buyer answers it before another is asked.
-            models.UniqueConstraint(
-                fields=["order"], condition=Q(decision="pending"), name="%(app_label)s_%(class)s_one_pending"
-            ),
         ]
 
     def __str__(self) -> str:
@@ -569,3 +599,105 @@ class ExtensionRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.decision == ExtensionDecision.PENDING
+
+    @property
+    def due_after_label(self) -> str:
+        return format_deadline(self.due_at_after) if self.due_at_after else "—"
+
+
+# --- The buyer's decisions: suspensions and *sursis*, admission (CCAG-MI §24, §30.5, §33-34) ---
+# Written by `orders.buyer`; `orders.admission` reads them.
+
+
+class StopKind(models.TextChoices):
+    SUSPENSION = "suspension", "Suspension prononcée par l'acheteur (art. 24)"
+    SURSIS = "sursis", "Sursis accordé par l'acheteur (art. 30.5)"
+
+
+class BuyerStop(models.Model):
+    """A suspension of the services (§24) or a *sursis* (§30.5) the buyer
+    decided: while it lasts, the execution period's clock stops; when it ends,
+    the due date moves by its length (§30.6 "pour un temps égal à sa durée")."""
+
+    order = models.ForeignKey(Order, models.CASCADE, related_name="buyer_stops", verbose_name="commande")
+    kind = models.CharField("nature", max_length=20, choices=StopKind)
+    starts_on = models.DateField("du")
+    ends_on = models.DateField("au", null=True, blank=True, help_text="Vide tant qu'elle dure.")
+    reason = models.CharField("motif", max_length=200)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="par"
+    )
+    recorded_at = models.DateTimeField("enregistrée le", default=timezone.now)
+    due_at_before = models.DateTimeField("échéance avant", null=True, blank=True)
+    due_at_after = models.DateTimeField("échéance après", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "suspension ou sursis de l'acheteur"
+        verbose_name_plural = "suspensions et sursis de l'acheteur"
+        ordering = ["order", "starts_on", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=StopKind.values), name="%(app_label)s_%(class)s_kind_valid"),
+            models.CheckConstraint(condition=~Q(reason=""), name="%(app_label)s_%(class)s_has_reason"),
+            models.CheckConstraint(
+                condition=Q(ends_on__isnull=True) | Q(ends_on__gte=F("starts_on")),
+                name="%(app_label)s_%(class)s_ends_after_start",
+            ),
+            # One stop at a time per order: the clock cannot be stopped twice.
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(ends_on__isnull=True), name="%(app_label)s_%(class)s_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} : {self.order}"
+
+    @property
+    def days(self) -> int | None:
+        return (self.ends_on - self.starts_on).days if self.ends_on else None
+
+
+class AdmissionKind(models.TextChoices):
+    PRESENTED = "presented", "Prestations présentées à nouveau"
+    ADMITTED = "admitted", "Admission"
+    ADJOURNED = "adjourned", "Ajournement"
+    ADJOURNMENT_ACCEPTED = "adjournment_accepted", "Ajournement accepté par le titulaire"
+    REJECTED = "rejected", "Rejet"
+
+
+class AdmissionSource(models.TextChoices):
+    PLATFORM = "platform", "Plateforme du client"
+    OFFICE = "office", "Saisie du bureau"
+
+
+class AdmissionStep(models.Model):
+    """A step of the admission of an order's works after they ended (§33-34):
+    the buyer's decision (admission, adjournment, rejection) on the date it was
+    notified, or the contractor's (accepting an adjournment, presenting again).
+    Tacit admission is never written: `orders.admission` infers it from the
+    silence past the verification period."""
+
+    order = models.ForeignKey(Order, models.CASCADE, related_name="admission_steps", verbose_name="commande")
+    kind = models.CharField("étape", max_length=30, choices=AdmissionKind)
+    on = models.DateField("le", help_text="Date de notification de la décision, ou de la présentation.")
+    source = models.CharField("origine", max_length=20, choices=AdmissionSource, default=AdmissionSource.OFFICE)
+    note = models.CharField("précision", max_length=200, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="par"
+    )
+    recorded_at = models.DateTimeField("enregistrée le", default=timezone.now)
+
+    class Meta:
+        verbose_name = "étape de l'admission"
+        verbose_name_plural = "étapes de l'admission"
+        ordering = ["order", "on", "recorded_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=AdmissionKind.values), name="%(app_label)s_%(class)s_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=AdmissionSource.values), name="%(app_label)s_%(class)s_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} le {self.on:%d/%m/%Y} : {self.order}"

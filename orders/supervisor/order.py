@@ -81,25 +81,32 @@ def _state_buttons(order: Order, refused: RefusedForm | None) -> list[actions.Ac
 
 
 def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: RefusedForm | None) -> dict[str, Any]:
-    """Observations and extensions: the forms, and the deadlines that govern them."""
-    observation_deadline = deadlines.observation_deadline(order.received_at)
-    pending = next((extension for extension in extensions if extension.is_pending), None)
+    """Observations and extensions: the forms, and the deadlines that govern them.
+    Several extension requests may wait for the buyer at once (one per cause, §14.3.2)."""
+    observation_deadline = deadlines.observation_deadline(order.received_at, order.department)
+    pending = [
+        (
+            extension,
+            deadlines.extension_answer_deadline(extension.requested_at, order.department),
+            _refused_or(
+                refused,
+                f"answer-{extension.pk}",
+                lambda extension=extension: extension_answer_form(extension_pk=extension.pk),
+            ),
+        )
+        for extension in extensions
+        if extension.is_pending
+    ]
     in_period = order.state in WORK_STATES and order.due_at is not None
     expired = in_period and now >= order.due_at
     return {
         "observation_deadline": observation_deadline,
         "observation_open": observation_deadline.is_open(now) and order.state != "cancelled",
         "observation_days_left": observation_deadline.days_left(now),
-        "pending_extension": pending,
-        "answer_deadline": deadlines.extension_answer_deadline(pending.requested_at) if pending else None,
-        "can_request_extension": in_period and not expired and pending is None,
-        "extension_expired": expired and pending is None,
+        "pending_extensions": pending,
+        "can_request_extension": in_period and not expired,
+        "extension_expired": expired,
         "extension_window_days": deadlines.EXTENSION_REQUEST_DAYS,
-        "answer_form": (
-            _refused_or(refused, f"answer-{pending.pk}", lambda: extension_answer_form(extension_pk=pending.pk))
-            if pending
-            else None
-        ),
     }
 
 
