@@ -47,6 +47,14 @@ urlpatterns = [
     ),
     path("pilotage/commandes/<int:pk>/observations/", order.supervisor_observation, name="supervisor_observation"),
     path("pilotage/commandes/<int:pk>/prolongations/", order.supervisor_extension, name="supervisor_extension"),
+    path("pilotage/commandes/<int:pk>/suspensions/", order.supervisor_stop, name="supervisor_stop"),
+    path(
+        "pilotage/commandes/<int:pk>/suspensions/<int:stop_pk>/reprise/",
+        order.supervisor_restart,
+        name="supervisor_restart",
+    ),
+    path("pilotage/commandes/<int:pk>/admission/", order.supervisor_admission, name="supervisor_admission"),
+    path("pilotage/commandes/<int:pk>/penalites/", order.supervisor_late_scope, name="supervisor_late_scope"),
     path(
         "pilotage/commandes/<int:pk>/prolongations/<int:extension_pk>/reponse/",
         order.supervisor_extension_answer,

@@ -205,6 +205,10 @@ class ExposureRow:
         return sum(1 for penalty in self.late.orders if not penalty.order.finished)
 
     @property
+    def finished_late_count(self) -> int:
+        return self.late.order_count - self.open_late_count
+
+    @property
     def sharing_terms(self) -> str:
         terms = sharing_terms(self.contract)
         return (

@@ -20,7 +20,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from orders import remedies
-from orders.models import CriticalLevel, Order, WorkType
+from orders.models import AdmissionKind, CriticalLevel, Order, StopKind, WorkType
 from orders.states import STATE_LABELS, State
 from portal.models import Asset, Client, Contract, PriceItem, Role, ServiceCode, User
 
@@ -407,3 +407,40 @@ class PlanningChangeForm(forms.Form):
         if start is not None and end is not None and end <= start:
             raise forms.ValidationError("La fin prévue doit être après le début prévu.")
         return cleaned
+
+
+# --- The buyer's decisions (orders.buyer) -------------------------------------------
+
+
+class BuyerStopForm(forms.Form):
+    """A suspension (§24) or a *sursis* (§30.5): the keyword arguments of `buyer.stop_clock`."""
+
+    kind = forms.ChoiceField(label="Décision de l'acheteur", choices=StopKind.choices, initial=StopKind.SUSPENSION)
+    starts_on = forms.DateField(
+        label="À compter du", widget=_date_input(), error_messages={"required": "Indiquez le premier jour d'arrêt."}
+    )
+    reason = forms.CharField(
+        label="Motif", max_length=200, error_messages={"required": "Indiquez le motif donné par l'acheteur."}
+    )
+
+
+class RestartForm(forms.Form):
+    ends_on = forms.DateField(
+        label="Reprise le", widget=_date_input(), error_messages={"required": "Indiquez le jour de la reprise."}
+    )
+
+
+class AdmissionStepForm(forms.Form):
+    """An admission step: the keyword arguments of `buyer.record_admission_step`."""
+
+    kind = forms.ChoiceField(label="Étape", choices=AdmissionKind.choices, initial=AdmissionKind.ADMITTED)
+    on = forms.DateField(
+        label="Notifiée le", widget=_date_input(), error_messages={"required": "Indiquez la date de la décision."}
+    )
+    note = forms.CharField(label="Précision", max_length=200, required=False)
+
+
+class LateScopeForm(forms.Form):
+    whole_unusable = forms.BooleanField(
+        label="Le retard d'une partie rend l'ensemble inutilisable (pénalités sur toute la commande)", required=False
+    )

@@ -27,19 +27,23 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import actions, deadlines, formatting, remedies, services
+from orders import actions, buyer, deadlines, formatting, remedies, services
 from orders.access import get_order_for
 from orders.models import ExtensionDecision, ExtensionRequest, Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action
 from orders.supervisor import timeline
 from orders.supervisor.forms import (
+    AdmissionStepForm,
     AssignForm,
+    BuyerStopForm,
     DetailsForm,
     ExtensionRequestForm,
+    LateScopeForm,
     LineEditForm,
     NewLineForm,
     ObservationForm,
+    RestartForm,
     extension_answer_form,
 )
 from portal.access import role_required
@@ -110,6 +114,26 @@ def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: R
     }
 
 
+def _buyer(order: Order, now: Any, refused: RefusedForm | None) -> dict[str, Any]:
+    """The buyer's decisions: suspensions and sursis (§24, §30.5), admission (§33-34), the scope of V (§15.1)."""
+    stops = list(order.buyer_stops.all())
+    steps = list(order.admission_steps.all())
+    open_stop = next((stop for stop in stops if stop.ends_on is None), None)
+    return {
+        "stops": stops,
+        "open_stop": open_stop,
+        "stop_form": _refused_or(refused, "stop", lambda: BuyerStopForm(auto_id="stop-%s")),
+        "restart_form": _refused_or(refused, "restart", lambda: RestartForm(auto_id="restart-%s")),
+        "can_stop": order.state in WORK_STATES and order.due_at is not None and open_stop is None,
+        "admission_steps": steps,
+        "admission": buyer.status_of(order, timezone.localdate(now), steps),
+        "admission_form": _refused_or(refused, "admission", lambda: AdmissionStepForm(auto_id="admission-%s")),
+        "scope_form": _refused_or(
+            refused, "scope", lambda: LateScopeForm(initial={"whole_unusable": order.late_whole_unusable})
+        ),
+    }
+
+
 def _refused_or(refused: RefusedForm | None, key: str, make: Callable[[], forms.Form]) -> forms.Form:
     return refused.form if refused is not None and refused.key == key else make()
 
@@ -156,6 +180,7 @@ def _context(order: Order, *, notice: str = "", refused: RefusedForm | None = No
         "extensions": extensions,
         "extension_form": _refused_or(refused, "extension", lambda: ExtensionRequestForm(auto_id="extension-%s")),
         **_ccag(order, extensions, now, refused),
+        **_buyer(order, now, refused),
         "timeline": timeline.build(order, now=now),
         # The rejected message whose resend or abandon was refused, to show its form's errors.
         "refused_message": int(refused.key.removeprefix("message-"))
@@ -321,11 +346,62 @@ def supervisor_extension_answer(request: HttpRequest, pk: int, extension_pk: int
     def apply(data: dict[str, Any]) -> str:
         answered = remedies.answer_extension(extension, actor=request.user, **data)
         if answered.decision == ExtensionDecision.GRANTED:
-            due = formatting.format_datetime(answered.due_at_after)
+            due = formatting.format_deadline(answered.due_at_after)
             return f"Prolongation accordée : {answered.granted_days} jour(s), nouvelle échéance le {due}."
         return "Refus de la prolongation enregistré : l'échéance reste inchangée."
 
     return _change(request, order, f"answer-{extension.pk}", form, apply, anchor="ccag")
+
+
+@supervisors
+@require_POST
+def supervisor_stop(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        stop = buyer.stop_clock(order, actor=request.user, **data)
+        return f"{stop.get_kind_display()} enregistré(e) : le délai d'exécution est arrêté."
+
+    return _change(request, order, "stop", BuyerStopForm(request.POST, auto_id="stop-%s"), apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_restart(request: HttpRequest, pk: int, stop_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    stop = get_object_or_404(order.buyer_stops, pk=stop_pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        ended = buyer.restart_clock(stop, actor=request.user, **data)
+        due = formatting.format_deadline(ended.due_at_after) if ended.due_at_after else "—"
+        return f"Reprise enregistrée : {ended.days} jour(s) d'arrêt, nouvelle échéance le {due}."
+
+    return _change(request, order, "restart", RestartForm(request.POST, auto_id="restart-%s"), apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_admission(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    form = AdmissionStepForm(request.POST, auto_id="admission-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        step = buyer.record_admission_step(order, actor=request.user, **data)
+        return f"{step.get_kind_display()} enregistré(e)."
+
+    return _change(request, order, "admission", form, apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_late_scope(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        buyer.set_late_scope(order, actor=request.user, **data)
+        return "Valeur retenue pour les pénalités de retard enregistrée."
+
+    return _change(request, order, "scope", LateScopeForm(request.POST), apply, anchor="acheteur")
 
 
 @supervisors
@@ -353,7 +429,9 @@ def supervisor_abandon(request: HttpRequest, pk: int, message_pk: int) -> HttpRe
     message = get_object_or_404(OutboxMessage, pk=message_pk, order=order)
 
     def apply(data: dict[str, Any]) -> str:
-        relay_services.cancel_message(message, actor=request.user, reason=data["note"])
+        relay_services.cancel_message(
+            message, actor=request.user, reason=data["note"], entered_by_hand_at=data.get("entered_by_hand_at")
+        )
         return f"Message n° {message.sequence} abandonné : les suivants de la commande peuvent partir."
 
     form = ResolveForm(request.POST, auto_id=f"message-{message.pk}-%s")

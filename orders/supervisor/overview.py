@@ -31,7 +31,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import deadlines, durations, penalties
+from orders import admission, buyer, deadlines, durations, penalties
 from orders.models import Order
 from orders.states import STATE_LABELS, State
 from orders.supervisor import exposure
@@ -197,6 +197,31 @@ def _late_url(contract_id: int) -> str:
     return list_url(retard="oui", marche=contract_id)
 
 
+# --- Admission of finished works (CCAG-MI §33-34) ------------------------------------
+
+
+@dataclass(frozen=True)
+class AdmissionRow:
+    order: Order
+    status: admission.AdmissionStatus
+
+
+def admissions(orders: QuerySet[Order], now: datetime) -> list[AdmissionRow]:
+    """Finished works not received yet, with where their admission stands: the
+    buyer's countdown, tacit admission (with its date of effect), adjournment.
+    Two queries: the orders, and their admission steps."""
+    today = timezone.localdate(now)
+    finished = (
+        orders.filter(state=State.FINISHED, actual_end__isnull=False)
+        .select_related("contract__client", "asset")
+        .prefetch_related("admission_steps")
+        .order_by("actual_end", "pk")
+    )
+    rows = [AdmissionRow(order, buyer.status_of(order, today, list(order.admission_steps.all()))) for order in finished]
+    # The open countdowns first (the most urgent first), then what is settled.
+    return sorted(rows, key=lambda row: (row.status.days_left is None, row.status.days_left or 0))
+
+
 # --- Today's appointments, by technician -------------------------------------------
 
 
@@ -269,6 +294,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "health": health,
         "relay": relay_summary(health),
         "visits": todays_visits(orders, now),
+        "admissions": admissions(orders, now),
         "today": timezone.localdate(now),
     }
     return render(request, "orders/overview.html", context)

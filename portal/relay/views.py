@@ -108,7 +108,8 @@ def resolve_message(request: HttpRequest, message_id: int, action: str) -> HttpR
             services.resend_message(message, actor=request.user, note=note)
             messages.success(request, f"Message de la commande {message.order} renvoyé.")
         else:
-            services.cancel_message(message, actor=request.user, reason=note)
+            entered_at = form.cleaned_data.get("entered_by_hand_at") if form.is_valid() else None
+            services.cancel_message(message, actor=request.user, reason=note, entered_by_hand_at=entered_at)
             messages.warning(request, f"Message de la commande {message.order} abandonné.")
     except Refused as error:
         messages.error(request, str(error))
