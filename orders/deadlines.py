@@ -48,6 +48,7 @@ import holidays
 DUE_SOON = timedelta(hours=48)
 
 PARIS = ZoneInfo("Europe/Paris")
+UTC = ZoneInfo("UTC")
 INSTANT = timedelta(microseconds=1)
 HOUR = timedelta(hours=1)
 
@@ -160,11 +161,10 @@ def period_in_months(fact: date, months: int, department: str | None = None) -> 
 def period_in_hours(moment: datetime, hours: int) -> Deadline:
     """A period of `hours` hours from `moment` (§3.2.1): it starts at the next
     full hour, Paris time, and ends `hours` hours later."""
-    local = moment.astimezone(PARIS)
-    start = local.replace(minute=0, second=0, microsecond=0) + HOUR
-    # Hours are real hours: a change of time inside the period does not move its end.
-    ends_at = (start.astimezone(ZoneInfo("UTC")) + timedelta(hours=hours)).astimezone(PARIS)
-    return deadline_of(ends_at)
+    # In UTC: hours are real hours, whatever change of time falls inside the
+    # period (Paris is a whole number of hours from UTC, so full hours agree).
+    start = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + HOUR
+    return deadline_of((start + timedelta(hours=hours)).astimezone(PARIS))
 
 
 def execution_period(
@@ -187,7 +187,7 @@ def extended(ends_at: datetime, days: int, department: str | None = None) -> Dea
     deadline = deadline_of(ends_at)
     if deadline.at_midnight:
         return period(deadline.last_day, days, department)
-    return deadline_of(ends_at + timedelta(days=days))
+    return deadline_of(ends_at.astimezone(PARIS) + timedelta(days=days))  # the same Paris hour
 
 
 def days_late(ends_at: datetime | None, until: datetime) -> int:
