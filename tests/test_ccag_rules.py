@@ -304,8 +304,12 @@ def test_silence_after_an_adjournment_ends_in_a_rejection_and_a_rejection_means_
 # --- Properties of §3.2 ----------------------------------------------------------------------
 
 DEPARTMENTS = st.sampled_from([None, "57", "67", "68", "75", "974"])
+# Hypothesis wants naive bounds, and attaches the time zone itself.
 MOMENTS = st.datetimes(
-    min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(PARIS), allow_imaginary=False
+    min_value=datetime(2024, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2030, 12, 31),  # noqa: DTZ001
+    timezones=st.just(PARIS),
+    allow_imaginary=False,
 )
 
 
