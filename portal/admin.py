@@ -183,6 +183,7 @@ class ContractAdmin(admin.ModelAdmin):
         ("starts_on", "ends_on"),
         "default_delay_days",
         "billing_account",
+        "buyer_representative",
         "active",
         ("late_penalty_divisor", "late_penalty_per_day"),
         ("late_penalty_cap_percent", "late_penalty_exemption"),

@@ -167,6 +167,13 @@ class Contract(models.Model):
         verbose_name="compte de facturation",
     )
     active = models.BooleanField("actif", default=True)
+    buyer_representative = models.CharField(
+        "représentant de l'acheteur",
+        max_length=200,
+        blank=True,
+        help_text="La personne qui représente l'acheteur pour l'exécution du marché (CCAG-MI art. 3.3) : "
+        "les courriers lui sont adressés.",
+    )
     # Late penalties (CCAG-MI art. 15, unless the CCAP says otherwise).
     late_penalty_divisor = models.PositiveIntegerField(
         "diviseur des pénalités de retard",

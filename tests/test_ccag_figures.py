@@ -4,6 +4,7 @@ numbered cases of the issue, each worked out by hand from the CCAG-MI 2021 (seed
 
 from __future__ import annotations
 
+import io
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from html import unescape
@@ -11,9 +12,11 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
+from django.utils import timezone
+from pypdf import PdfReader
 
-from orders import buyer, deadlines, remedies, services
-from orders.models import AdmissionStep, BuyerStop, Order
+from orders import buyer, deadlines, letters, remedies, services, tasks
+from orders.models import AdmissionStep, BuyerStop, Letter, Order
 from orders.states import State
 from portal.relay import services as relay_services
 from portal.relay.models import Breach, Connection, ConnectionKind, MessageKind, MessageStatus, OutboxMessage
@@ -464,4 +467,122 @@ def test_technicians_and_visitors_cannot_record_the_buyers_decisions(client, tec
         assert response.url.startswith("/connexion/")
     client.force_login(technician)
     for url in urls:
+        assert client.post(url, {}).status_code == HTTPStatus.FORBIDDEN
+
+
+# --- 10. The buyer's notices as letters, with proof of their dates ------------------------------
+
+
+def pdf_text(letter) -> str:
+    with letter.pdf.open("rb") as stream:
+        reader = PdfReader(io.BytesIO(stream.read()))
+    return " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def test_observations_from_the_page_become_a_french_letter_to_the_buyers_representative(
+    client, supervisor, contract, paris_asset, media, django_capture_on_commit_callbacks
+):
+    """§3.7.2 with §3.3: the observations go to the platform as a log and to the
+    representative as a PDF letter; the office then notes when it was sent and
+    received, from the acknowledgement."""
+    contract.buyer_representative = "Mme Claire Fontaine, responsable de la maintenance"
+    contract.save()
+    order = services.register_order(
+        contract=contract, reference="BC-COURRIER", actor=None, notified_at=paris(2026, 11, 16, 9, 0), asset=paris_asset
+    )
+    client.force_login(supervisor)
+    with time_machine.travel(paris(2026, 11, 20, 10, 0), tick=False):
+        with django_capture_on_commit_callbacks() as callbacks:
+            response = client.post(
+                f"/pilotage/commandes/{order.pk}/observations/", {"text": "Le robinet prescrit n'est plus fabriqué."}
+            )
+        assert response.status_code == HTTPStatus.FOUND
+        [letter] = Letter.objects.all()
+        assert len(callbacks) >= 1
+        assert tasks.render_letter_pdf(letter.pk) == "done"
+        letter.refresh_from_db()
+        text = pdf_text(letter)
+        assert "Mme Claire Fontaine, responsable de la maintenance, Office Public de l'Habitat de Metz" in text
+        assert "Objet : Observations sur le bon de commande (CCAG-MI art. 3.7.2)" in text
+        assert "Le robinet prescrit n'est plus fabriqué." in text
+        assert "Bon de commande : BC-COURRIER" in text
+        assert "20 novembre 2026" in text
+        pdf = client.get(f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}.pdf")
+        assert pdf.status_code == HTTPStatus.OK and pdf["Content-Type"] == "application/pdf"
+        assert b"".join(pdf.streaming_content).startswith(b"%PDF")
+        pdf.close()
+
+        dates = f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}/dates/"
+        response = client.post(dates, {"sent_on": "2026-11-20", "received_on": "2026-11-19"})
+        assert "La date de réception doit être entre la date d'envoi et aujourd'hui." in unescape(
+            response.content.decode()
+        )
+        response = client.post(dates, {"sent_on": "2026-11-20", "received_on": "2026-11-20"})
+        assert response.status_code == HTTPStatus.FOUND
+    letter.refresh_from_db()
+    assert (letter.sent_on, letter.received_on) == (date(2026, 11, 20), date(2026, 11, 20))
+
+
+def test_an_extension_request_gets_its_letter_with_the_period_and_the_days_asked(
+    contract, paris_asset, supervisor, media
+):
+    order = services.register_order(
+        contract=contract, reference="BC-PROLONG", actor=None, notified_at=paris(2026, 11, 2, 9, 0), asset=paris_asset
+    )
+    with time_machine.travel(paris(2026, 11, 10, 9, 0), tick=False):
+        letter = letters.ask_extension(
+            order, actor=supervisor, cause="Pièce en rupture", cause_date=date(2026, 11, 9), days=6
+        )
+    assert letter.extension.days == 6
+    assert "qui expire le 17 novembre 2026 à minuit" in letter.body
+    assert "prolonger ce délai de 6 jours" in letter.body
+    assert tasks.render_letter_pdf(letter.pk) == "done"
+    assert tasks.render_letter_pdf(letter.pk) == "nothing to do"
+
+
+def test_the_answer_to_a_penalty_notice_is_due_within_fifteen_days_of_its_receipt(
+    client, office, contract, paris_asset, media
+):
+    """§15.1: an invitation received Mon 2 Nov 2026: 15 days → Tue 17 Nov at midnight."""
+    order = services.register_order(contract=contract, reference="BC-PENAL", actor=None, asset=paris_asset)
+    client.force_login(office)
+    url = f"/pilotage/commandes/{order.pk}/penalites/observations/"
+    with time_machine.travel(paris(2026, 11, 18, 0, 5), tick=False):
+        response = client.post(url, {"notice_received_on": "2026-11-02", "text": "Retard dû à l'accès refusé."})
+    assert "a expiré le 17 novembre 2026 à minuit (CCAG-MI art. 15.1)" in unescape(response.content.decode())
+    with time_machine.travel(paris(2026, 11, 17, 23, 55), tick=False):
+        response = client.post(url, {"notice_received_on": "2026-11-02", "text": "Retard dû à l'accès refusé."})
+    assert response.status_code == HTTPStatus.FOUND
+    letter = Letter.objects.get()
+    assert (letter.kind, letter.notice_received_on) == ("penalty_answer", date(2026, 11, 2))
+    assert order.events.filter(kind="penalty_answer").exists()
+    assert not OutboxMessage.objects.filter(order=order, event__kind="penalty_answer").exists()
+    assert tasks.render_letter_pdf(letter.pk) == "done"
+    letter.refresh_from_db()
+    assert "Votre invitation à présenter nos observations, reçue le : 2 novembre 2026" in pdf_text(letter)
+
+
+def test_outsiders_cannot_read_or_date_the_letters(client, technician, contract, supervisor, paris_asset, media):
+    order = services.register_order(contract=contract, reference="BC-SECRET", actor=None, asset=paris_asset)
+    with time_machine.travel(timezone.now(), tick=False):
+        letter = letters.send_observations(order, actor=supervisor, text="Observations")
+    tasks.render_letter_pdf(letter.pk)
+    urls = [
+        f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}.pdf",
+        f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}/dates/",
+        f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}/produire/",
+        f"/pilotage/commandes/{order.pk}/penalites/observations/",
+    ]
+    for url in urls:
+        response = client.post(url, {}) if not url.endswith(".pdf") else client.get(url)
+        assert response.status_code == HTTPStatus.FOUND and response.url.startswith("/connexion/")
+    client.force_login(technician)
+    assert client.get(urls[0]).status_code == HTTPStatus.FORBIDDEN
+    for url in urls[1:]:
         assert client.post(url, {}).status_code == HTTPStatus.FORBIDDEN

@@ -444,3 +444,26 @@ class LateScopeForm(forms.Form):
     whole_unusable = forms.BooleanField(
         label="Le retard d'une partie rend l'ensemble inutilisable (pénalités sur toute la commande)", required=False
     )
+
+
+class LetterDatesForm(forms.Form):
+    """When a letter to the buyer went, and when the buyer received it (`letters.record_letter_dates`)."""
+
+    sent_on = forms.DateField(label="Envoyé le", widget=_date_input(), required=False)
+    received_on = forms.DateField(label="Reçu par l'acheteur le", widget=_date_input(), required=False)
+
+
+class PenaltyAnswerForm(forms.Form):
+    """The answer to a penalty notice (`letters.answer_penalty_notice`)."""
+
+    notice_received_on = forms.DateField(
+        label="Invitation de l'acheteur reçue le",
+        widget=_date_input(),
+        error_messages={"required": "Indiquez quand l'invitation de l'acheteur a été reçue."},
+    )
+    text = forms.CharField(
+        label="Vos observations sur les pénalités envisagées",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=5000,
+        error_messages={"required": "Écrivez vos observations sur les pénalités envisagées."},
+    )

@@ -21,13 +21,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import actions, buyer, deadlines, formatting, remedies, services
+from orders import actions, buyer, deadlines, formatting, letters, remedies, services
 from orders.access import get_order_for
 from orders.models import ExtensionDecision, ExtensionRequest, Order
 from orders.queries import is_late
@@ -40,9 +40,11 @@ from orders.supervisor.forms import (
     DetailsForm,
     ExtensionRequestForm,
     LateScopeForm,
+    LetterDatesForm,
     LineEditForm,
     NewLineForm,
     ObservationForm,
+    PenaltyAnswerForm,
     RestartForm,
     extension_answer_form,
 )
@@ -128,6 +130,21 @@ def _buyer(order: Order, now: Any, refused: RefusedForm | None) -> dict[str, Any
         "admission_steps": steps,
         "admission": buyer.status_of(order, timezone.localdate(now), steps),
         "admission_form": _refused_or(refused, "admission", lambda: AdmissionStepForm(auto_id="admission-%s")),
+        "letters": [
+            (
+                letter,
+                _refused_or(
+                    refused,
+                    f"letter-{letter.pk}",
+                    lambda letter=letter: LetterDatesForm(
+                        initial={"sent_on": letter.sent_on, "received_on": letter.received_on},
+                        auto_id=f"letter-{letter.pk}-%s",
+                    ),
+                ),
+            )
+            for letter in order.letters.all()
+        ],
+        "penalty_form": _refused_or(refused, "penalty", lambda: PenaltyAnswerForm(auto_id="penalty-%s")),
         "scope_form": _refused_or(
             refused, "scope", lambda: LateScopeForm(initial={"whole_unusable": order.late_whole_unusable})
         ),
@@ -317,8 +334,8 @@ def supervisor_observation(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_order_for(request, pk)
 
     def apply(data: dict[str, Any]) -> str:
-        remedies.raise_observation(order, actor=request.user, text=data["text"])
-        return "Observations enregistrées : elles sont transmises au client."
+        letters.send_observations(order, actor=request.user, text=data["text"])
+        return "Observations enregistrées : elles sont transmises au client, et leur courrier est en préparation."
 
     return _change(request, order, "observation", ObservationForm(request.POST), apply, anchor="ccag")
 
@@ -330,8 +347,9 @@ def supervisor_extension(request: HttpRequest, pk: int) -> HttpResponse:
     form = ExtensionRequestForm(request.POST, auto_id="extension-%s")
 
     def apply(data: dict[str, Any]) -> str:
-        extension = remedies.request_extension(order, actor=request.user, **data)
-        return f"Demande de prolongation de {extension.days} jour(s) enregistrée : elle est transmise au client."
+        extension = letters.ask_extension(order, actor=request.user, **data).extension
+        days = extension.days if extension else data["days"]
+        return f"Demande de prolongation de {days} jour(s) enregistrée : elle est transmise au client."
 
     return _change(request, order, "extension", form, apply, anchor="ccag")
 
@@ -402,6 +420,56 @@ def supervisor_late_scope(request: HttpRequest, pk: int) -> HttpResponse:
         return "Valeur retenue pour les pénalités de retard enregistrée."
 
     return _change(request, order, "scope", LateScopeForm(request.POST), apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_penalty_answer(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    form = PenaltyAnswerForm(request.POST, auto_id="penalty-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        letters.answer_penalty_notice(order, actor=request.user, **data)
+        return "Observations sur les pénalités enregistrées : leur courrier est en préparation."
+
+    return _change(request, order, "penalty", form, apply, anchor="courriers")
+
+
+@supervisors
+@require_POST
+def supervisor_letter_dates(request: HttpRequest, pk: int, letter_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    letter = get_object_or_404(order.letters, pk=letter_pk)
+    form = LetterDatesForm(request.POST, auto_id=f"letter-{letter.pk}-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        letters.record_letter_dates(letter, actor=request.user, **data)
+        return "Dates d'envoi et de réception du courrier enregistrées."
+
+    return _change(request, order, f"letter-{letter.pk}", form, apply, anchor="courriers")
+
+
+@supervisors
+@require_POST
+def supervisor_letter_render(request: HttpRequest, pk: int, letter_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    letter = get_object_or_404(order.letters, pk=letter_pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        letters.request_letter_pdf(letter)
+        return "PDF du courrier demandé à nouveau."
+
+    return _change(request, order, f"letter-{letter.pk}", forms.Form(request.POST), apply, anchor="courriers")
+
+
+@supervisors
+def supervisor_letter_pdf(request: HttpRequest, pk: int, letter_pk: int) -> HttpResponse:
+    """The letter's PDF, to those who may see the order (never from the static files)."""
+    order = get_order_for(request, pk)
+    letter = get_object_or_404(order.letters, pk=letter_pk)
+    if not letter.pdf:
+        raise Http404("Le PDF de ce courrier n'est pas encore prêt.")
+    return FileResponse(letter.pdf.open("rb"), content_type="application/pdf", filename=f"courrier-{letter.pk}.pdf")
 
 
 @supervisors
