@@ -147,6 +147,8 @@ class LateOrder:
     order_value: Decimal | None = None
     finished: bool = False
     whole_unusable: bool = False
+    last_day: date | None = None  # the period's last day, and the day R is counted to, to say so
+    until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,12 @@ def order_late_penalty(order: LateOrder, terms: PenaltyTerms = CCAG_TERMS) -> Or
             of = "de la valeur HT" if value == whole else f"de la valeur HT de la commande ({euros(whole)})"
             explanation += f", plafonné à {_percent(terms.cap_percent or Decimal(0))}{NBSP}% {of} : {euros(cap)}"
         explanation += "."
+    if days and order.last_day is not None and order.until is not None:
+        end = " (fin des travaux)" if order.finished else ""
+        explanation += (
+            f" Dernier jour du délai : {order.last_day:%d/%m/%Y} ; jours de retard comptés du "
+            f"{order.last_day + timedelta(days=1):%d/%m/%Y} au {order.until:%d/%m/%Y}{end} (CCAG-MI art. 3.2, 15.1)."
+        )
     return OrderLatePenalty(order=order, formula=formula, cap=cap, amount=amount, explanation=explanation)
 
 

@@ -116,7 +116,10 @@ def test_works_ending_seven_days_after_the_last_day_cost_seven_days(contract, si
         response, html = overview(signed_in)
     penalty = exposure_of(response, contract).late.orders[0]
     assert (penalty.order.key, penalty.order.days_late, penalty.amount) == (order.pk, 7, D("7.00"))
-    assert f"3{NB}000,00{NB}€ HT × 7{NB}j (arrêté à la fin des travaux) / 3000 = 7,00{NB}€." in html
+    assert (
+        f"3{NB}000,00{NB}€ HT × 7{NB}j (arrêté à la fin des travaux) / 3000 = 7,00{NB}€. Dernier jour du délai : "
+        "18/03/2025 ; jours de retard comptés du 19/03/2025 au 25/03/2025 (fin des travaux) (CCAG-MI art. 3.2, 15.1)."
+    ) in html
 
 
 def test_an_extension_may_be_asked_until_midnight_on_the_last_day(contract, paris_asset, supervisor):

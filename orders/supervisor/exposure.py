@@ -77,6 +77,8 @@ def late_order(order: Order, now: datetime) -> penalties.LateOrder:
         order_value=whole,
         finished=finished,
         whole_unusable=order.late_whole_unusable,
+        last_day=deadlines.expiry_day(order.due_at),
+        until=deadlines.local_date(until),
     )
 
 
