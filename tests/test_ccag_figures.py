@@ -589,3 +589,21 @@ def test_outsiders_cannot_read_or_date_the_letters(client, technician, contract,
     assert client.get(urls[0]).status_code == HTTPStatus.FORBIDDEN
     for url in urls[1:]:
         assert client.post(url, {}).status_code == HTTPStatus.FORBIDDEN
+
+
+def test_the_error_queue_gives_a_message_up_with_the_moment_it_was_typed_by_hand(client, office, contract, link):
+    """From /relais/erreurs/: refused at 09:05 on 3 Nov 2026, typed by hand at 11:00
+    (1 h 45 past the 15 minutes: one started day, 150,00 €); a bad date is refused in French."""
+    order = factories.an_order(contract, "BC-FILE")
+    message = a_message(order, link, created_at=paris(2026, 11, 3, 9, 0), status=MessageStatus.REJECTED)
+    client.force_login(office)
+    url = f"/relais/erreurs/{message.pk}/abandonner/"
+    with time_machine.travel(paris(2026, 11, 3, 12, 0), tick=False):
+        response = client.post(url, {"note": "Saisi à la main", "entered_by_hand_at": "hier"}, follow=True)
+        assert "Saisi à la main sur la plateforme le : " in unescape(response.content.decode())
+        message.refresh_from_db()
+        assert message.status == MessageStatus.REJECTED
+        response = client.post(url, {"note": "Saisi à la main", "entered_by_hand_at": "2026-11-03T11:00"})
+    assert response.status_code == HTTPStatus.FOUND
+    breach = Breach.objects.get()
+    assert (breach.entered_by_hand_at, breach.delay_seconds) == (paris(2026, 11, 3, 11, 0), 2 * 3600)
