@@ -518,8 +518,8 @@ def test_observations_from_the_page_become_a_french_letter_to_the_buyers_represe
         assert "20 novembre 2026" in text
         pdf = client.get(f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}.pdf")
         assert pdf.status_code == HTTPStatus.OK and pdf["Content-Type"] == "application/pdf"
+        # Reading the stream to its end closes it as a server would (see test_documents).
         assert b"".join(pdf.streaming_content).startswith(b"%PDF")
-        pdf.close()
 
         dates = f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}/dates/"
         response = client.post(dates, {"sent_on": "2026-11-20", "received_on": "2026-11-19"})
