@@ -141,22 +141,22 @@ def admission_status(
         return _adjourned(adjourned, accepted, today, department)
     verification = period(presented, verification_days, department)
     since = (
-        f"présentées à nouveau le {_fmt(presented)} (CCAG-MI art. 34.2.2)"
+        f"Prestations présentées à nouveau le {_fmt(presented)} (CCAG-MI art. 34.2.2)"
         if again
-        else f"travaux terminés le {_fmt(presented)}"
+        else f"Travaux terminés le {_fmt(presented)}"
     )
     if today > verification.last_day:
         return AdmissionStatus(
             Status.TACITLY_ADMITTED,
-            f"Prestations {since} ; aucune décision notifiée dans les {verification_days} jours de vérification "
-            f"(CCAG-MI art. 33.1) : admises tacitement, avec effet le {_fmt(verification.last_day)} (art. 34.1).",
+            f"{since} ; aucune décision notifiée dans les {verification_days} jours de vérification "
+            f"(CCAG-MI art. 33.1) : admission tacite, avec effet le {_fmt(verification.last_day)} (art. 34.1).",
             effective_on=verification.last_day,
         )
     left = _left(verification, today)
     remaining = "dernier jour" if left == 0 else f"encore {left} jour{'s' if left > 1 else ''}"
     return AdmissionStatus(
         Status.VERIFYING,
-        f"Prestations {since} : l'acheteur a jusqu'au {_fmt(verification.last_day)} pour notifier sa décision "
+        f"{since} : l'acheteur a jusqu'au {_fmt(verification.last_day)} pour notifier sa décision "
         f"({verification_days} jours, CCAG-MI art. 33.1), {remaining} ; sans décision, admission tacite.",
         deadline=verification,
         days_left=left,

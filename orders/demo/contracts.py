@@ -284,11 +284,11 @@ CONTRACTS = [
         "ends_on": date(2029, 10, 31),
         "default_delay_days": 20,
         # Its CCAP departs from the CCAG-MI (as the 004 seed does): a fixed amount
-        # per day of delay instead of V × R / 3000, and no 1,000 EUR exemption.
+        # per day of delay instead of V × R / 3000, no cap and no 1,000 EUR exemption.
         "penalty_terms": {
             "late_penalty_divisor": None,
             "late_penalty_per_day": Decimal("50.00"),
-            "late_penalty_cap_percent": Decimal("10"),
+            "late_penalty_cap_percent": None,
             "late_penalty_exemption": None,
         },
         "order_prefix": "OPH57_",

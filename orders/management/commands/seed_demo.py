@@ -8,7 +8,7 @@ spread over every state, received over the last six weeks (two programmed
 renovations on the heating contract longer ago: they are late, and weigh enough
 for the supervisor's overview to show penalties past the 1,000 EUR exemption).
 The electrical contract has its own penalty terms (its CCAP: 50 EUR per day,
-no exemption); of the works finished lately, one is adjourned by the buyer, one
+no cap, no exemption); of the works finished lately, one is adjourned by the buyer, one
 admitted, one admitted tacitly (no decision within the 7 days of verification).
 The first client also gets its platform connection (`sandbox_connect_demo`
 sets it up afterwards) with two changes its platform received more than 15
