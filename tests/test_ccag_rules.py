@@ -228,6 +228,39 @@ def test_the_calendar_days_of_a_breach_start_when_the_fifteen_minutes_are_over()
     assert two.late_days == {date(2026, 11, 2), date(2026, 11, 3)}
 
 
+# --- 7, 8. Extensions, suspensions and sursis ------------------------------------------------
+
+
+def test_each_pending_cause_has_its_own_fifteen_days_cut_off_at_the_end_of_the_period():
+    """§14.3.2, §14.3.4: the period ends on Mon 30 Nov 2026 at midnight. A cause of
+    Tue 3 Nov may be signalled until Wed 18 Nov; one of Mon 23 Nov until the end of
+    the period, 30 Nov at midnight (its own 15 days would run to 8 Dec)."""
+    due = deadlines.end_of(date(2026, 11, 30))
+    early = deadlines.extension_deadline(date(2026, 11, 3), due)
+    late = deadlines.extension_deadline(date(2026, 11, 23), due)
+    assert (early.last_day, early.ends_at) == (date(2026, 11, 18), paris(2026, 11, 19, 0, 0))
+    assert (late.last_day, late.ends_at) == (date(2026, 11, 30), due)
+
+
+def test_a_suspension_moves_the_last_day_by_its_length_then_past_the_weekend():
+    """§30.6: a period ending Tue 17 Nov 2026, stopped 7 days: Tue 24 Nov. One ending
+    Fri 20 Nov, stopped 1 day: Sat 21 → Mon 23 Nov (§3.2.4). A 72-hour period ending
+    Thu 6 Mar 2025 at 15:00, stopped 2 days: Sat 8 Mar at 15:00 (hours do not move)."""
+    assert deadlines.extended(deadlines.end_of(date(2026, 11, 17)), 7).last_day == date(2026, 11, 24)
+    assert deadlines.extended(deadlines.end_of(date(2026, 11, 20)), 1).last_day == date(2026, 11, 23)
+    assert deadlines.extended(paris(2025, 3, 6, 15, 0), 2).ends_at == paris(2025, 3, 8, 15, 0)
+
+
+# --- 10. The answer to a penalty notice: 15 days -----------------------------------------------
+
+
+def test_the_answer_to_a_penalty_notice_is_due_fifteen_days_after_its_receipt():
+    """§15.1: an invitation received Mon 2 Nov 2026: the 15 days end Tue 17 Nov at
+    midnight; one received Fri 4 Dec 2026: Sat 19 Dec → Mon 21 Dec."""
+    assert deadlines.period(date(2026, 11, 2), 15).ends_at == paris(2026, 11, 18, 0, 0)
+    assert deadlines.period(date(2026, 12, 4), 15).last_day == date(2026, 12, 21)
+
+
 # --- 9. Admission (§33-34) -------------------------------------------------------------------
 
 
