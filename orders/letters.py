@@ -62,8 +62,9 @@ def _queue_pdf(letter_id: int) -> None:
 
 @transaction.atomic
 def request_letter_pdf(letter: Letter) -> Letter:
-    """Ask again for a PDF that failed or whose task was lost."""
-    Letter.objects.filter(pk=letter.pk).exclude(pdf_status=LetterPdf.DONE).update(pdf_status=LetterPdf.PENDING)
+    """Ask again for a PDF that failed, whose task was lost or whose file is gone
+    (the letter's text and dates are kept: the PDF is made again from them)."""
+    Letter.objects.filter(pk=letter.pk).update(pdf_status=LetterPdf.PENDING)
     _queue_pdf(letter.pk)
     letter.refresh_from_db()
     return letter

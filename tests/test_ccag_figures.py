@@ -607,3 +607,18 @@ def test_the_error_queue_gives_a_message_up_with_the_moment_it_was_typed_by_hand
     assert response.status_code == HTTPStatus.FOUND
     breach = Breach.objects.get()
     assert (breach.entered_by_hand_at, breach.delay_seconds) == (paris(2026, 11, 3, 11, 0), 2 * 3600)
+
+
+def test_a_letter_whose_file_is_gone_is_a_404_and_can_be_made_again(client, supervisor, contract, paris_asset, media):
+    order = services.register_order(contract=contract, reference="BC-PERDU", actor=None, asset=paris_asset)
+    letter = letters.send_observations(order, actor=supervisor, text="Observations")
+    tasks.render_letter_pdf(letter.pk)
+    letter.refresh_from_db()
+    letter.pdf.storage.delete(letter.pdf.name)
+    client.force_login(supervisor)
+    assert client.get(f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}.pdf").status_code == HTTPStatus.NOT_FOUND
+    response = client.post(f"/pilotage/commandes/{order.pk}/courriers/{letter.pk}/produire/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert tasks.render_letter_pdf(letter.pk) == "done"
+    letter.refresh_from_db()
+    assert letter.pdf.storage.exists(letter.pdf.name)

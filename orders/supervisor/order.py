@@ -469,7 +469,11 @@ def supervisor_letter_pdf(request: HttpRequest, pk: int, letter_pk: int) -> Http
     letter = get_object_or_404(order.letters, pk=letter_pk)
     if not letter.pdf:
         raise Http404("Le PDF de ce courrier n'est pas encore prêt.")
-    return FileResponse(letter.pdf.open("rb"), content_type="application/pdf", filename=f"courrier-{letter.pk}.pdf")
+    try:
+        stream = letter.pdf.open("rb")
+    except OSError as error:  # gone from the storage: « Produire le PDF » makes it again
+        raise Http404("Le PDF de ce courrier est introuvable.") from error
+    return FileResponse(stream, content_type="application/pdf", filename=f"courrier-{letter.pk}.pdf")
 
 
 @supervisors
