@@ -28,9 +28,12 @@ from django.utils.html import format_html
 from orders import actions, reports, services, states
 from orders.forms import OrderForm, OrderLineForm
 from orders.models import (
+    AdmissionStep,
+    BuyerStop,
     Document,
     ExtensionRequest,
     InterventionReport,
+    Letter,
     Observation,
     Order,
     OrderEvent,
@@ -532,5 +535,49 @@ class ExtensionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "answer_note",
         "answered_by",
         "due_at_after",
+    )
+    readonly_fields = fields
+
+
+# --- The buyer's decisions and the letters (orders.buyer, orders.letters): looked at here ---
+
+
+@admin.register(BuyerStop)
+class BuyerStopAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("order", "kind", "starts_on", "ends_on", "reason")
+    list_filter = ("kind",)
+    search_fields = ("order__reference", "reason")
+    list_select_related = ("order",)
+    fields = ("order", "kind", "starts_on", "ends_on", "reason", "recorded_by", "due_at_before", "due_at_after")
+    readonly_fields = fields
+
+
+@admin.register(AdmissionStep)
+class AdmissionStepAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("order", "kind", "on", "source", "note")
+    list_filter = ("kind", "source")
+    search_fields = ("order__reference",)
+    list_select_related = ("order",)
+    fields = ("order", "kind", "on", "source", "note", "recorded_by", "recorded_at")
+    readonly_fields = fields
+
+
+@admin.register(Letter)
+class LetterAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("order", "kind", "written_at", "sent_on", "received_on", "pdf_status")
+    list_filter = ("kind", "pdf_status")
+    search_fields = ("order__reference", "body")
+    list_select_related = ("order",)
+    fields = (
+        "order",
+        "kind",
+        "addressee",
+        "body",
+        "written_at",
+        "written_by",
+        "notice_received_on",
+        "pdf",
+        "sent_on",
+        "received_on",
     )
     readonly_fields = fields

@@ -17,7 +17,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from orders import sharing
-from orders.models import PDF_STALLED_AFTER, Document, DocumentKind, InterventionReport, Order, OrderEvent, PdfStatus
+from orders.models import (
+    PDF_STALLED_AFTER,
+    Document,
+    DocumentKind,
+    InterventionReport,
+    Letter,
+    LetterPdf,
+    Order,
+    OrderEvent,
+    PdfStatus,
+)
 from orders.services import ServiceError
 from orders.states import State
 from portal.models import User
@@ -187,3 +197,22 @@ def attach_document(
     )
     sharing.share_document(locked, event, document)
     return document
+
+
+# --- Letters to the buyer (orders.letters): their PDF, kept by the task that renders it ---
+
+
+def keep_letter_pdf(letter_id: int, content: bytes) -> Letter | None:
+    """Keep the rendered PDF (the task's last step); None when already kept."""
+    with transaction.atomic():
+        letter = Letter.objects.select_for_update().filter(pk=letter_id).first()
+        if letter is None or letter.pdf_status == LetterPdf.DONE:
+            return None
+        letter.pdf.save(f"courrier-{letter.order.reference}-{letter.pk}.pdf", ContentFile(content), save=False)
+        letter.pdf_status = LetterPdf.DONE
+        letter.save(update_fields=["pdf", "pdf_status"])
+        return letter
+
+
+def record_letter_pdf_failure(letter_id: int) -> None:
+    Letter.objects.filter(pk=letter_id).exclude(pdf_status=LetterPdf.DONE).update(pdf_status=LetterPdf.FAILED)

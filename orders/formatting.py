@@ -7,6 +7,8 @@ from datetime import date, datetime
 
 from django.utils import formats, timezone, translation
 
+from orders import deadlines
+
 
 def format_datetime(value: datetime) -> str:
     """`lundi 25 novembre à 8 h 30`, in Paris time, whatever language is active."""
@@ -15,6 +17,21 @@ def format_datetime(value: datetime) -> str:
         text = formats.date_format(local, "l j F")
         minutes = f"{local.minute:02d}" if local.minute else ""
         return f"{text} à {local.hour} h {minutes}".rstrip()
+
+
+def format_deadline(ends_at: datetime, *, short: bool = False) -> str:
+    """When a period ends: `mardi 22 avril 2025 à minuit` for a period in days
+    (it ends with its last day, CCAG-MI §3.2.2), `jeudi 6 mars 2025 à 15 h` for
+    one in hours; `22/04/2025 à minuit`, `06/03/2025 à 15:00` when `short`."""
+    deadline = deadlines.deadline_of(ends_at)
+    with translation.override("fr"):
+        day = formats.date_format(deadline.last_day, "d/m/Y" if short else "l j F Y")
+    if deadline.at_midnight:
+        return f"{day} à minuit"
+    local = timezone.localtime(ends_at)
+    if short:
+        return f"{day} à {local:%H:%M}"
+    return f"{day} à {local.hour} h {local.minute:02d}" if local.minute else f"{day} à {local.hour} h"
 
 
 def format_date(value: date) -> str:

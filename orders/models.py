@@ -17,6 +17,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from orders import deadlines
+from orders.formatting import format_deadline
 from orders.queries import OrderQuerySet, line_total
 from orders.states import (
     CLOSE_OUTCOME_LABELS,
@@ -97,6 +99,19 @@ class Order(models.Model):
     invoice_number = models.CharField("n° de facture", max_length=50, blank=True)
     close_outcome = models.CharField("issue", max_length=30, blank=True, choices=list(CLOSE_OUTCOME_LABELS.items()))
     cancel_reason = models.TextField("motif d'annulation", blank=True)
+    clock_stopped_on = models.DateField(
+        "délai arrêté depuis",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Une suspension ou un sursis de l'acheteur est en cours depuis cette date (CCAG-MI art. 24, 30.5).",
+    )
+    late_whole_unusable = models.BooleanField(
+        "le retard rend l'ensemble inutilisable",
+        default=False,
+        help_text="Pénalités de retard sur la valeur de toute la commande, et non de la seule partie en retard "
+        "(CCAG-MI art. 15.1).",
+    )
 
     technician = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -178,6 +193,25 @@ class Order(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def department(self) -> str | None:
+        """Where the works are done: whose public holidays count (CCAG-MI §3.2.4)."""
+        return deadlines.department_of(self.asset.postcode) if self.asset_id and self.asset else None
+
+    @property
+    def due_label(self) -> str:
+        """`22/04/2025 à minuit`: the due date as people read it (a period in days ends with its last day)."""
+        return format_deadline(self.due_at, short=True) if self.due_at else "—"
+
+    @property
+    def due_label_long(self) -> str:
+        return format_deadline(self.due_at) if self.due_at else "—"
+
+    @property
+    def deadline(self) -> deadlines.Deadline | None:
+        """The execution period's end as a Deadline (its last day, and the instant after)."""
+        return deadlines.deadline_of(self.due_at) if self.due_at else None
 
     def value_excl_vat(self) -> Decimal:
         """The order's value: the sum of its lines, excluding VAT (as the
@@ -465,107 +499,31 @@ class ReportPhoto(models.Model):
         return f"{self.get_kind_display()} {self.position}"
 
 
-# --- Observations and extensions of the execution period (CCAG-MI §3.7.2, §14.3) ---
-# Written by `orders.remedies.raise_observation`, `request_extension` and
-# `answer_extension`, which check the contractual deadlines (orders.deadlines).
+# The CCAG's paperwork, in a module of its own (registered with this app all the same).
+from orders.ccag_models import (  # noqa: E402
+    AdmissionKind,
+    AdmissionSource,
+    AdmissionStep,
+    BuyerStop,
+    ExtensionDecision,
+    ExtensionRequest,
+    Letter,
+    LetterKind,
+    LetterPdf,
+    Observation,
+    StopKind,
+)
 
-
-class Observation(models.Model):
-    """Observations the contractor sends the buyer on an order's prescriptions,
-    within 15 days of its receipt (§3.7.2); the order is executed all the same."""
-
-    order = models.ForeignKey(Order, models.CASCADE, related_name="observations", verbose_name="commande")
-    text = models.TextField("observations")
-    made_at = models.DateTimeField("formulées le")
-    made_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="par"
-    )
-    event = models.OneToOneField(
-        OrderEvent, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="événement"
-    )
-
-    class Meta:
-        verbose_name = "observation sur une commande"
-        verbose_name_plural = "observations sur les commandes"
-        ordering = ["order", "made_at", "pk"]
-        constraints = [
-            models.CheckConstraint(condition=~Q(text=""), name="%(app_label)s_%(class)s_has_text"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Observations sur {self.order} du {timezone.localtime(self.made_at):%d/%m/%Y}"
-
-
-class ExtensionDecision(models.TextChoices):
-    PENDING = "pending", "En attente de la réponse du gestionnaire"
-    GRANTED = "granted", "Accordée"
-    REFUSED = "refused", "Refusée"
-
-
-class ExtensionRequest(models.Model):
-    """A request to extend an order's execution period (§14.3): its cause, when
-    the cause arose and how many days are asked; then the buyer's answer. A
-    granted extension moves the order's due date."""
-
-    order = models.ForeignKey(Order, models.CASCADE, related_name="extension_requests", verbose_name="commande")
-    cause = models.CharField("cause", max_length=200)
-    cause_date = models.DateField("cause apparue le")
-    days = models.PositiveSmallIntegerField("prolongation demandée (jours)")
-    requested_at = models.DateTimeField("demandée le")
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="demandée par"
-    )
-    due_at_before = models.DateTimeField("échéance au moment de la demande")
-    decision = models.CharField(
-        "réponse", max_length=20, choices=ExtensionDecision, default=ExtensionDecision.PENDING, db_index=True
-    )
-    granted_days = models.PositiveSmallIntegerField("prolongation accordée (jours)", null=True, blank=True)
-    answered_at = models.DateTimeField("réponse du gestionnaire le", null=True, blank=True)
-    answer_note = models.CharField("précision sur la réponse", max_length=200, blank=True)
-    answered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name="réponse enregistrée par",
-    )
-    due_at_after = models.DateTimeField("nouvelle échéance", null=True, blank=True)
-
-    class Meta:
-        verbose_name = "demande de prolongation de délai"
-        verbose_name_plural = "demandes de prolongation de délai"
-        ordering = ["order", "requested_at", "pk"]
-        constraints = [
-            models.CheckConstraint(condition=~Q(cause=""), name="%(app_label)s_%(class)s_has_cause"),
-            models.CheckConstraint(condition=Q(days__gt=0), name="%(app_label)s_%(class)s_days_positive"),
-            models.CheckConstraint(
-                condition=Q(decision__in=ExtensionDecision.values), name="%(app_label)s_%(class)s_decision_valid"
-            ),
-            # Pending: no answer yet; granted: how long, when, and the new due date; refused: when, nothing granted.
-            models.CheckConstraint(
-                condition=(
-                    Q(decision="pending", answered_at__isnull=True, granted_days__isnull=True, due_at_after=None)
-                    | Q(
-                        decision="granted",
-                        answered_at__isnull=False,
-                        granted_days__gt=0,
-                        granted_days__lte=F("days"),
-                        due_at_after__isnull=False,
-                    )
-                    | Q(decision="refused", answered_at__isnull=False, granted_days__isnull=True, due_at_after=None)
-                ),
-                name="%(app_label)s_%(class)s_answer_consistent",
-            ),
-            # One question at a time: the buyer answers it before another is asked.
-            models.UniqueConstraint(
-                fields=["order"], condition=Q(decision="pending"), name="%(app_label)s_%(class)s_one_pending"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Prolongation de {self.days} j demandée pour {self.order}"
-
-    @property
-    def is_pending(self) -> bool:
-        return self.decision == ExtensionDecision.PENDING
+__all__ = [
+    "AdmissionKind",
+    "AdmissionSource",
+    "AdmissionStep",
+    "BuyerStop",
+    "ExtensionDecision",
+    "ExtensionRequest",
+    "Letter",
+    "LetterKind",
+    "LetterPdf",
+    "Observation",
+    "StopKind",
+]

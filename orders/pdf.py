@@ -1,4 +1,4 @@
-"""Intervention reports as PDF: WeasyPrint, from `templates/pdf/report.html`
+"""Intervention reports and letters to the buyer as PDF: WeasyPrint, from `templates/pdf/report.html`
 and its print stylesheet `templates/pdf/report.css`.
 
 Rendering is slow work and never happens in a request or a transaction: the
@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from weasyprint import CSS, HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from orders.models import InterventionReport, PhotoKind
+from orders.models import InterventionReport, Letter, PhotoKind
 from portal.models import Company
 
 STYLESHEET = settings.BASE_DIR / "templates" / "pdf" / "report.css"
@@ -119,5 +119,32 @@ def render_report(report: InterventionReport) -> bytes:
     context, resources = report_context(report)
     with translation.override("fr"):
         html = render_to_string("pdf/report.html", context)
+    document = HTML(string=html, base_url=f"{SCHEME}:/", url_fetcher=MemoryFetcher(resources))
+    return document.write_pdf(stylesheets=[stylesheet()])
+
+
+def render_letter(letter_id: int) -> bytes:
+    """A letter to the buyer's representative (A4, French), as bytes: the
+    contractor's letterhead, the addressee, the order's references, the text."""
+    letter = Letter.objects.select_related("order__contract__client", "order__asset", "written_by").get(pk=letter_id)
+    order = letter.order
+    resources: dict[str, tuple[bytes, str]] = {}
+    company = Company.objects.first()
+    logo_url = ""
+    if company is not None and company.logo:
+        logo_url = f"{SCHEME}:logo"
+        resources[logo_url] = (_read(company.logo), mimetypes.guess_type(company.logo.name)[0] or "image/png")
+    context = {
+        "letter": letter,
+        "order": order,
+        "contract": order.contract,
+        "client": order.contract.client,
+        "company": company,
+        "logo_url": logo_url,
+        "signatory": letter.written_by.get_full_name() if letter.written_by else "",
+        "written_on": timezone.localdate(letter.written_at),
+    }
+    with translation.override("fr"):
+        html = render_to_string("pdf/letter.html", context)
     document = HTML(string=html, base_url=f"{SCHEME}:/", url_fetcher=MemoryFetcher(resources))
     return document.write_pdf(stylesheets=[stylesheet()])

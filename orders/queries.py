@@ -13,7 +13,7 @@ from django.db.models import BooleanField, DecimalField, F, Func, OuterRef, Q, S
 from django.db.models.functions import Coalesce
 
 from orders.deadlines import DUE_SOON
-from orders.states import OPEN_STATES, WORK_STATES
+from orders.states import DONE_STATES, OPEN_STATES, WORK_STATES
 from portal.models import Asset, Role
 
 if TYPE_CHECKING:
@@ -37,19 +37,32 @@ class _EqualsAny(Func):
 
 
 def late_condition(now: datetime) -> Q:
-    """Late: the works are not finished and the due date has passed (the one
-    definition, for filters and annotations alike; `is_late` agrees)."""
-    return Q(state__in=WORK_STATES, due_at__lt=now)
+    """Late: the works are not finished, the period is over (`due_at` is the
+    first instant too late: midnight after the last day, CCAG-MI §3.2.2) and
+    the buyer has not stopped the clock (a suspension or a *sursis* running).
+    The one definition, for filters and annotations alike; `is_late` agrees."""
+    return Q(state__in=WORK_STATES, due_at__lte=now, clock_stopped_on=None)
 
 
 def is_late(order: Order, now: datetime) -> bool:
     """`late_condition` for an order already read (a card, an order's page)."""
-    return order.state in WORK_STATES and order.due_at is not None and order.due_at < now
+    return (
+        order.state in WORK_STATES
+        and order.due_at is not None
+        and order.due_at <= now
+        and order.clock_stopped_on is None
+    )
+
+
+def finished_late_condition() -> Q:
+    """Works finished after the period: the delay is frozen at their end (§14.2.1)
+    and the penalty stays, whatever happens next (reception, invoice, closure)."""
+    return Q(state__in=DONE_STATES, actual_end__isnull=False, due_at__lte=F("actual_end"))
 
 
 def due_soon_condition(now: datetime) -> Q:
     """Due soon: not late yet, but will be within `deadlines.DUE_SOON` (48 hours)."""
-    return Q(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + DUE_SOON)
+    return Q(state__in=WORK_STATES, due_at__gt=now, due_at__lte=now + DUE_SOON, clock_stopped_on=None)
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -97,7 +110,12 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
     def late_within(self, now: datetime, delta: timedelta) -> OrderQuerySet:
         """Orders not late yet that will be if their works are not finished within `delta`."""
-        return self.filter(state__in=WORK_STATES, due_at__gte=now, due_at__lt=now + delta)
+        return self.filter(state__in=WORK_STATES, due_at__gt=now, due_at__lte=now + delta, clock_stopped_on=None)
+
+    def penalised(self, now: datetime) -> OrderQuerySet:
+        """Orders that owe late penalties (CCAG-MI art. 15): late now, or whose
+        works ended after their period."""
+        return self.filter(late_condition(now) | finished_late_condition())
 
     def due_soon(self, now: datetime) -> OrderQuerySet:
         """Orders not late yet that will be within `deadlines.DUE_SOON` (48 hours)."""
@@ -111,3 +129,16 @@ class OrderQuerySet(models.QuerySet["Order"]):
         lines = line_model._default_manager.filter(order=OuterRef("pk")).order_by().values("order")
         total = Subquery(lines.annotate(total=line_total()).values("total"), output_field=MONEY)
         return self.annotate(value=Coalesce(total, Value(Decimal(0)), output_field=MONEY))
+
+    def with_value_on_time(self) -> OrderQuerySet:
+        """Each order with `value_on_time`: the lines done before the end of its
+        period, which are not in V (CCAG-MI art. 15.1: V is the late part)."""
+        line_model = self.model._meta.get_field("lines").related_model
+        assert isinstance(line_model, type) and issubclass(line_model, models.Model)
+        lines = (
+            line_model._default_manager.filter(order=OuterRef("pk"), done=True, done_at__lt=OuterRef("due_at"))
+            .order_by()
+            .values("order")
+        )
+        total = Subquery(lines.annotate(total=line_total()).values("total"), output_field=MONEY)
+        return self.annotate(value_on_time=Coalesce(total, Value(Decimal(0)), output_field=MONEY))

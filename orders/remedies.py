@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders import deadlines, services, states
-from orders.formatting import format_date, format_datetime, iso
+from orders.formatting import format_date, format_datetime, format_deadline, iso
 from orders.models import ExtensionDecision, ExtensionRequest, Observation, Order
 from orders.services import ServiceError
 from orders.states import State
@@ -67,7 +67,7 @@ def raise_observation(order: Order, *, actor: User | None, text: str, at: dateti
     locked = Order.objects.select_for_update().get(pk=order.pk)
     if locked.state == State.CANCELLED:
         raise ServiceError("La commande est annulée : elle n'appelle plus d'observations.")
-    deadline = deadlines.observation_deadline(locked.received_at)
+    deadline = deadlines.observation_deadline(locked.received_at, locked.department)
     if not deadline.is_open(at):
         raise ServiceError(
             f"La commande a été reçue le {format_date(deadlines.local_date(locked.received_at))} : le délai de "
@@ -95,8 +95,8 @@ def request_extension(
     order: Order, *, actor: User | None, cause: str, cause_date: date, days: int, at: datetime | None = None
 ) -> ExtensionRequest:
     """Ask the buyer to extend the execution period by `days` (§14.3.2): within
-    15 days of the cause arising, never once the period has expired (§14.3.4),
-    one request at a time."""
+    15 days of the cause arising, never once the period has expired (§14.3.4):
+    until midnight on its last day. Several causes may be pending at once."""
     at = at or timezone.now()
     cause = _one_line(cause)
     if not cause:
@@ -115,18 +115,13 @@ def request_extension(
         )
     if locked.due_at is None:
         raise ServiceError("La commande n'a pas d'échéance : il n'y a pas de délai à prolonger.")
-    pending = locked.extension_requests.filter(decision=ExtensionDecision.PENDING).first()
-    if pending is not None:
-        raise ServiceError(
-            f"La demande de prolongation du {format_date(deadlines.local_date(pending.requested_at))} attend encore "
-            "la réponse du gestionnaire : enregistrez-la avant d'en présenter une autre."
-        )
+    # Several causes may be pending at once, each asked within its own 15 days (§14.3.2).
     if at >= locked.due_at:
         raise ServiceError(
-            f"Le délai d'exécution a expiré le {format_datetime(locked.due_at)} : aucune demande de prolongation "
+            f"Le délai d'exécution a expiré le {format_deadline(locked.due_at)} : aucune demande de prolongation "
             "ne peut plus être présentée (CCAG-MI art. 14.3.4)."
         )
-    deadline = deadlines.extension_deadline(cause_date, locked.due_at)
+    deadline = deadlines.extension_deadline(cause_date, locked.due_at, locked.department)
     if not deadline.is_open(at):
         raise ServiceError(
             f"La cause est apparue le {format_date(cause_date)} : le délai de {deadlines.EXTENSION_REQUEST_DAYS} "
@@ -195,14 +190,14 @@ def answer_extension(
         if granted_days is None or not 1 <= granted_days <= locked.days:
             raise ServiceError(f"Indiquez combien de jours le gestionnaire accorde : entre 1 et {locked.days}.")
         before = locked_order.due_at or locked.due_at_before
-        after = before + timedelta(days=granted_days)
+        after = deadlines.extended(before, granted_days, locked_order.department).ends_at
         changes |= {"decision": ExtensionDecision.GRANTED, "granted_days": granted_days, "due_at_after": after}
         Order.objects.filter(pk=locked_order.pk).update(due_at=after, updated_at=now)
         locked_order.refresh_from_db()
         kind = "extension_granted"
         label = (
             f"Prolongation du délai accordée par le gestionnaire : {_days(granted_days)}, "
-            f"nouvelle échéance le {format_datetime(after)}"
+            f"nouvelle échéance le {format_deadline(after)}"
         )
         data |= {"granted_days": granted_days, "due_at_before": iso(before), "due_at": iso(after)}
     else:

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders import sharing, states
-from orders.formatting import describe, format_date, format_datetime, iso
+from orders import deadlines, sharing, states
+from orders.formatting import describe, format_date, format_datetime, format_deadline, iso
 from orders.models import Order, OrderEvent, OrderLine, Origin
 from orders.states import Action, Facts, State
 from portal.errors import Refused
@@ -66,12 +66,16 @@ DETAIL_FIELDS = (
 LINE_FIELDS = ("reference", "label", "quantity", "unit", "unit_price", "vat_rate", "price_item", "position")
 
 
-def compute_due_at(notified_at: datetime, contract: Contract, service_code: ServiceCode | None) -> datetime:
-    """The execution period starts at notification (CCAG §14.1.2); the service
-    code's completion delay wins over the contract's default delay."""
-    if service_code is not None and service_code.completion_delay_hours:
-        return notified_at + timedelta(hours=service_code.completion_delay_hours)
-    return notified_at + timedelta(days=contract.default_delay_days)
+def compute_due_at(
+    notified_at: datetime, contract: Contract, service_code: ServiceCode | None, asset: Asset | None = None
+) -> datetime:
+    """The end of the execution period from notification (CCAG §14.1.2, §3.2): the service code's
+    delay in hours wins over the contract's in days; the asset's department says which holidays count."""
+    hours = service_code.completion_delay_hours if service_code is not None else None
+    department = deadlines.department_of(asset.postcode) if asset is not None else None
+    return deadlines.execution_period(
+        notified_at, days=contract.default_delay_days, hours=hours, department=department
+    ).ends_at
 
 
 def record_event(
@@ -165,7 +169,7 @@ def register_order(
     received_at = received_at or now
     notified_at = notified_at or received_at
     if details.get("due_at") is None:
-        details["due_at"] = compute_due_at(notified_at, contract, details.get("service_code"))
+        details["due_at"] = compute_due_at(notified_at, contract, details.get("service_code"), details.get("asset"))
     _check_belongs_to_client(contract, details.get("asset"), details.get("service_code"))
     if origin == Origin.MANUAL:
         _check_complete(contract, details.get("asset"), details.get("service_code"))
@@ -187,7 +191,7 @@ def register_order(
     record_event(
         order,
         kind="received",
-        label=f"Commande reçue, échéance le {format_datetime(details['due_at'])}",
+        label=f"Commande reçue, échéance le {format_deadline(details['due_at'])}",
         actor=actor,
         at=received_at,
         after=State.TO_ACKNOWLEDGE,
@@ -234,7 +238,7 @@ def update_order_details(
         _check_complete(locked.contract, asset, service_code)
     if "notified_at" in changed and "due_at" not in changes:
         changed["due_at"] = compute_due_at(
-            changed["notified_at"], locked.contract, changed.get("service_code", locked.service_code)
+            changed["notified_at"], locked.contract, changed.get("service_code", locked.service_code), asset
         )
     before = {name: describe(getattr(locked, name)) for name in changed}
     Order.objects.filter(pk=locked.pk).update(updated_at=timezone.now(), **changed)

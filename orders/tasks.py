@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from orders import documents, notifications
-from orders.models import InterventionReport, PdfStatus
+from orders.models import InterventionReport, Letter, LetterPdf, PdfStatus
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,28 @@ def render_report_pdf(self, report_id: int) -> str:
         return "failed"
     document = documents.attach_report_pdf(report, content=content)
     return "done" if document is not None else "already done"
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100, max_retries=3)
+def render_letter_pdf(self, letter_id: int) -> str:
+    """Render a letter to the buyer (outside any transaction) and keep it."""
+    # Imported here: WeasyPrint takes seconds to load (see render_report_pdf).
+    from orders import pdf
+
+    if not Letter.objects.filter(pk=letter_id).exclude(pdf_status=LetterPdf.DONE).exists():
+        return "nothing to do"
+    try:
+        content = pdf.render_letter(letter_id)
+    except TRANSIENT_ERRORS as error:
+        if self.request.retries >= self.max_retries:
+            documents.record_letter_pdf_failure(letter_id)
+            return "failed"
+        raise self.retry(exc=error, countdown=retry_delay(self.request.retries)) from error
+    except Exception:
+        documents.record_letter_pdf_failure(letter_id)
+        logger.exception("PDF of letter %s failed", letter_id)
+        return "failed"
+    return "done" if documents.keep_letter_pdf(letter_id, content) is not None else "already done"
 
 
 @shared_task(ignore_result=True)

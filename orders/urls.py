@@ -47,6 +47,34 @@ urlpatterns = [
     ),
     path("pilotage/commandes/<int:pk>/observations/", order.supervisor_observation, name="supervisor_observation"),
     path("pilotage/commandes/<int:pk>/prolongations/", order.supervisor_extension, name="supervisor_extension"),
+    path("pilotage/commandes/<int:pk>/suspensions/", order.supervisor_stop, name="supervisor_stop"),
+    path(
+        "pilotage/commandes/<int:pk>/suspensions/<int:stop_pk>/reprise/",
+        order.supervisor_restart,
+        name="supervisor_restart",
+    ),
+    path("pilotage/commandes/<int:pk>/admission/", order.supervisor_admission, name="supervisor_admission"),
+    path("pilotage/commandes/<int:pk>/penalites/", order.supervisor_late_scope, name="supervisor_late_scope"),
+    path(
+        "pilotage/commandes/<int:pk>/penalites/observations/",
+        order.supervisor_penalty_answer,
+        name="supervisor_penalty_answer",
+    ),
+    path(
+        "pilotage/commandes/<int:pk>/courriers/<int:letter_pk>/dates/",
+        order.supervisor_letter_dates,
+        name="supervisor_letter_dates",
+    ),
+    path(
+        "pilotage/commandes/<int:pk>/courriers/<int:letter_pk>/produire/",
+        order.supervisor_letter_render,
+        name="supervisor_letter_render",
+    ),
+    path(
+        "pilotage/commandes/<int:pk>/courriers/<int:letter_pk>.pdf",
+        order.supervisor_letter_pdf,
+        name="supervisor_letter_pdf",
+    ),
     path(
         "pilotage/commandes/<int:pk>/prolongations/<int:extension_pk>/reponse/",
         order.supervisor_extension_answer,

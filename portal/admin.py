@@ -183,7 +183,12 @@ class ContractAdmin(admin.ModelAdmin):
         ("starts_on", "ends_on"),
         "default_delay_days",
         "billing_account",
+        "buyer_representative",
         "active",
+        ("late_penalty_divisor", "late_penalty_per_day"),
+        ("late_penalty_cap_percent", "late_penalty_exemption"),
+        ("sharing_penalty_per_day", "sharing_penalty_counting"),
+        "verification_days",
     )
     # The catalogue and the price schedule (BPU) are typed in with the contract.
     inlines = (ServiceCodeInline, PriceItemInline)

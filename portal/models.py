@@ -136,8 +136,17 @@ class BillingAccount(Address):
         return f"{self.label} ({self.reference})"
 
 
+class SharingPenaltyCounting(models.TextChoices):
+    """How the platform annex's "150 euros par jour" counts (seed 000 §3.1):
+    the values of `orders.penalties.SharingCounting`."""
+
+    PER_CHANGE = "per_change", "Par modification transmise en retard (le plus strict)"
+    PER_DAY = "per_day", "Par jour calendaire de non-conformité"
+
+
 class Contract(models.Model):
-    """A framework contract (*marché à bons de commande*) with one client."""
+    """A framework contract (*marché à bons de commande*) with one client, with
+    its penalty terms: the CCAG-MI's unless its CCAP departs from them."""
 
     client = models.ForeignKey(Client, models.PROTECT, related_name="contracts", verbose_name="client")
     reference = models.CharField("référence du marché", max_length=100, help_text="La référence de la plateforme.")
@@ -158,6 +167,69 @@ class Contract(models.Model):
         verbose_name="compte de facturation",
     )
     active = models.BooleanField("actif", default=True)
+    buyer_representative = models.CharField(
+        "représentant de l'acheteur",
+        max_length=200,
+        blank=True,
+        help_text="La personne qui représente l'acheteur pour l'exécution du marché (CCAG-MI art. 3.3) : "
+        "les courriers lui sont adressés.",
+    )
+    # Late penalties (CCAG-MI art. 15, unless the CCAP says otherwise).
+    late_penalty_divisor = models.PositiveIntegerField(
+        "diviseur des pénalités de retard",
+        null=True,
+        blank=True,
+        default=3000,
+        help_text="P = V × R / diviseur (CCAG-MI art. 15.1 : 3000). Vide si le CCAP fixe un montant par jour.",
+    )
+    late_penalty_per_day = models.DecimalField(
+        "pénalité de retard par jour (€)",
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Montant fixe par jour de retard, quand le CCAP en fixe un (à la place de la formule).",
+    )
+    late_penalty_cap_percent = models.DecimalField(
+        "plafond des pénalités de retard (% de la commande)",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        default=Decimal(10),
+        help_text="CCAG-MI art. 15.2 : 10 %. Vide : pas de plafond.",
+    )
+    late_penalty_exemption = models.DecimalField(
+        "seuil d'exonération des pénalités de retard (€)",
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        default=Decimal(1000),
+        help_text="CCAG-MI art. 15.3 : 1 000 € pour l'ensemble du marché. Vide : pas d'exonération.",
+    )
+    # The data-sharing penalty (platform annex §3.1).
+    sharing_penalty_per_day = models.DecimalField(
+        "pénalité de partage des données par jour (€)",
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal(150),
+        validators=[MinValueValidator(Decimal(0))],
+    )
+    sharing_penalty_counting = models.CharField(
+        "décompte des jours de retard de partage",
+        max_length=20,
+        choices=SharingPenaltyCounting,
+        default=SharingPenaltyCounting.PER_CHANGE,
+        help_text="« 150 euros par jour » : par modification en retard, ou par jour calendaire de non-conformité.",
+    )
+    # Admission (CCAG-MI art. 33.1): the buyer's time to verify and decide.
+    verification_days = models.PositiveSmallIntegerField(
+        "délai de vérification (jours)",
+        default=7,
+        validators=[MinValueValidator(1)],
+        help_text="À compter de la fin des travaux : 7 jours (CCAG-MI art. 33.1), 30 avec une épreuve technique.",
+    )
 
     class Meta:
         verbose_name = "marché"
@@ -167,6 +239,18 @@ class Contract(models.Model):
             models.CheckConstraint(
                 condition=Q(ends_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
                 name="%(app_label)s_%(class)s_ends_after_start",
+            ),
+            # Either the formula's divisor or a fixed amount per day, never both, never neither.
+            models.CheckConstraint(
+                condition=Q(late_penalty_divisor__isnull=False, late_penalty_divisor__gt=0, late_penalty_per_day=None)
+                | Q(late_penalty_divisor=None, late_penalty_per_day__isnull=False, late_penalty_per_day__gte=0),
+                name="%(app_label)s_%(class)s_late_penalty_formula",
+                violation_error_message="Pénalités de retard : indiquez soit le diviseur de la formule (3000 au "
+                "CCAG-MI), soit un montant fixe par jour, mais pas les deux.",
+            ),
+            models.CheckConstraint(
+                condition=Q(sharing_penalty_counting__in=SharingPenaltyCounting.values),
+                name="%(app_label)s_%(class)s_sharing_counting_valid",
             ),
         ]
 

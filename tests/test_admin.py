@@ -135,6 +135,14 @@ def test_office_creates_a_contract_with_its_service_codes_and_price_schedule_in_
         "default_delay_days": 10,
         "billing_account": "",
         "active": "on",
+        # The penalty terms, the CCAG-MI's (issue 11: each contract has its own).
+        "late_penalty_divisor": 3000,
+        "late_penalty_per_day": "",
+        "late_penalty_cap_percent": "10",
+        "late_penalty_exemption": "1000",
+        "sharing_penalty_per_day": "150",
+        "sharing_penalty_counting": "per_change",
+        "verification_days": 7,
         **management("service_codes", 2),
         "service_codes-0-code": "CVC-PANNE",
         "service_codes-0-label": "Panne de chauffage",
@@ -329,8 +337,9 @@ def test_office_creates_an_order_with_two_lines_and_a_technician(
     assert order.state == State.TO_ACKNOWLEDGE
     assert order.technician == technician
     assert order.access_notes == "Digicode 4512B"
-    # 72 hours after notification, from the service code.
-    assert split(order.due_at) == ("28/11/2026", "10:15:00")
+    # 72 hours from the hour after notification (10:15, so 11:00), from the service code
+    # (CCAG-MI §3.2.1, issue 11: they ran from 10:15).
+    assert split(order.due_at) == ("28/11/2026", "11:00:00")
     first, second = order.lines.all()
     assert (first.reference, first.label, first.unit_price) == ("L1", "Débouchage", Decimal("85.00"))
     # A line from the price schedule takes the price's code, label and price.
@@ -341,7 +350,7 @@ def test_office_creates_an_order_with_two_lines_and_a_technician(
         Decimal("48.50"),
     )
     assert labels(order) == [
-        "Commande reçue, échéance le samedi 28 novembre à 10 h 15",
+        "Commande reçue, échéance le samedi 28 novembre 2026 à 11 h",
         "Ligne ajoutée : L1 – Débouchage (1 u)",
         "Ligne ajoutée : PLB-012 – Remplacement de siphon d'évier (2 u)",
         "Technicien : Karim Haddad",

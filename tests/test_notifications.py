@@ -145,7 +145,7 @@ def test_a_new_order_is_announced_in_french_to_those_who_want_it_once(team, rece
         assert "OPH57_261122090000" in part
         assert "MULTITECH-2024-07" in part
         assert "14 rue des Tilleuls, 57000 Metz" in part
-        assert "échéance le lundi 23 novembre 2026 à 09h30" in part
+        assert "échéance le lundi 23 novembre 2026 à 10 h" in part
         assert "Technicien : Karim Haddad" in part
         assert "Gérer mes notifications" in part or "Pour la désactiver" in part
     for part in (email.body, html):
@@ -221,7 +221,7 @@ def test_an_order_late_within_48_hours_is_warned_about_once_in_french(team, rece
     assert email.subject == "Commande OPH57_261122090000 en retard dans moins de 48 heures"
     for part in parts_of(email):
         assert "Cette commande sera en retard si ses travaux ne sont pas terminés avant son échéance" in part
-        assert "Échéance le lundi 23 novembre 2026 à 09h30 (dans 23 heures, 30 minutes)" in part
+        assert "Échéance le lundi 23 novembre 2026 à 10 h (dans 1 jour)" in part
         assert "État : À prendre en compte ; technicien : Karim Haddad" in part
     for part in (email.body, html_of(email)):
         assert f"/commandes/{received.pk}/" in part
@@ -238,7 +238,7 @@ def test_a_new_due_date_may_earn_a_new_warning(team, received):
     services.update_order_details(received, actor=team["supervisor"], changes={"due_at": NOW + timedelta(hours=40)})
     mail.outbox.clear()
     assert tasks.warn_orders_late_soon() == 1
-    assert "Échéance le mardi 24 novembre 2026 à 02h00" in mail.outbox[0].body
+    assert "Échéance le mardi 24 novembre 2026 à 2 h" in mail.outbox[0].body
 
 
 def test_orders_due_later_already_late_or_finished_get_no_warning(team, contract, technician):

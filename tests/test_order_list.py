@@ -164,7 +164,7 @@ def test_each_row_shows_the_order_and_where_it_stands(signed_in, contract, asset
         '<span class="badge state-planned">Planifié</span>',
         "Karim Haddad",
         "21/11/2026",
-        "24/11/2026 08:00",
+        "24/11/2026 à 08:00",  # a due hour; a period in days shows "à minuit" (issue 11)
         "En retard",
         "Oui",
     ):

@@ -399,10 +399,30 @@ def test_the_demo_overview_shows_late_orders_a_penalty_exposure_and_breaches(cli
     assert heating.order_count >= 2
     assert not heating.exempt
     assert heating.due > Decimal(1000)
-    # the other contracts' small delays stay exempt
-    assert all(row.late.exempt for reference, row in rows.items() if reference != "PLOMB-CHAUF-2025-02")
+    # the multitechnical contract's small delays stay exempt; the electrical one's CCAP has no exemption
+    # (issue 11: the demo has a contract with its own penalty terms)
+    assert all(row.late.exempt for reference, row in rows.items() if reference == "MULTITECH-2024-07")
+    if "ELEC-2025-11" in rows:
+        assert rows["ELEC-2025-11"].late.terms.exemption is None
+        assert not rows["ELEC-2025-11"].late.exempt
     # two changes shared late this month, each within its first day of delay: 2 × 150
     assert context["relay"].breaches == 2
     assert context["exposure"].sharing == Decimal("300.00")
     assert "(exonéré)" in html
     assert "pas d'exonération (CCAG-MI art. 15.3), tout est dû" in html
+
+
+def test_the_demo_has_a_contract_with_its_own_terms_and_admitted_tacit_and_adjourned_works(client, db):
+    """Issue 11's acceptance: the CCAP contract and the three admission outcomes."""
+    call_command("seed_demo", stdout=io.StringIO())
+    elec = Contract.objects.get(reference="ELEC-2025-11")
+    assert (elec.late_penalty_per_day, elec.late_penalty_divisor, elec.late_penalty_exemption) == (
+        Decimal("50.00"),
+        None,
+        None,
+    )
+    client.force_login(User.objects.get(username="conducteur"))
+    response, html = page(client)
+    labels = {row.status.label for row in response.context["admissions"]}
+    assert {"Admis", "Admis tacitement", "Ajourné"} <= labels
+    assert "Admission des travaux terminés" in html

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from orders.deadlines import days_late
 from orders.durations import duration
 from orders.penalties import (
     LateOrder,
@@ -20,7 +21,6 @@ from orders.penalties import (
     contract_late_penalty,
     data_sharing_by_contract,
     data_sharing_penalty,
-    days_late,
     euros,
     exposure,
     late_penalties_by_contract,
@@ -69,7 +69,9 @@ def test_delays_read_in_days_hours_and_minutes(delta, text):
     assert duration(delta) == text
 
 
-# --- R: whole days late -----------------------------------------------------------
+# --- R: calendar days late (CCAG-MI art. 15.1 with §3.2) ----------------------------
+# The old count (whole 24-hour spans since the due instant) was the bug of issue 11
+# item 2: R counts calendar days from the day after the period expired.
 
 
 @pytest.mark.parametrize(
@@ -77,15 +79,16 @@ def test_delays_read_in_days_hours_and_minutes(delta, text):
     [
         (None, 0),  # no due date: never late
         (NOW + timedelta(hours=1), 0),  # not due yet
-        (NOW, 0),  # due this very moment
-        (NOW - timedelta(hours=23, minutes=59), 0),  # late, but not by a whole day
-        (NOW - timedelta(hours=24), 1),
-        (NOW - timedelta(hours=30), 1),
-        (NOW - timedelta(hours=49), 2),
-        (NOW - timedelta(days=12, minutes=1), 12),
+        (NOW, 0),  # the period ends this very moment: today is its last day, not a day late
+        (NOW - timedelta(hours=9, minutes=59), 0),  # ended at 00:01 today: still no day after it
+        (NOW - timedelta(hours=10), 1),  # ended at midnight: yesterday was its last day, today is day 1
+        (NOW - timedelta(hours=30), 1),  # ended Monday 04:00 (an hourly period): Tuesday is day 1
+        (NOW - timedelta(days=12, minutes=1), 12),  # ended Thursday 12 November 09:59: 13 to 24 = 12 days
     ],
 )
-def test_days_late_count_whole_days_since_the_due_moment(due_at, days):
+def test_days_late_count_calendar_days_after_the_day_the_period_expired(due_at, days):
+    """CCAG-MI art. 15.1: penalties "calculées à compter du lendemain du jour où le
+    délai contractuel d'exécution des prestations est expiré"."""
     assert days_late(due_at, NOW) == days
 
 
@@ -156,13 +159,13 @@ def test_a_late_part_larger_than_the_order_is_refused():
 def test_no_penalty_without_a_whole_day_late(days):
     penalty = order_late_penalty(late("5000.00", days))
     assert penalty.amount == D("0.00")
-    assert penalty.explanation.startswith("Moins d'un jour entier de retard")
+    assert penalty.explanation.startswith("Aucun jour de retard après le dernier jour du délai")
 
 
 def test_an_order_without_priced_lines_costs_nothing():
     penalty = order_late_penalty(late("0", 40))
     assert penalty.amount == D("0.00")
-    assert "Valeur HT nulle" in penalty.explanation
+    assert "Valeur HT en retard nulle" in penalty.explanation
 
 
 def test_a_negative_value_is_refused():
@@ -307,7 +310,8 @@ def test_breaches_add_up_and_are_not_capped():
     assert (penalty.days, penalty.total, penalty.breach_count) == (36, D("5400.00"), 4)
     assert penalty.explanation == (
         f"4 dépassements du délai de 15 minutes, 36{S}j de retard commencés × 150,00{S}€ "
-        f"= 5{S}400,00{S}€ (pénalité non plafonnée)."
+        f"= 5{S}400,00{S}€ (pénalité non plafonnée ; chaque modification transmise en retard compte ses jours "
+        "de retard commencés)."
     )
 
 

@@ -780,7 +780,8 @@ def test_a_request_created_on_the_platform_becomes_one_order_with_its_details(
     assert (order.asset.reference, order.asset.postcode, order.asset.city) == ("LGT-0415", "57000", "Metz")
     assert order.access_notes == "Bâtiment B, 4e étage, porte 15"
     assert (order.service_code.code, order.service_code.completion_delay_hours) == ("PLB-FUITE", 72)
-    assert order.due_at == order.notified_at + timedelta(hours=72)
+    # 72 hours from the hour after the notification (CCAG-MI §3.2.1; issue 11: they ran from its minute).
+    assert order.due_at.minute == 0 and timedelta(hours=72) < order.due_at - order.notified_at <= timedelta(hours=73)
     assert (order.occupant_name, order.occupant_phone, order.occupant_mobile, order.occupant_email) == (
         "Mme Claire Martin",
         "0387000000",

@@ -25,12 +25,13 @@ def history(order: Order) -> list[str]:
 
 def test_a_registered_order_is_to_acknowledge_with_its_due_date_lines_and_history(order, technician):
     assert order.state == State.TO_ACKNOWLEDGE
-    # The service code's 72-hour completion delay runs from the notification.
-    assert order.due_at == datetime(2026, 11, 23, 9, 30, tzinfo=PARIS)
+    # The service code's 72-hour completion delay runs from the hour after the
+    # notification (CCAG-MI §3.2.1, issue 11: it ran from 9:30): Friday 10:00 + 72 h.
+    assert order.due_at == datetime(2026, 11, 23, 10, 0, tzinfo=PARIS)
     assert order.technician == technician
     assert order.value_excl_vat() == Decimal("113.50")
     assert history(order) == [
-        "Commande reçue, échéance le lundi 23 novembre à 9 h 30",
+        "Commande reçue, échéance le lundi 23 novembre 2026 à 10 h",
         "Ligne ajoutée : L1 – Recherche de fuite (1 u)",
         "Ligne ajoutée : L2 – Remplacement du siphon (1 u)",
         "Technicien : Karim Haddad",
@@ -40,7 +41,9 @@ def test_a_registered_order_is_to_acknowledge_with_its_due_date_lines_and_histor
 def test_without_a_service_code_the_contracts_default_delay_sets_the_due_date(contract):
     notified = datetime(2026, 11, 2, 14, 0, tzinfo=PARIS)
     order = services.register_order(contract=contract, reference="R-1", actor=None, notified_at=notified)
-    assert order.due_at == notified + timedelta(days=15)
+    # CCAG-MI §3.2 (issue 11; it was notified + 15 × 24 h): from Tuesday 3 November,
+    # 15 calendar days, the last is Tuesday 17 November, over at midnight.
+    assert order.due_at == datetime(2026, 11, 18, 0, 0, tzinfo=PARIS)
 
 
 def test_the_same_reference_twice_on_one_contract_is_refused_in_french(order, contract):

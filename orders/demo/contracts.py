@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from orders.models import CriticalLevel, WorkType
@@ -282,6 +283,14 @@ CONTRACTS = [
         "starts_on": date(2025, 11, 1),
         "ends_on": date(2029, 10, 31),
         "default_delay_days": 20,
+        # Its CCAP departs from the CCAG-MI (as the 004 seed does): a fixed amount
+        # per day of delay instead of V × R / 3000, no cap and no 1,000 EUR exemption.
+        "penalty_terms": {
+            "late_penalty_divisor": None,
+            "late_penalty_per_day": Decimal("50.00"),
+            "late_penalty_cap_percent": None,
+            "late_penalty_exemption": None,
+        },
         "order_prefix": "OPH57_",
         "weight": 25,
         "service_codes": [

@@ -287,7 +287,8 @@ SCENARIOS: list[tuple[str, str, int, tuple[int, time | None] | None, str]] = [
     ("suspended_quote_progress", "s.benali", 11, None, "urgent"),
     ("finished", TECHNICIAN, 4, None, "normal"),
     ("finished_emergency", "t.martin", 5, None, "urgent"),
-    ("finished", TECHNICIAN, 8, None, "any"),
+    # Finished long enough ago for the buyer's 7 days to verify to be over: admitted tacitly (CCAG-MI §34).
+    ("finished", TECHNICIAN, 20, None, "any"),
     ("finished_after_absence", TECHNICIAN, 10, None, "slow"),
     ("received", TECHNICIAN, 10, None, "normal"),
     ("received", "s.benali", 14, None, "any"),

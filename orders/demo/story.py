@@ -22,7 +22,7 @@ from typing import Any
 from django.db.models import F, Max
 from django.utils import timezone
 
-from orders import services
+from orders import deadlines, services
 from orders.demo import contracts, data
 from orders.demo.world import World
 from orders.models import Order, OrderEvent, Origin
@@ -435,7 +435,12 @@ def replay(plan: OrderPlan, world: World) -> Order:
         origin=Origin.PLATFORM,
         received_at=plan.received_at,
         notified_at=plan.received_at,
-        due_at=plan.received_at + timedelta(days=delay_days) if delay_days else None,
+        # The order's own period in days, counted as the CCAG does (§3.2); else the service code's.
+        due_at=deadlines.execution_period(
+            plan.received_at, days=delay_days, department=deadlines.department_of(asset.postcode)
+        ).ends_at
+        if delay_days
+        else None,
         lines=[
             {"price_item": world.price_items[contract.reference, code], "quantity": quantity}
             for code, quantity in plan.lines

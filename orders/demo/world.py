@@ -13,9 +13,10 @@ from http import HTTPStatus
 
 from django.utils import timezone
 
-from orders import sharing
+from orders import admission, buyer, sharing
 from orders.demo import contracts, data
-from orders.models import OrderEvent
+from orders.models import AdmissionKind, AdmissionStep, Order, OrderEvent
+from orders.states import State
 from portal.models import (
     Asset,
     AssetKind,
@@ -102,6 +103,7 @@ def _create_contract(world: World, table: dict, account: BillingAccount) -> None
         client=account.client,
         billing_account=account,
         **{name: table[name] for name in ("reference", "label", "starts_on", "ends_on", "default_delay_days")},
+        **table.get("penalty_terms", {}),
     )
     world.contracts[contract.reference] = contract
     for code, label, intervention, completion in table["service_codes"]:
@@ -245,3 +247,23 @@ def _late_delivery(connection: Connection, event: OrderEvent, delay: timedelta, 
     breaches = Breach.objects.filter(message=message)
     breaches.update(recorded_at=delivered_at)
     return breaches.get()
+
+
+def record_admissions(now: datetime) -> list[AdmissionStep]:
+    """The buyer's decisions on the works finished lately, as the office records
+    them (CCAG-MI §34): the latest one adjourned the day after it ended, the one
+    before admitted; one finished longer ago than its 7 days of verification
+    stays without a decision, and is admitted tacitly (the overview says so)."""
+    office = User.objects.get(username=data.OFFICE)
+    today = timezone.localdate(now)
+    recent = [
+        order
+        for order in Order.objects.filter(state=State.FINISHED, actual_end__isnull=False).order_by("-actual_end")
+        if buyer.status_of(order, today).status == admission.Status.VERIFYING
+    ]
+    steps = []
+    for order, kind in zip(recent, (AdmissionKind.ADJOURNED, AdmissionKind.ADMITTED), strict=False):
+        on = min(timezone.localdate(order.actual_end) + timedelta(days=1), today)
+        note = "Joints à reprendre avant admission" if kind == AdmissionKind.ADJOURNED else ""
+        steps.append(buyer.record_admission_step(order, actor=office, kind=kind, on=on, note=note, at=now))
+    return steps

@@ -20,7 +20,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from orders import remedies
-from orders.models import CriticalLevel, Order, WorkType
+from orders.models import AdmissionKind, CriticalLevel, Order, StopKind, WorkType
 from orders.states import STATE_LABELS, State
 from portal.models import Asset, Client, Contract, PriceItem, Role, ServiceCode, User
 
@@ -407,3 +407,63 @@ class PlanningChangeForm(forms.Form):
         if start is not None and end is not None and end <= start:
             raise forms.ValidationError("La fin prévue doit être après le début prévu.")
         return cleaned
+
+
+# --- The buyer's decisions (orders.buyer) -------------------------------------------
+
+
+class BuyerStopForm(forms.Form):
+    """A suspension (§24) or a *sursis* (§30.5): the keyword arguments of `buyer.stop_clock`."""
+
+    kind = forms.ChoiceField(label="Décision de l'acheteur", choices=StopKind.choices, initial=StopKind.SUSPENSION)
+    starts_on = forms.DateField(
+        label="À compter du", widget=_date_input(), error_messages={"required": "Indiquez le premier jour d'arrêt."}
+    )
+    reason = forms.CharField(
+        label="Motif", max_length=200, error_messages={"required": "Indiquez le motif donné par l'acheteur."}
+    )
+
+
+class RestartForm(forms.Form):
+    ends_on = forms.DateField(
+        label="Reprise le", widget=_date_input(), error_messages={"required": "Indiquez le jour de la reprise."}
+    )
+
+
+class AdmissionStepForm(forms.Form):
+    """An admission step: the keyword arguments of `buyer.record_admission_step`."""
+
+    kind = forms.ChoiceField(label="Étape", choices=AdmissionKind.choices, initial=AdmissionKind.ADMITTED)
+    on = forms.DateField(
+        label="Notifiée le", widget=_date_input(), error_messages={"required": "Indiquez la date de la décision."}
+    )
+    note = forms.CharField(label="Précision", max_length=200, required=False)
+
+
+class LateScopeForm(forms.Form):
+    whole_unusable = forms.BooleanField(
+        label="Le retard d'une partie rend l'ensemble inutilisable (pénalités sur toute la commande)", required=False
+    )
+
+
+class LetterDatesForm(forms.Form):
+    """When a letter to the buyer went, and when the buyer received it (`letters.record_letter_dates`)."""
+
+    sent_on = forms.DateField(label="Envoyé le", widget=_date_input(), required=False)
+    received_on = forms.DateField(label="Reçu par l'acheteur le", widget=_date_input(), required=False)
+
+
+class PenaltyAnswerForm(forms.Form):
+    """The answer to a penalty notice (`letters.answer_penalty_notice`)."""
+
+    notice_received_on = forms.DateField(
+        label="Invitation de l'acheteur reçue le",
+        widget=_date_input(),
+        error_messages={"required": "Indiquez quand l'invitation de l'acheteur a été reçue."},
+    )
+    text = forms.CharField(
+        label="Vos observations sur les pénalités envisagées",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=5000,
+        error_messages={"required": "Écrivez vos observations sur les pénalités envisagées."},
+    )

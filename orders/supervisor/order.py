@@ -21,25 +21,31 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import actions, deadlines, formatting, remedies, services
+from orders import actions, buyer, deadlines, formatting, letters, remedies, services
 from orders.access import get_order_for
 from orders.models import ExtensionDecision, ExtensionRequest, Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action
 from orders.supervisor import timeline
 from orders.supervisor.forms import (
+    AdmissionStepForm,
     AssignForm,
+    BuyerStopForm,
     DetailsForm,
     ExtensionRequestForm,
+    LateScopeForm,
+    LetterDatesForm,
     LineEditForm,
     NewLineForm,
     ObservationForm,
+    PenaltyAnswerForm,
+    RestartForm,
     extension_answer_form,
 )
 from portal.access import role_required
@@ -81,24 +87,66 @@ def _state_buttons(order: Order, refused: RefusedForm | None) -> list[actions.Ac
 
 
 def _ccag(order: Order, extensions: list[ExtensionRequest], now: Any, refused: RefusedForm | None) -> dict[str, Any]:
-    """Observations and extensions: the forms, and the deadlines that govern them."""
-    observation_deadline = deadlines.observation_deadline(order.received_at)
-    pending = next((extension for extension in extensions if extension.is_pending), None)
+    """Observations and extensions: the forms, and the deadlines that govern them.
+    Several extension requests may wait for the buyer at once (one per cause, §14.3.2)."""
+    observation_deadline = deadlines.observation_deadline(order.received_at, order.department)
+    pending = [
+        (
+            extension,
+            deadlines.extension_answer_deadline(extension.requested_at, order.department),
+            _refused_or(
+                refused,
+                f"answer-{extension.pk}",
+                lambda extension=extension: extension_answer_form(extension_pk=extension.pk),
+            ),
+        )
+        for extension in extensions
+        if extension.is_pending
+    ]
     in_period = order.state in WORK_STATES and order.due_at is not None
     expired = in_period and now >= order.due_at
     return {
         "observation_deadline": observation_deadline,
         "observation_open": observation_deadline.is_open(now) and order.state != "cancelled",
         "observation_days_left": observation_deadline.days_left(now),
-        "pending_extension": pending,
-        "answer_deadline": deadlines.extension_answer_deadline(pending.requested_at) if pending else None,
-        "can_request_extension": in_period and not expired and pending is None,
-        "extension_expired": expired and pending is None,
+        "pending_extensions": pending,
+        "can_request_extension": in_period and not expired,
+        "extension_expired": expired,
         "extension_window_days": deadlines.EXTENSION_REQUEST_DAYS,
-        "answer_form": (
-            _refused_or(refused, f"answer-{pending.pk}", lambda: extension_answer_form(extension_pk=pending.pk))
-            if pending
-            else None
+    }
+
+
+def _buyer(order: Order, now: Any, refused: RefusedForm | None) -> dict[str, Any]:
+    """The buyer's decisions: suspensions and sursis (§24, §30.5), admission (§33-34), the scope of V (§15.1)."""
+    stops = list(order.buyer_stops.all())
+    steps = list(order.admission_steps.all())
+    open_stop = next((stop for stop in stops if stop.ends_on is None), None)
+    return {
+        "stops": stops,
+        "open_stop": open_stop,
+        "stop_form": _refused_or(refused, "stop", lambda: BuyerStopForm(auto_id="stop-%s")),
+        "restart_form": _refused_or(refused, "restart", lambda: RestartForm(auto_id="restart-%s")),
+        "can_stop": order.state in WORK_STATES and order.due_at is not None and open_stop is None,
+        "admission_steps": steps,
+        "admission": buyer.status_of(order, timezone.localdate(now), steps),
+        "admission_form": _refused_or(refused, "admission", lambda: AdmissionStepForm(auto_id="admission-%s")),
+        "letters": [
+            (
+                letter,
+                _refused_or(
+                    refused,
+                    f"letter-{letter.pk}",
+                    lambda letter=letter: LetterDatesForm(
+                        initial={"sent_on": letter.sent_on, "received_on": letter.received_on},
+                        auto_id=f"letter-{letter.pk}-%s",
+                    ),
+                ),
+            )
+            for letter in order.letters.all()
+        ],
+        "penalty_form": _refused_or(refused, "penalty", lambda: PenaltyAnswerForm(auto_id="penalty-%s")),
+        "scope_form": _refused_or(
+            refused, "scope", lambda: LateScopeForm(initial={"whole_unusable": order.late_whole_unusable})
         ),
     }
 
@@ -149,6 +197,7 @@ def _context(order: Order, *, notice: str = "", refused: RefusedForm | None = No
         "extensions": extensions,
         "extension_form": _refused_or(refused, "extension", lambda: ExtensionRequestForm(auto_id="extension-%s")),
         **_ccag(order, extensions, now, refused),
+        **_buyer(order, now, refused),
         "timeline": timeline.build(order, now=now),
         # The rejected message whose resend or abandon was refused, to show its form's errors.
         "refused_message": int(refused.key.removeprefix("message-"))
@@ -285,8 +334,8 @@ def supervisor_observation(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_order_for(request, pk)
 
     def apply(data: dict[str, Any]) -> str:
-        remedies.raise_observation(order, actor=request.user, text=data["text"])
-        return "Observations enregistrées : elles sont transmises au client."
+        letters.send_observations(order, actor=request.user, text=data["text"])
+        return "Observations enregistrées : elles sont transmises au client, et leur courrier est en préparation."
 
     return _change(request, order, "observation", ObservationForm(request.POST), apply, anchor="ccag")
 
@@ -298,8 +347,9 @@ def supervisor_extension(request: HttpRequest, pk: int) -> HttpResponse:
     form = ExtensionRequestForm(request.POST, auto_id="extension-%s")
 
     def apply(data: dict[str, Any]) -> str:
-        extension = remedies.request_extension(order, actor=request.user, **data)
-        return f"Demande de prolongation de {extension.days} jour(s) enregistrée : elle est transmise au client."
+        extension = letters.ask_extension(order, actor=request.user, **data).extension
+        days = extension.days if extension else data["days"]
+        return f"Demande de prolongation de {days} jour(s) enregistrée : elle est transmise au client."
 
     return _change(request, order, "extension", form, apply, anchor="ccag")
 
@@ -314,11 +364,116 @@ def supervisor_extension_answer(request: HttpRequest, pk: int, extension_pk: int
     def apply(data: dict[str, Any]) -> str:
         answered = remedies.answer_extension(extension, actor=request.user, **data)
         if answered.decision == ExtensionDecision.GRANTED:
-            due = formatting.format_datetime(answered.due_at_after)
+            due = formatting.format_deadline(answered.due_at_after)
             return f"Prolongation accordée : {answered.granted_days} jour(s), nouvelle échéance le {due}."
         return "Refus de la prolongation enregistré : l'échéance reste inchangée."
 
     return _change(request, order, f"answer-{extension.pk}", form, apply, anchor="ccag")
+
+
+@supervisors
+@require_POST
+def supervisor_stop(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        stop = buyer.stop_clock(order, actor=request.user, **data)
+        return f"{stop.get_kind_display()} enregistré(e) : le délai d'exécution est arrêté."
+
+    return _change(request, order, "stop", BuyerStopForm(request.POST, auto_id="stop-%s"), apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_restart(request: HttpRequest, pk: int, stop_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    stop = get_object_or_404(order.buyer_stops, pk=stop_pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        ended = buyer.restart_clock(stop, actor=request.user, **data)
+        due = formatting.format_deadline(ended.due_at_after) if ended.due_at_after else "—"
+        return f"Reprise enregistrée : {ended.days} jour(s) d'arrêt, nouvelle échéance le {due}."
+
+    return _change(request, order, "restart", RestartForm(request.POST, auto_id="restart-%s"), apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_admission(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    form = AdmissionStepForm(request.POST, auto_id="admission-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        step = buyer.record_admission_step(order, actor=request.user, **data)
+        return f"{step.get_kind_display()} enregistré(e)."
+
+    return _change(request, order, "admission", form, apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_late_scope(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        buyer.set_late_scope(order, actor=request.user, **data)
+        return "Valeur retenue pour les pénalités de retard enregistrée."
+
+    return _change(request, order, "scope", LateScopeForm(request.POST), apply, anchor="acheteur")
+
+
+@supervisors
+@require_POST
+def supervisor_penalty_answer(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    form = PenaltyAnswerForm(request.POST, auto_id="penalty-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        letters.answer_penalty_notice(order, actor=request.user, **data)
+        return "Observations sur les pénalités enregistrées : leur courrier est en préparation."
+
+    return _change(request, order, "penalty", form, apply, anchor="courriers")
+
+
+@supervisors
+@require_POST
+def supervisor_letter_dates(request: HttpRequest, pk: int, letter_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    letter = get_object_or_404(order.letters, pk=letter_pk)
+    form = LetterDatesForm(request.POST, auto_id=f"letter-{letter.pk}-%s")
+
+    def apply(data: dict[str, Any]) -> str:
+        letters.record_letter_dates(letter, actor=request.user, **data)
+        return "Dates d'envoi et de réception du courrier enregistrées."
+
+    return _change(request, order, f"letter-{letter.pk}", form, apply, anchor="courriers")
+
+
+@supervisors
+@require_POST
+def supervisor_letter_render(request: HttpRequest, pk: int, letter_pk: int) -> HttpResponse:
+    order = get_order_for(request, pk)
+    letter = get_object_or_404(order.letters, pk=letter_pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        letters.request_letter_pdf(letter)
+        return "PDF du courrier demandé à nouveau."
+
+    return _change(request, order, f"letter-{letter.pk}", forms.Form(request.POST), apply, anchor="courriers")
+
+
+@supervisors
+def supervisor_letter_pdf(request: HttpRequest, pk: int, letter_pk: int) -> HttpResponse:
+    """The letter's PDF, to those who may see the order (never from the static files)."""
+    order = get_order_for(request, pk)
+    letter = get_object_or_404(order.letters, pk=letter_pk)
+    if not letter.pdf:
+        raise Http404("Le PDF de ce courrier n'est pas encore prêt.")
+    try:
+        stream = letter.pdf.open("rb")
+    except OSError as error:  # gone from the storage: « Produire le PDF » makes it again
+        raise Http404("Le PDF de ce courrier est introuvable.") from error
+    return FileResponse(stream, content_type="application/pdf", filename=f"courrier-{letter.pk}.pdf")
 
 
 @supervisors
@@ -346,7 +501,9 @@ def supervisor_abandon(request: HttpRequest, pk: int, message_pk: int) -> HttpRe
     message = get_object_or_404(OutboxMessage, pk=message_pk, order=order)
 
     def apply(data: dict[str, Any]) -> str:
-        relay_services.cancel_message(message, actor=request.user, reason=data["note"])
+        relay_services.cancel_message(
+            message, actor=request.user, reason=data["note"], entered_by_hand_at=data.get("entered_by_hand_at")
+        )
         return f"Message n° {message.sequence} abandonné : les suivants de la commande peuvent partir."
 
     form = ResolveForm(request.POST, auto_id=f"message-{message.pk}-%s")

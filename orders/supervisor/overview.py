@@ -17,7 +17,7 @@ appointments are fetched whole, each in one query.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import groupby
@@ -31,13 +31,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import deadlines, durations, penalties
+from orders import admission, buyer, deadlines, durations, penalties
 from orders.models import Order
 from orders.states import STATE_LABELS, State
+from orders.supervisor import exposure
 from portal.access import role_required
 from portal.models import Client, Contract, Role, User
 from portal.relay import watch
-from portal.relay.models import Breach
 
 LIST_LIMIT = 10  # rows of each list on the page; its count links to all of them
 MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -159,9 +159,9 @@ def waiting_orders(orders: QuerySet[Order], now: datetime) -> list[Waiting]:
     """The oldest orders still to acknowledge, with what is left of the 15 days
     for observations (CCAG-MI §3.7.2, counted by `orders.deadlines`)."""
     rows = []
-    oldest = orders.filter(state=State.TO_ACKNOWLEDGE).select_related("contract__client")
+    oldest = orders.filter(state=State.TO_ACKNOWLEDGE).select_related("contract__client", "asset")
     for order in oldest.order_by("received_at", "pk")[:LIST_LIMIT]:
-        deadline = deadlines.observation_deadline(order.received_at)
+        deadline = deadlines.observation_deadline(order.received_at, order.department)
         left = deadline.days_left(now)
         received = timezone.localdate(order.received_at)
         text = (
@@ -178,35 +178,7 @@ def waiting_orders(orders: QuerySet[Order], now: datetime) -> list[Waiting]:
     return rows
 
 
-# --- Late orders, and what they may cost ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class LateRow:
-    order: Order
-    late_by: str
-    penalty: penalties.OrderLatePenalty
-
-
-def late_orders(orders: QuerySet[Order], now: datetime) -> list[LateRow]:
-    """Every late order (most late first) with its value, the sum of its lines
-    excluding VAT, computed in the same query."""
-    late = orders.late(now).with_value().select_related("contract__client", "technician").order_by("due_at", "pk")
-    return [
-        LateRow(
-            order,
-            durations.duration(now - order.due_at),
-            penalties.order_late_penalty(
-                penalties.LateOrder(
-                    reference=order.reference,
-                    value=order.value,
-                    days_late=penalties.days_late(order.due_at, now),
-                    key=order.pk,
-                )
-            ),
-        )
-        for order in late
-    ]
+# --- Late orders, and what they may cost (orders.supervisor.exposure) -------------------
 
 
 @dataclass(frozen=True)
@@ -221,90 +193,33 @@ def soon_late(orders: QuerySet[Order], now: datetime) -> tuple[int, list[SoonRow
     return soon.count(), [SoonRow(order, durations.duration(order.due_at - now)) for order in rows]
 
 
-def breaches_this_month(now: datetime) -> list[tuple[int, penalties.SharingBreach]]:
-    """(contract id, breach) for every breach of the 15-minute limit this month.
-    A message still waiting is late by now minus its change, whatever the watch
-    measured a minute ago. Not narrowed to `visible_to`: the page is for
-    supervisors and office staff, who see every order."""
-    rows = (
-        Breach.objects.filter(changed_at__gte=watch.month_start(now))
-        .order_by("-changed_at", "-pk")
-        .values(
-            "changed_at",
-            "delivered_at",
-            "delay_seconds",
-            order_id=F("message__order_id"),
-            reference=F("message__order__reference"),
-            contract_id=F("message__order__contract_id"),
-        )
-    )
-    breaches = []
-    for row in rows:
-        delay = timedelta(seconds=row["delay_seconds"])
-        if row["delivered_at"] is None:
-            delay = max(delay, now - row["changed_at"])
-        breach = penalties.SharingBreach(
-            delay=delay, reference=row["reference"], key=row["order_id"], delivered=row["delivered_at"] is not None
-        )
-        breaches.append((row["contract_id"], breach))
-    return breaches
+def _late_url(contract_id: int) -> str:
+    return list_url(retard="oui", marche=contract_id)
+
+
+# --- Admission of finished works (CCAG-MI §33-34) ------------------------------------
 
 
 @dataclass(frozen=True)
-class ExposureRow:
-    contract: Contract
-    exposure: penalties.Exposure
-    late_url: str
-
-    @property
-    def late(self) -> penalties.ContractLatePenalty:
-        return self.exposure.late
-
-    @property
-    def sharing(self) -> penalties.DataSharingPenalty:
-        return self.exposure.sharing
+class AdmissionRow:
+    order: Order
+    status: admission.AdmissionStatus
 
 
-@dataclass
-class ExposureTable:
-    rows: list[ExposureRow] = field(default_factory=list)
-
-    @property
-    def late_total(self) -> Decimal:
-        return sum((row.late.total for row in self.rows), ZERO)
-
-    @property
-    def late_due(self) -> Decimal:
-        return sum((row.late.due for row in self.rows), ZERO)
-
-    @property
-    def sharing(self) -> Decimal:
-        return sum((row.sharing.total for row in self.rows), ZERO)
-
-    @property
-    def total(self) -> Decimal:
-        return sum((row.exposure.total for row in self.rows), ZERO)
-
-    @property
-    def explanation(self) -> str:
-        parts = " + ".join(penalties.euros(row.exposure.total) for row in self.rows)
-        return f"Somme des marchés : {parts} = {penalties.euros(self.total)}." if self.rows else ""
-
-
-def exposure_table(
-    late: list[LateRow], breaches: list[tuple[int, penalties.SharingBreach]], contracts: dict[int, Contract]
-) -> ExposureTable:
-    """Per contract: its late penalties (10 % cap per order, the 1,000 EUR
-    exemption on the contract's total) and its data-sharing penalties."""
-    late_by_contract = penalties.late_penalties_by_contract((row.order.contract_id, row.penalty.order) for row in late)
-    sharing_by_contract = penalties.data_sharing_by_contract(breaches)
-    keys = set(late_by_contract) | set(sharing_by_contract)
-    table = ExposureTable()
-    for contract in contracts.values():  # in the state table's order: client, then reference
-        if contract.pk in keys:
-            exposure = penalties.exposure(late_by_contract.get(contract.pk), sharing_by_contract.get(contract.pk))
-            table.rows.append(ExposureRow(contract, exposure, list_url(retard="oui", marche=contract.pk)))
-    return table
+def admissions(orders: QuerySet[Order], now: datetime) -> list[AdmissionRow]:
+    """Finished works not received yet, with where their admission stands: the
+    buyer's countdown, tacit admission (with its date of effect), adjournment.
+    Two queries: the orders, and their admission steps."""
+    today = timezone.localdate(now)
+    finished = (
+        orders.filter(state=State.FINISHED, actual_end__isnull=False)
+        .select_related("contract__client", "asset")
+        .prefetch_related("admission_steps")
+        .order_by("actual_end", "pk")
+    )
+    rows = [AdmissionRow(order, buyer.status_of(order, today, list(order.admission_steps.all()))) for order in finished]
+    # The open countdowns first (the most urgent first), then what is settled.
+    return sorted(rows, key=lambda row: (row.status.days_left is None, row.status.days_left or 0))
 
 
 # --- Today's appointments, by technician -------------------------------------------
@@ -359,7 +274,8 @@ def overview(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     orders = Order.objects.visible_to(request.user)
     states, contracts = state_table(orders)
-    late = late_orders(orders, now)
+    penalised = exposure.penalised_orders(orders, now)
+    late = [row for row in penalised if row.open]
     soon_count, soon = soon_late(orders, now)
     health = watch.health(now)
     context = {
@@ -374,10 +290,11 @@ def overview(request: HttpRequest) -> HttpResponse:
         "soon": soon,
         "soon_count": soon_count,
         "soon_url": list_url(retard="48h"),
-        "exposure": exposure_table(late, breaches_this_month(now), contracts),
+        "exposure": exposure.exposure_table(penalised, contracts, now, _late_url),
         "health": health,
         "relay": relay_summary(health),
         "visits": todays_visits(orders, now),
+        "admissions": admissions(orders, now),
         "today": timezone.localdate(now),
     }
     return render(request, "orders/overview.html", context)

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from orders import dispatch
 from orders.access import get_order_for
 from orders.models import Order
+from orders.queries import is_late
 from orders.states import WORK_STATES, Action, State
 from orders.supervisor.forms import PlanningChangeForm
 from portal.access import role_required
@@ -105,8 +106,7 @@ class Item:
 
     @property
     def late(self) -> bool:
-        due_at = self.order.due_at
-        return due_at is not None and self.order.state in WORK_STATES and due_at < timezone.now()
+        return is_late(self.order, timezone.now())
 
 
 @dataclass

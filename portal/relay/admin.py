@@ -253,7 +253,12 @@ class OutboxMessageAdmin(admin.ModelAdmin):
                     services.resend_message(message, actor=request.user, note=form.cleaned_data["note"])
                     self.message_user(request, "Message renvoyé : il part dans les secondes qui viennent.")
                 else:
-                    services.cancel_message(message, actor=request.user, reason=form.cleaned_data["note"])
+                    services.cancel_message(
+                        message,
+                        actor=request.user,
+                        reason=form.cleaned_data["note"],
+                        entered_by_hand_at=form.cleaned_data["entered_by_hand_at"],
+                    )
                     self.message_user(request, "Message abandonné.", messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:relay_outboxmessage_change", args=[message.pk]))
             except Refused as error:

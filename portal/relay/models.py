@@ -256,7 +256,8 @@ class MessageAudit(models.Model):
 
 class Breach(models.Model):
     """A message that reached the platform more than 15 minutes after the change
-    (or is still waiting past that): the basis of the 150 EUR/day penalty."""
+    (or is still waiting past that, or was typed there by hand late): the basis
+    of the 150 EUR/day penalty. It belongs to the month of the change."""
 
     message = models.OneToOneField(OutboxMessage, models.CASCADE, related_name="breach", verbose_name="message")
     connection = models.ForeignKey(Connection, models.PROTECT, related_name="breaches", verbose_name="connexion")
@@ -264,6 +265,9 @@ class Breach(models.Model):
     delivered_at = models.DateTimeField("transmis le", null=True, blank=True)
     delay_seconds = models.PositiveIntegerField("retard (s)")
     recorded_at = models.DateTimeField("constaté le", auto_now_add=True)
+    # The message was given up because the office typed the data on the
+    # platform's own screens: the breach ends there (its delay is frozen).
+    entered_by_hand_at = models.DateTimeField("saisi à la main sur la plateforme le", null=True, blank=True)
 
     class Meta:
         verbose_name = "dépassement du délai de 15 minutes"
@@ -276,6 +280,11 @@ class Breach(models.Model):
     @property
     def delay(self) -> timedelta:
         return timedelta(seconds=self.delay_seconds)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the data reached the platform, by the relay or by hand."""
+        return self.delivered_at is not None or self.entered_by_hand_at is not None
 
 
 class ServiceLevelWarning(models.Model):

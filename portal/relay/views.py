@@ -102,13 +102,18 @@ def resolve_message(request: HttpRequest, message_id: int, action: str) -> HttpR
         raise Http404
     message = get_object_or_404(OutboxMessage, pk=message_id)
     form = ResolveForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        messages.error(request, f"{form.fields[field].label} : {errors[0]}")
+        return redirect("relay:error_queue")
+    note = form.cleaned_data["note"]
     try:
         if action == "renvoyer":
             services.resend_message(message, actor=request.user, note=note)
             messages.success(request, f"Message « {message.subject} » renvoyé.")
         else:
-            services.cancel_message(message, actor=request.user, reason=note)
+            entered_at = form.cleaned_data["entered_by_hand_at"]
+            services.cancel_message(message, actor=request.user, reason=note, entered_by_hand_at=entered_at)
             messages.warning(request, f"Message « {message.subject} » abandonné.")
     except Refused as error:
         messages.error(request, str(error))

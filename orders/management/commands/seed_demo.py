@@ -7,6 +7,9 @@ schedules, the clients' property (sites, buildings, dwellings) and 40 orders
 spread over every state, received over the last six weeks (two programmed
 renovations on the heating contract longer ago: they are late, and weigh enough
 for the supervisor's overview to show penalties past the 1,000 EUR exemption).
+The electrical contract has its own penalty terms (its CCAP: 50 EUR per day,
+no cap, no exemption); of the works finished lately, one is adjourned by the buyer, one
+admitted, one admitted tacitly (no decision within the 7 days of verification).
 The first client also gets its platform connection (`sandbox_connect_demo`
 sets it up afterwards) with two changes its platform received more than 15
 minutes late this month: the relay's breaches, and the data-sharing penalty.
@@ -81,6 +84,7 @@ class Command(BaseCommand):
         made = world.create_world()
         orders = [story.replay(plan, made) for plan in story.plan_orders(now)]
         breaches = world.record_late_deliveries(now)
+        decisions = world.record_admissions(now)
         states = Counter(order.state for order in orders)
         late = sum(1 for order in orders if order.state in WORK_STATES and order.due_at and order.due_at < now)
         technician, today = made.users[data.TECHNICIAN], timezone.localdate(now)
@@ -102,4 +106,5 @@ class Command(BaseCommand):
             f"aujourd'hui pour {technician.get_full_name()}",
             f"{len(breaches)} transmissions à la plateforme au-delà de 15 minutes (dépassements enregistrés par le "
             "relais)",
+            f"{len(decisions)} décisions de l'acheteur sur l'admission des travaux terminés (ajournement, admission)",
         ]
