@@ -38,6 +38,7 @@ from orders.models import (
     ReportPhoto,
 )
 from orders.states import Action
+from portal.dates import admin_overrides
 from portal.errors import Refused
 
 # What the execution of the order sets: shown, never typed in.
@@ -122,6 +123,7 @@ class OrderEventInline(admin.TabularInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     form = OrderForm
+    formfield_overrides = admin_overrides()
     list_display = (
         "reference",
         "contract",

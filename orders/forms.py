@@ -27,6 +27,7 @@ from orders.reports import MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
 from orders.services import DETAIL_FIELDS, LINE_FIELDS
 from orders.sharing import missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
+from portal.dates import PlausibleDateField, PlausibleDateTimeField, PlausibleSplitDateTimeField
 
 
 class OrderForm(forms.ModelForm):
@@ -89,20 +90,24 @@ class AcknowledgeForm(forms.Form):
 
 
 class PlanForm(forms.Form):
-    appointment = forms.SplitDateTimeField(label="Rendez-vous", required=False, widget=admin_widgets.AdminSplitDateTime)
-    planned_start = forms.SplitDateTimeField(
+    appointment = PlausibleSplitDateTimeField(
+        label="Rendez-vous", required=False, widget=admin_widgets.AdminSplitDateTime
+    )
+    planned_start = PlausibleSplitDateTimeField(
         label="Début prévu",
         required=False,
         widget=admin_widgets.AdminSplitDateTime,
         help_text="Sans rendez-vous : la période prévue des travaux, début et fin.",
     )
-    planned_end = forms.SplitDateTimeField(label="Fin prévue", required=False, widget=admin_widgets.AdminSplitDateTime)
+    planned_end = PlausibleSplitDateTimeField(
+        label="Fin prévue", required=False, widget=admin_widgets.AdminSplitDateTime
+    )
 
 
 class AtForm(forms.Form):
     """Starting, resuming or finishing: when it happened (now by default)."""
 
-    at = forms.SplitDateTimeField(label="Date et heure", initial=_now, widget=admin_widgets.AdminSplitDateTime)
+    at = PlausibleSplitDateTimeField(label="Date et heure", initial=_now, widget=admin_widgets.AdminSplitDateTime)
 
 
 class SuspendForm(forms.Form):
@@ -111,11 +116,11 @@ class SuspendForm(forms.Form):
 
 
 class ReceptionForm(forms.Form):
-    reception_date = forms.DateField(label="Date de réception", initial=_today, widget=admin_widgets.AdminDateWidget)
+    reception_date = PlausibleDateField(label="Date de réception", initial=_today, widget=admin_widgets.AdminDateWidget)
 
 
 class InvoiceForm(forms.Form):
-    invoice_date = forms.DateField(label="Date de facture", initial=_today, widget=admin_widgets.AdminDateWidget)
+    invoice_date = PlausibleDateField(label="Date de facture", initial=_today, widget=admin_widgets.AdminDateWidget)
     invoice_number = forms.CharField(label="N° de facture", max_length=50)
 
 
@@ -171,10 +176,10 @@ class TechnicianActionForm(forms.Form):
         return cleaned
 
 
-def _datetime_field(label: str, **options: Any) -> forms.DateTimeField:
+def _datetime_field(label: str, **options: Any) -> PlausibleDateTimeField:
     # A native date and time picker: the phone's own, big enough for gloves.
     widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-    return forms.DateTimeField(label=label, required=False, widget=widget, **options)
+    return PlausibleDateTimeField(label=label, required=False, widget=widget, **options)
 
 
 class TechnicianPlanForm(TechnicianActionForm):
