@@ -536,3 +536,6 @@ class ExtensionRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "due_at_after",
     )
     readonly_fields = fields
+
+
+from orders import privacy_admin  # noqa: E402, F401  (registers the personal-data pages)

@@ -8,7 +8,7 @@ import random
 from celery import shared_task
 from django.db import OperationalError
 
-from orders import documents, notifications
+from orders import documents, erasure, notifications
 from orders.models import InterventionReport, PdfStatus
 
 logger = logging.getLogger(__name__)
@@ -92,3 +92,10 @@ def announce_new_orders() -> int:
 def warn_orders_late_soon() -> int:
     """Every 15 minutes: email the orders that will be late within 48 hours (each once per due date)."""
     return notifications.warn_late_soon()
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=1800, soft_time_limit=1700)
+def erase_ended_contracts() -> dict[str, dict[str, int]]:
+    """Every night: the occupants' personal data of the contracts whose end and
+    retention period have passed (orders.erasure)."""
+    return erasure.erase_due_contracts()

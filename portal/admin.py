@@ -186,6 +186,7 @@ class ContractAdmin(admin.ModelAdmin):
         "default_delay_days",
         "billing_account",
         "active",
+        "retention_days",
     )
     # The catalogue and the price schedule (BPU) are typed in with the contract.
     inlines = (ServiceCodeInline, PriceItemInline)

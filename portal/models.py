@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
@@ -158,6 +159,11 @@ class Contract(models.Model):
         verbose_name="compte de facturation",
     )
     active = models.BooleanField("actif", default=True)
+    retention_days = models.PositiveIntegerField(
+        "conservation des données personnelles (jours)",
+        default=0,
+        help_text="Après la fin du marché, délai avant l'effacement des données personnelles des occupants.",
+    )
 
     class Meta:
         verbose_name = "marché"
@@ -360,3 +366,53 @@ class OrderNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} : {self.order}"
+
+
+class ContractErasure(models.Model):
+    """The erasure of the occupants' personal data of a contract after its end
+    (seed 004 §5): what was erased, when, by whom (None: the periodic task).
+    Written by `orders.erasure.erase_contract`."""
+
+    contract = models.ForeignKey(Contract, models.PROTECT, related_name="erasures", verbose_name="marché")
+    at = models.DateTimeField("effacées le")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="par"
+    )
+    counts = models.JSONField("effacé", default=dict)
+
+    class Meta:
+        verbose_name = "effacement de données personnelles"
+        verbose_name_plural = "effacements de données personnelles"
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.contract.reference} – {self.at:%d/%m/%Y}"
+
+
+class ContactAccess(models.Model):
+    """Who saw an occupant's contact details, where and when (seed 004 §5.2.4:
+    a breach notification says whose data was seen). Kept
+    ACCESS_LOG_RETENTION_DAYS, then deleted by a periodic task."""
+
+    class Where(models.TextChoices):
+        ORDER_PAGE = "order_page", "Page de la commande"
+        SUPERVISOR_PAGE = "supervisor_page", "Page de pilotage de la commande"
+        CSV_EXPORT = "csv_export", "Export CSV de la liste"
+        ADMIN = "admin", "Administration"
+        EXPORT = "export", "Export de réversibilité"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="qui")
+    at = models.DateTimeField("quand", db_index=True)
+    where = models.CharField("où", max_length=20, choices=Where)
+    order_id = models.PositiveBigIntegerField("commande (n°)", null=True, blank=True)
+    orders = models.PositiveIntegerField("commandes vues", default=1)
+    detail = models.CharField("précision", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "consultation de coordonnées"
+        verbose_name_plural = "consultations de coordonnées d'occupants"
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["order_id", "at"], name="portal_access_order_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} – {self.get_where_display()}"

@@ -325,6 +325,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "report-pdf-sweep": {"task": "orders.tasks.sweep_report_pdfs", "schedule": timedelta(minutes=5)},
     "notify-new-orders": {"task": "orders.tasks.announce_new_orders", "schedule": 60.0},
     "notify-orders-late-soon": {"task": "orders.tasks.warn_orders_late_soon", "schedule": timedelta(minutes=15)},
+    "erase-ended-contracts": {"task": "orders.tasks.erase_ended_contracts", "schedule": timedelta(hours=24)},
     "clear-expired-sessions": {
         "task": "portal.tasks.clear_expired_sessions",
         "schedule": timedelta(hours=6),
