@@ -40,6 +40,8 @@ from orders.models import (
 from orders.states import Action
 from portal.dates import admin_overrides
 from portal.errors import Refused
+from portal.models import ContactAccess
+from portal.privacy import record_contact_access
 
 # What the execution of the order sets: shown, never typed in.
 EXECUTION_FIELDS = (
@@ -227,6 +229,8 @@ class OrderAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         order = self.get_object(request, unquote(object_id))
         buttons = []
+        if order is not None and request.method == "GET":
+            record_contact_access(request.user, ContactAccess.Where.ADMIN, order_id=order.pk, detail=order.reference)
         if order is not None and self.has_change_permission(request):
             buttons = [
                 {"url": self._action_url(order, spec.action), "label": spec.label, "action": spec.action.value}

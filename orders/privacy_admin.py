@@ -6,11 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from orders import erasure
-from portal.models import ContactAccess, Contract, ContractErasure
+from orders.models import Order
+from portal.models import Client, Company, ContactAccess, Contract, ContractErasure
+from portal.relay.models import Connection
 
 COUNT_LABELS = {
     "orders": "commandes",
@@ -70,3 +77,56 @@ class ContactAccessAdmin(ReadOnlyAdmin):
     search_fields = ("user__username", "user__last_name", "detail")
     date_hierarchy = "at"
     list_select_related = ("user",)
+
+    def get_urls(self) -> list:
+        register = self.admin_site.admin_view(self.register_view)
+        return [path("registre/", register, name="processing_register"), *super().get_urls()]
+
+    def register_view(self, request: HttpRequest) -> HttpResponse:
+        """The processing register of seed 004 §5.2.9, from the data as it is."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "title": "Registre des activités de traitement"}
+        return TemplateResponse(request, "admin/portal/processing_register.html", {**context, **register_data()})
+
+
+def _security_measures() -> list[str]:
+    """What the settings in force actually do, in the register's words."""
+    storage = settings.STORAGES["default"]["BACKEND"]
+    measures = [
+        "Accès chiffré (HTTPS)"
+        + (f", HSTS {settings.SECURE_HSTS_SECONDS // 86400} jours" if settings.SECURE_HSTS_SECONDS else ""),
+        "Comptes nominatifs par rôle (technicien, conducteur de travaux, bureau) ; "
+        "chaque technicien ne voit que ses commandes",
+        f"Blocage de la connexion après {settings.AXES_FAILURE_LIMIT} échecs ; mots de passe hachés (Argon2/PBKDF2)",
+        "Secrets des plateformes chiffrés en base (Fernet) ; politique de sécurité du contenu stricte (CSP)",
+        "Photos réduites et débarrassées de leurs métadonnées (dont la position GPS) dès leur dépôt",
+        f"Journal des consultations des coordonnées des occupants, conservé {settings.ACCESS_LOG_RETENTION_DAYS} jours",
+        "Effacement des données personnelles des occupants à la fin de chaque marché, après son délai de conservation",
+        "Sauvegarde quotidienne de la base et des fichiers, restauration vérifiée (manage.py backup / restore)",
+        "Fichiers stockés "
+        + (
+            "sur un stockage objet S3" if "S3" in storage else "sur le serveur, servis seulement après contrôle d'accès"
+        ),
+    ]
+    return measures
+
+
+def register_data() -> dict[str, Any]:
+    with_occupant = Q(contracts__orders__occupant_name__gt="") | Q(contracts__orders__occupant_mobile__gt="")
+    clients = Client.objects.annotate(
+        contract_count=Count("contracts", distinct=True),
+        occupant_orders=Count("contracts__orders", filter=with_occupant, distinct=True),
+    ).order_by("name")
+    return {
+        "company": Company.objects.first(),
+        "dpo": {"name": settings.DPO_NAME, "email": settings.DPO_EMAIL, "phone": settings.DPO_PHONE},
+        "clients": clients,
+        "contracts": Contract.objects.select_related("client").order_by("client__name", "reference"),
+        "connections": Connection.objects.select_related("client").order_by("client__name"),
+        "orders_total": Order.objects.count(),
+        "email_host": next(iter(settings.MAILERS.values()), {}).get("OPTIONS", {}).get("host", ""),
+        "s3_region": settings.STORAGES["default"].get("OPTIONS", {}).get("region_name") or "",
+        "measures": _security_measures(),
+        "retention_days": settings.ACCESS_LOG_RETENTION_DAYS,
+    }

@@ -325,6 +325,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "report-pdf-sweep": {"task": "orders.tasks.sweep_report_pdfs", "schedule": timedelta(minutes=5)},
     "notify-new-orders": {"task": "orders.tasks.announce_new_orders", "schedule": 60.0},
     "notify-orders-late-soon": {"task": "orders.tasks.warn_orders_late_soon", "schedule": timedelta(minutes=15)},
+    "purge-contact-access-log": {"task": "portal.tasks.purge_contact_access_log", "schedule": timedelta(hours=24)},
     "erase-ended-contracts": {"task": "orders.tasks.erase_ended_contracts", "schedule": timedelta(hours=24)},
     "clear-expired-sessions": {
         "task": "portal.tasks.clear_expired_sessions",
@@ -382,6 +383,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 40
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Personal data (seed 004 §5): how long the log of who saw occupants' contact
+# details is kept, and the data protection officer named in the processing register.
+ACCESS_LOG_RETENTION_DAYS = env_int("ACCESS_LOG_RETENTION_DAYS", 365)
+DPO_NAME = env("DPO_NAME")
+DPO_EMAIL = env("DPO_EMAIL")
+DPO_PHONE = env("DPO_PHONE")
 # A form refused for its CSRF token gets the portal's French page.
 CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 

@@ -8,6 +8,7 @@ from django.utils import timezone, translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from portal import privacy
 from portal.models import User
 
 # The password-reset email's templates (the page's view names them too).
@@ -50,3 +51,8 @@ def send_password_reset(user_id: int, domain: str, use_https: bool) -> None:
             user.email,
             html_email_template_name=RESET_TEMPLATES["html_email_template_name"],
         )
+
+
+@shared_task(ignore_result=True)
+def purge_contact_access_log() -> int:
+    return privacy.purge_contact_accesses()

@@ -38,7 +38,8 @@ from orders.states import STATE_LABELS
 from orders.supervisor.forms import DEFAULT_SORT, NO_TECHNICIAN, SORTS, OrderFilterForm
 from portal.access import role_required
 from portal.htmx import render_page_or_fragment
-from portal.models import Client, Contract, Role, User
+from portal.models import Client, ContactAccess, Contract, Role, User
+from portal.privacy import record_contact_access
 from portal.spreadsheets import csv_lines, safe_cell
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -322,9 +323,16 @@ def _csv_row(row: dict[str, Any]) -> list[str]:
     ]
 
 
-def _csv_rows(rows: Iterator[dict[str, Any]]) -> Iterator[list[str]]:
-    for row in rows:
-        yield _csv_row(row)
+def _csv_rows(rows: Iterator[dict[str, Any]], user: User, query: str) -> Iterator[list[str]]:
+    count = 0
+    try:
+        for row in rows:
+            count += 1
+            yield _csv_row(row)
+    finally:
+        # Written once the rows have gone out (or as many as did): the occupants of each were exported.
+        detail = f"Filtres : {query}" if query else "Sans filtre"
+        record_contact_access(user, ContactAccess.Where.CSV_EXPORT, orders=count, detail=detail)
 
 
 @role_required(Role.SUPERVISOR, Role.OFFICE)
@@ -334,7 +342,10 @@ def order_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     now = timezone.now()
     filters = Filters.from_form(OrderFilterForm(request.GET))
     rows = filtered_orders(request.user, filters, now).with_value().values(*CSV_FIELDS).iterator(chunk_size=CSV_CHUNK)
-    response = StreamingHttpResponse(csv_lines(CSV_COLUMNS, _csv_rows(rows)), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        csv_lines(CSV_COLUMNS, _csv_rows(rows, request.user, filters.query().urlencode())),
+        content_type="text/csv; charset=utf-8",
+    )
     filename = f"commandes-{now.astimezone(PARIS):%Y-%m-%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
