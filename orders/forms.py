@@ -28,6 +28,7 @@ from orders.services import DETAIL_FIELDS, LINE_FIELDS
 from orders.sharing import missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
 from portal.dates import PlausibleDateField, PlausibleDateTimeField, PlausibleSplitDateTimeField
+from portal.models import Client, Contract
 
 
 class OrderForm(forms.ModelForm):
@@ -378,3 +379,22 @@ class DocumentUploadForm(forms.Form):
         except uploads.PdfRefused as error:
             raise forms.ValidationError(str(error)) from error
         return upload
+
+
+class ReversibilityExportForm(forms.Form):
+    """Whose data to export: a client's, or one of its contracts only."""
+
+    client = forms.ModelChoiceField(label="Client", queryset=Client.objects.order_by("name"))
+    contract = forms.ModelChoiceField(
+        label="Marché",
+        queryset=Contract.objects.select_related("client").order_by("client__name", "reference"),
+        required=False,
+        empty_label="— Tous les marchés du client —",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        client, contract = cleaned.get("client"), cleaned.get("contract")
+        if client is not None and contract is not None and contract.client_id != client.pk:
+            self.add_error("contract", "Ce marché n'est pas un marché de ce client.")
+        return cleaned

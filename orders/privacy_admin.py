@@ -12,11 +12,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from orders import erasure
 from orders.models import Order
-from portal.models import Client, Company, ContactAccess, Contract, ContractErasure
+from portal.models import Client, Company, ContactAccess, Contract, ContractErasure, ReversibilityExport
 from portal.relay.models import Connection
 
 COUNT_LABELS = {
@@ -68,6 +69,18 @@ class ContractErasureAdmin(ReadOnlyAdmin):
             .order_by("ends_on", "pk")
         ]
         return super().changelist_view(request, {"upcoming": upcoming, **(extra_context or {})})
+
+
+@admin.register(ReversibilityExport)
+class ReversibilityExportAdmin(ReadOnlyAdmin):
+    """The list; exports are asked for, followed and downloaded on /bureau/exports/."""
+
+    list_display = ("__str__", "status", "requested_by", "finished_at", "page")
+    list_select_related = ("client", "contract", "requested_by")
+
+    @admin.display(description="")
+    def page(self, obj: ReversibilityExport) -> str:
+        return format_html('<a href="{}">Suivre ou télécharger</a>', reverse("orders:export_detail", args=[obj.pk]))
 
 
 @admin.register(ContactAccess)

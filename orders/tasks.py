@@ -8,7 +8,7 @@ import random
 from celery import shared_task
 from django.db import OperationalError
 
-from orders import documents, erasure, notifications
+from orders import documents, erasure, notifications, reversibility
 from orders.models import InterventionReport, PdfStatus
 
 logger = logging.getLogger(__name__)
@@ -99,3 +99,9 @@ def erase_ended_contracts() -> dict[str, dict[str, int]]:
     """Every night: the occupants' personal data of the contracts whose end and
     retention period have passed (orders.erasure)."""
     return erasure.erase_due_contracts()
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=3600, soft_time_limit=3500)
+def build_reversibility_export(export_id: int) -> str:
+    """A client's or a contract's reversibility zip (orders.reversibility)."""
+    return reversibility.build_export(export_id)

@@ -416,3 +416,50 @@ class ContactAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} – {self.get_where_display()}"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "En attente"
+    RUNNING = "running", "En cours"
+    DONE = "done", "Prêt"
+    FAILED = "failed", "Échec"
+
+
+def export_path(export: ReversibilityExport, filename: str) -> str:
+    return f"exports/{export.pk}-{filename}"
+
+
+class ReversibilityExport(models.Model):
+    """A zip of everything about a client's or a contract's orders (seed 000,
+    reversibility), built by a task (`orders.reversibility`), downloaded by
+    office staff."""
+
+    client = models.ForeignKey(Client, models.PROTECT, related_name="+", verbose_name="client")
+    contract = models.ForeignKey(
+        Contract, models.PROTECT, null=True, blank=True, related_name="+", verbose_name="marché"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+", verbose_name="demandé par"
+    )
+    requested_at = models.DateTimeField("demandé le")
+    status = models.CharField("état", max_length=20, choices=ExportStatus, default=ExportStatus.PENDING)
+    done_items = models.PositiveIntegerField("éléments exportés", default=0)
+    total_items = models.PositiveIntegerField("éléments à exporter", default=0)
+    file = models.FileField("fichier", upload_to=export_path, blank=True, max_length=255)
+    size = models.PositiveBigIntegerField("taille (octets)", default=0)
+    finished_at = models.DateTimeField("terminé le", null=True, blank=True)
+    error = models.TextField("erreur", blank=True)
+
+    class Meta:
+        verbose_name = "export de réversibilité"
+        verbose_name_plural = "exports de réversibilité"
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Export {self.contract or self.client} du {self.requested_at:%d/%m/%Y %H:%M}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        return round(100 * self.done_items / self.total_items) if self.total_items else 0
