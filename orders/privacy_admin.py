@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from orders import erasure
-from orders.models import Order
+from orders.models import Order, ReportPhoto
 from portal.models import Client, Company, ContactAccess, Contract, ContractErasure, ReversibilityExport
 from portal.relay.models import Connection
 
@@ -69,6 +69,26 @@ class ContractErasureAdmin(ReadOnlyAdmin):
             .order_by("ends_on", "pk")
         ]
         return super().changelist_view(request, {"upcoming": upcoming, **(extra_context or {})})
+
+
+@admin.register(ReportPhoto)
+class ReportPhotoAdmin(admin.ModelAdmin):
+    """Where the office flags the photos that show a person: they go with the
+    occupants' personal data at the end of the contract (orders.erasure)."""
+
+    list_display = ("__str__", "report", "shows_person")
+    list_editable = ("shows_person",)
+    list_filter = ("shows_person", "kind")
+    list_select_related = ("report__order",)
+    search_fields = ("report__order__reference",)
+    fields = ("report", "kind", "position", "image", "shows_person")
+    readonly_fields = ("report", "kind", "position", "image")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ReversibilityExport)

@@ -178,3 +178,14 @@ def test_outsiders_have_no_erasure_page(client, technician, supervisor):
     assert client.get("/admin/portal/contracterasure/").status_code == HTTPStatus.FOUND
     client.force_login(supervisor)
     assert client.get("/admin/portal/contracterasure/").status_code == HTTPStatus.FOUND
+
+
+def test_the_office_flags_a_photo_that_shows_a_person(client, office, finished):
+    works = ReportPhoto.objects.get(report__order=finished, kind=PhotoKind.AFTER)
+    client.force_login(office)
+
+    response = client.post(f"/admin/orders/reportphoto/{works.pk}/change/", {"shows_person": "on"})
+
+    assert response.status_code == HTTPStatus.FOUND
+    works.refresh_from_db()
+    assert works.shows_person
