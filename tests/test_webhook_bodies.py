@@ -144,6 +144,13 @@ def test_a_full_batch_at_the_cap_is_stored(client, connection):
     assert response.json()["received"] == MAX_NOTIFICATIONS
 
 
+def test_an_integer_longer_than_python_reads_is_kept_raw_not_a_500(client, connection):
+    response = post(client, connection, b'[{"id": "big", "event": {"body": {"criticalLevel": ' + b"9" * 5000 + b"}}}]")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert the_raw_body().body["raw"].startswith('[{"id": "big"')
+
+
 def test_a_raw_body_with_a_nul_character_is_kept(client, connection):
     response = post(client, connection, b'[{"id": "a\x00b"')
 
