@@ -23,6 +23,6 @@ class RequestBodyLimitMiddleware:
             length = 0
         if length > limit:
             message = f"L'envoi fait {length / 1024 / 1024:.0f} Mo, au-delà des {limit // 1024 // 1024} Mo acceptés."
-            # Rendered without the request: its context processors would read the session, from the body's connection.
+            # Rendered without the request: this runs before the session and the user are there.
             return HttpResponse(render_to_string("413.html", {"message": message}), status=413)
         return self.get_response(request)
