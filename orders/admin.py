@@ -41,7 +41,10 @@ from orders.models import (
     ReportPhoto,
 )
 from orders.states import Action
+from portal.dates import admin_overrides
 from portal.errors import Refused
+from portal.models import ContactAccess
+from portal.privacy import record_contact_access
 
 # What the execution of the order sets: shown, never typed in.
 EXECUTION_FIELDS = (
@@ -125,6 +128,7 @@ class OrderEventInline(admin.TabularInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     form = OrderForm
+    formfield_overrides = admin_overrides()
     list_display = (
         "reference",
         "contract",
@@ -228,6 +232,8 @@ class OrderAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         order = self.get_object(request, unquote(object_id))
         buttons = []
+        if order is not None and request.method == "GET":
+            record_contact_access(request.user, ContactAccess.Where.ADMIN, order_id=order.pk, detail=order.reference)
         if order is not None and self.has_change_permission(request):
             buttons = [
                 {"url": self._action_url(order, spec.action), "label": spec.label, "action": spec.action.value}
@@ -581,3 +587,6 @@ class LetterAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "received_on",
     )
     readonly_fields = fields
+
+
+from orders import privacy_admin  # noqa: E402, F401  (registers the personal-data pages)

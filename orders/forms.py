@@ -27,6 +27,8 @@ from orders.reports import MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
 from orders.services import DETAIL_FIELDS, LINE_FIELDS
 from orders.sharing import missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
+from portal.dates import PlausibleDateField, PlausibleDateTimeField, PlausibleSplitDateTimeField
+from portal.models import Client, Contract
 
 
 class OrderForm(forms.ModelForm):
@@ -89,20 +91,24 @@ class AcknowledgeForm(forms.Form):
 
 
 class PlanForm(forms.Form):
-    appointment = forms.SplitDateTimeField(label="Rendez-vous", required=False, widget=admin_widgets.AdminSplitDateTime)
-    planned_start = forms.SplitDateTimeField(
+    appointment = PlausibleSplitDateTimeField(
+        label="Rendez-vous", required=False, widget=admin_widgets.AdminSplitDateTime
+    )
+    planned_start = PlausibleSplitDateTimeField(
         label="Début prévu",
         required=False,
         widget=admin_widgets.AdminSplitDateTime,
         help_text="Sans rendez-vous : la période prévue des travaux, début et fin.",
     )
-    planned_end = forms.SplitDateTimeField(label="Fin prévue", required=False, widget=admin_widgets.AdminSplitDateTime)
+    planned_end = PlausibleSplitDateTimeField(
+        label="Fin prévue", required=False, widget=admin_widgets.AdminSplitDateTime
+    )
 
 
 class AtForm(forms.Form):
     """Starting, resuming or finishing: when it happened (now by default)."""
 
-    at = forms.SplitDateTimeField(label="Date et heure", initial=_now, widget=admin_widgets.AdminSplitDateTime)
+    at = PlausibleSplitDateTimeField(label="Date et heure", initial=_now, widget=admin_widgets.AdminSplitDateTime)
 
 
 class SuspendForm(forms.Form):
@@ -111,11 +117,11 @@ class SuspendForm(forms.Form):
 
 
 class ReceptionForm(forms.Form):
-    reception_date = forms.DateField(label="Date de réception", initial=_today, widget=admin_widgets.AdminDateWidget)
+    reception_date = PlausibleDateField(label="Date de réception", initial=_today, widget=admin_widgets.AdminDateWidget)
 
 
 class InvoiceForm(forms.Form):
-    invoice_date = forms.DateField(label="Date de facture", initial=_today, widget=admin_widgets.AdminDateWidget)
+    invoice_date = PlausibleDateField(label="Date de facture", initial=_today, widget=admin_widgets.AdminDateWidget)
     invoice_number = forms.CharField(label="N° de facture", max_length=50)
 
 
@@ -171,10 +177,10 @@ class TechnicianActionForm(forms.Form):
         return cleaned
 
 
-def _datetime_field(label: str, **options: Any) -> forms.DateTimeField:
+def _datetime_field(label: str, **options: Any) -> PlausibleDateTimeField:
     # A native date and time picker: the phone's own, big enough for gloves.
     widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-    return forms.DateTimeField(label=label, required=False, widget=widget, **options)
+    return PlausibleDateTimeField(label=label, required=False, widget=widget, **options)
 
 
 class TechnicianPlanForm(TechnicianActionForm):
@@ -373,3 +379,22 @@ class DocumentUploadForm(forms.Form):
         except uploads.PdfRefused as error:
             raise forms.ValidationError(str(error)) from error
         return upload
+
+
+class ReversibilityExportForm(forms.Form):
+    """Whose data to export: a client's, or one of its contracts only."""
+
+    client = forms.ModelChoiceField(label="Client", queryset=Client.objects.order_by("name"))
+    contract = forms.ModelChoiceField(
+        label="Marché",
+        queryset=Contract.objects.select_related("client").order_by("client__name", "reference"),
+        required=False,
+        empty_label="— Tous les marchés du client —",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        client, contract = cleaned.get("client"), cleaned.get("contract")
+        if client is not None and contract is not None and contract.client_id != client.pk:
+            self.add_error("contract", "Ce marché n'est pas un marché de ce client.")
+        return cleaned

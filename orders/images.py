@@ -20,6 +20,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PHOTO_BYTES = 15 * 1024 * 1024
 MAX_SIDE = 1600
+# Pixels, read from the header before anything is decoded (Pillow's own bomb
+# limit, 89 million, lets through an image that costs most of a gigabyte). A
+# JPEG is decoded at 1/2 to 1/8 of its side by its own decoder (draft), so a
+# 50-megapixel camera's photo costs at most ~12 million pixels in memory; the
+# other formats are decoded whole, so they get less: 24 million (a 48-megapixel
+# phone saves 24 by default), about 100 MB while it is shrunk.
+MAX_JPEG_PIXELS = 50_000_000
+MAX_DECODED_PIXELS = 24_000_000
 JPEG_QUALITY = 82
 MAX_SIGNATURE_BYTES = 500 * 1024
 MAX_SIGNATURE_SIDE = 4000
@@ -97,6 +105,13 @@ def process_photo(upload: IO[bytes], *, name: str, size: int | None = None) -> P
         )
     not_a_photo = f"{label} n'est pas une photo lisible (JPEG, PNG ou WebP{', HEIC' if HEIF_SUPPORTED else ''})."
     image = _open(upload, PHOTO_FORMATS, label, not_an_image=not_a_photo)
+    limit = MAX_JPEG_PIXELS if image.format == "JPEG" else MAX_DECODED_PIXELS
+    if image.width * image.height > limit:
+        megapixels = image.width * image.height // 1_000_000
+        raise ImageRefused(
+            f"{label} est trop grande ({megapixels} millions de pixels, {limit // 1_000_000} au plus) : "
+            "réduisez sa définition, ou reprenez-la avec le réglage par défaut de l'appareil."
+        )
     try:
         icc_profile = image.info.get("icc_profile")
         # Resize first; the box is square, so rotating afterwards gives the same
@@ -105,7 +120,9 @@ def process_photo(upload: IO[bytes], *, name: str, size: int | None = None) -> P
         scale = MAX_SIDE / max(image.size)
         if scale < 1:
             image.draft(None, (round(image.width * scale), round(image.height * scale)))
-        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        # reducing_gap: a whole-number reduce() first (fast, little memory), then
+        # the fine resampling on the smaller image.
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
         image = ImageOps.exif_transpose(image)
         image = _flatten(image)
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data

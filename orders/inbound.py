@@ -9,6 +9,8 @@ operations and brings in any order whose webhook never came.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -152,27 +154,53 @@ def _platform_cancel_reason(operation: dict[str, Any]) -> str:
 # --- Reconciliation ---------------------------------------------------------
 
 
+# The platform's statuses of an operation still under way; "denied" is one it cancelled.
+ACTIVE_STATUSES = ("open", "pending", "hold")
+LISTED_STATUSES = (*ACTIVE_STATUSES, "denied")
+
+
 def reconcile(connection: Connection) -> int:
-    """Create every open operation of the platform that has no order here. Returns how many."""
+    """Bring the portal up to date with the platform, for what its webhooks
+    missed: every active operation with no order here is created; every order
+    here still open whose operation changed on the platform since it was last
+    read (its `lastUpdateDate`) is updated from it, cancellations included.
+    Each is stored as a notification first, like a webhook's (so a change is
+    read once, and what cannot be applied stays for a person). Returns how
+    many orders were created or updated."""
     client = intent.client_for(connection)
     contracts = {c.reference: c for c in Contract.objects.filter(client=connection.client)}
-    created = 0
-    for summary in client.list_operations(status="open"):
-        if not isinstance(summary, dict) or summary.get("type", "intervention") != "intervention":
-            continue
-        reference = str(summary.get("reference") or "")
-        contract_reference = str(
-            summary.get("contractReference") or (summary.get("contract") or {}).get("reference") or ""
-        )
-        contract = contracts.get(contract_reference)
-        if contract is not None and Order.objects.filter(contract=contract, reference=reference).exists():
-            continue
-        item = {
-            "id": f"reconciliation:{contract_reference}:{reference}",
-            "type": "operations:intervention:share",
-            "event": {"type": "operations", "body": {**summary, "contractReference": contract_reference}},
-        }
-        new, _ = inbound.store_notifications(connection, [item])
-        if new and inbound.process_notification(new[0]) == NotificationStatus.PROCESSED:
-            created += 1
-    return created
+    applied = 0
+    for status in LISTED_STATUSES:
+        for summary in client.list_operations(status=status):
+            if not isinstance(summary, dict) or summary.get("type", "intervention") != "intervention":
+                continue
+            item = _reconciliation_item(summary, contracts, active=status in ACTIVE_STATUSES)
+            if item is None:
+                continue
+            new, _ = inbound.store_notifications(connection, [item])
+            if new and inbound.process_notification(new[0]) == NotificationStatus.PROCESSED:
+                applied += 1
+    return applied
+
+
+def _reconciliation_item(summary: dict[str, Any], contracts: dict[str, Contract], *, active: bool) -> dict | None:
+    """The notification to store for a listed operation, or None when the
+    portal has nothing to do with it."""
+    reference = str(summary.get("reference") or "")
+    contract_reference = str(summary.get("contractReference") or (summary.get("contract") or {}).get("reference") or "")
+    contract = contracts.get(contract_reference)
+    order = Order.objects.filter(contract=contract, reference=reference).first() if contract else None
+    body = {**summary, "contractReference": contract_reference}
+    if order is None and not active:
+        return None  # cancelled before it ever reached the portal
+    if order is not None and not order.is_open:
+        return None
+    # One notification per version of the listed operation (its lastUpdateDate,
+    # status and details: two changes in one second differ by their content), so
+    # that an operation is read again only when it changed.
+    version = hashlib.sha256(json.dumps(summary, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {
+        "id": f"reconciliation:{contract_reference}:{reference}:{version}",
+        "type": "operations:intervention:share" if order is None else "operations:intervention:update",
+        "event": {"type": "operations", "body": body},
+    }

@@ -486,6 +486,9 @@ class ReportPhoto(models.Model):
     image = models.ImageField("photo", upload_to=photo_path)
     width = models.PositiveIntegerField("largeur (px)")
     height = models.PositiveIntegerField("hauteur (px)")
+    shows_person = models.BooleanField(
+        "montre une personne", default=False, help_text="Effacée avec les données personnelles à la fin du marché."
+    )
 
     class Meta:
         verbose_name = "photo"

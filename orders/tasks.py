@@ -8,7 +8,7 @@ import random
 from celery import shared_task
 from django.db import OperationalError
 
-from orders import documents, notifications
+from orders import documents, erasure, notifications, reversibility
 from orders.models import InterventionReport, Letter, LetterPdf, PdfStatus
 
 logger = logging.getLogger(__name__)
@@ -114,3 +114,16 @@ def announce_new_orders() -> int:
 def warn_orders_late_soon() -> int:
     """Every 15 minutes: email the orders that will be late within 48 hours (each once per due date)."""
     return notifications.warn_late_soon()
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=1800, soft_time_limit=1700)
+def erase_ended_contracts() -> dict[str, dict[str, int]]:
+    """Every night: the occupants' personal data of the contracts whose end and
+    retention period have passed (orders.erasure)."""
+    return erasure.erase_due_contracts()
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=3600, soft_time_limit=3500)
+def build_reversibility_export(export_id: int) -> str:
+    """A client's or a contract's reversibility zip (orders.reversibility)."""
+    return reversibility.build_export(export_id)

@@ -24,6 +24,11 @@ NOT_A_PDF = "Ce fichier n'est pas un PDF lisible."
 ENCRYPTED = "Ce PDF est protégé par un mot de passe : déposez une version sans protection."
 JAVASCRIPT = "Ce PDF contient du JavaScript : il ne peut pas être transmis au client."
 LAUNCH = "Ce PDF contient une action qui lance un programme : il ne peut pas être transmis au client."
+ON_OPENING = (
+    "Ce PDF ouvre un lien ou envoie des données dès son ouverture (action automatique) : "
+    "il ne peut pas être transmis au client. Enregistrez-le à nouveau sans cette action (Imprimer › PDF)."
+)
+SUBMIT_FORM = "Ce PDF contient un formulaire qui envoie des données : déposez une version sans formulaire."
 EMBEDDED_FILES = "Ce PDF contient des fichiers joints : déposez une version sans pièces jointes."
 TOO_BIG = "Ce fichier dépasse 20 Mo."
 
@@ -86,8 +91,55 @@ def _walk(root: PdfObject) -> None:
             stack.extend(item)
 
 
+# Actions that reach outside the file: harmless behind a link the reader
+# clicks, refused when the file runs them by itself (/OpenAction when it opens,
+# /AA when a page opens, a field gets the focus...). JavaScript and Launch are
+# refused wherever they are (below).
+OUTSIDE_ACTIONS = {"/URI", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE", "/Rendition", "/Sound", "/Movie"}
+# /Next chains actions; a hostile chain is cut short (and refused) past this.
+MAX_CHAINED_ACTIONS = 100
+
+
+def _automatic_actions(dictionary: DictionaryObject) -> list[PdfObject]:
+    """The actions `dictionary` runs without a click: its /OpenAction (an action,
+    or a destination array, which is harmless) and each of its /AA."""
+    actions: list[PdfObject] = []
+    if "/OpenAction" in dictionary:
+        actions.append(dictionary["/OpenAction"])
+    additional = dictionary.get("/AA")
+    if additional is not None:
+        additional = additional.get_object()
+        if isinstance(additional, DictionaryObject):
+            actions.extend(additional.values())
+    return actions
+
+
+def _reaches_outside(action: PdfObject) -> bool:
+    """Whether `action`, or one chained after it by /Next, goes outside the file."""
+    stack, count = [action], 0
+    while stack:
+        item = stack.pop()
+        item = item.get_object() if isinstance(item, IndirectObject) else item
+        count += 1
+        if count > MAX_CHAINED_ACTIONS:
+            return True
+        if isinstance(item, ArrayObject):
+            stack.extend(element for element in item if isinstance(element, DictionaryObject | IndirectObject))
+        elif isinstance(item, DictionaryObject):
+            if item.get("/S") in OUTSIDE_ACTIONS:
+                return True
+            if "/Next" in item:
+                stack.append(item["/Next"])
+    return False
+
+
 def _check(dictionary: DictionaryObject) -> None:
     action = dictionary.get("/S")
+    if any(_reaches_outside(automatic) for automatic in _automatic_actions(dictionary)):
+        raise PdfRefused(ON_OPENING)
+    # A form that sends its data (even on a click): a report has no business doing it.
+    if action in ("/SubmitForm", "/ImportData"):
+        raise PdfRefused(SUBMIT_FORM)
     # /JS: a JavaScript action (also in /OpenAction, /AA additional actions and
     # form fields); /JavaScript: the document-level scripts of the names tree;
     # /XFA: the XML forms, which carry their own scripts.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from orders import actions, offline, report_views, views
+from orders import actions, export_views, offline, report_views, views
 from orders.supervisor import listing, order, overview, planning
 
 app_name = "orders"
@@ -90,6 +90,9 @@ urlpatterns = [
         order.supervisor_abandon,
         name="supervisor_abandon",
     ),
+    path("bureau/exports/", export_views.export_list, name="export_list"),
+    path("bureau/exports/<int:export_id>/", export_views.export_detail, name="export_detail"),
+    path("bureau/exports/<int:export_id>/telecharger/", export_views.export_download, name="export_download"),
     path("pilotage/planning/", planning.planning, name="planning"),
     path("pilotage/planning/commandes/<int:pk>/", planning.planning_change, name="planning_change"),
 ]

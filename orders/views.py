@@ -34,7 +34,8 @@ from orders.states import DONE_STATES, WORK_STATES, Action, State
 from portal.access import role_required
 from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, show_from_the_top
-from portal.models import Role
+from portal.models import ContactAccess, Role
+from portal.privacy import record_contact_access
 
 RECENTLY_FINISHED = timedelta(days=7)
 
@@ -171,7 +172,9 @@ def _render_order(request: HttpRequest, order: Order, **context: Any) -> HttpRes
 
 @login_required
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _render_order(request, get_order_for(request, pk))
+    order = get_order_for(request, pk)
+    record_contact_access(request.user, ContactAccess.Where.ORDER_PAGE, order_id=order.pk, detail=order.reference)
+    return _render_order(request, order)
 
 
 def _act(

@@ -11,6 +11,7 @@ from django.db.models import Model
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from portal.dates import admin_overrides
 from portal.models import (
     Asset,
     BillingAccount,
@@ -170,6 +171,7 @@ class PriceItemInline(admin.TabularInline):
 
 @admin.register(Contract)
 class ContractAdmin(admin.ModelAdmin):
+    formfield_overrides = admin_overrides()
     list_display = ("reference", "label", "client", "starts_on", "ends_on", "default_delay_days", "active")
     list_filter = ("active", "client")
     search_fields = ("reference", "label", "client__name")
@@ -189,6 +191,7 @@ class ContractAdmin(admin.ModelAdmin):
         ("late_penalty_cap_percent", "late_penalty_exemption"),
         ("sharing_penalty_per_day", "sharing_penalty_counting"),
         "verification_days",
+        "retention_days",
     )
     # The catalogue and the price schedule (BPU) are typed in with the contract.
     inlines = (ServiceCodeInline, PriceItemInline)

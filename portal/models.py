@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
@@ -230,6 +231,11 @@ class Contract(models.Model):
         validators=[MinValueValidator(1)],
         help_text="À compter de la fin des travaux : 7 jours (CCAG-MI art. 33.1), 30 avec une épreuve technique.",
     )
+    retention_days = models.PositiveIntegerField(
+        "conservation des données personnelles (jours)",
+        default=0,
+        help_text="Après la fin du marché, délai avant l'effacement des données personnelles des occupants.",
+    )
 
     class Meta:
         verbose_name = "marché"
@@ -444,3 +450,100 @@ class OrderNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} : {self.order}"
+
+
+class ContractErasure(models.Model):
+    """The erasure of the occupants' personal data of a contract after its end
+    (seed 004 §5): what was erased, when, by whom (None: the periodic task).
+    Written by `orders.erasure.erase_contract`."""
+
+    contract = models.ForeignKey(Contract, models.PROTECT, related_name="erasures", verbose_name="marché")
+    at = models.DateTimeField("effacées le")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="par"
+    )
+    counts = models.JSONField("effacé", default=dict)
+
+    class Meta:
+        verbose_name = "effacement de données personnelles"
+        verbose_name_plural = "effacements de données personnelles"
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.contract.reference} – {self.at:%d/%m/%Y}"
+
+
+class ContactAccess(models.Model):
+    """Who saw an occupant's contact details, where and when (seed 004 §5.2.4:
+    a breach notification says whose data was seen). Kept
+    ACCESS_LOG_RETENTION_DAYS, then deleted by a periodic task."""
+
+    class Where(models.TextChoices):
+        ORDER_PAGE = "order_page", "Page de la commande"
+        SUPERVISOR_PAGE = "supervisor_page", "Page de pilotage de la commande"
+        CSV_EXPORT = "csv_export", "Export CSV de la liste"
+        ADMIN = "admin", "Administration"
+        EXPORT = "export", "Export de réversibilité"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="qui")
+    at = models.DateTimeField("quand", db_index=True)
+    where = models.CharField("où", max_length=20, choices=Where)
+    order_id = models.PositiveBigIntegerField("commande (n°)", null=True, blank=True)
+    orders = models.PositiveIntegerField("commandes vues", default=1)
+    detail = models.CharField("précision", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "consultation de coordonnées"
+        verbose_name_plural = "consultations de coordonnées d'occupants"
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["order_id", "at"], name="portal_access_order_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} – {self.get_where_display()}"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "En attente"
+    RUNNING = "running", "En cours"
+    DONE = "done", "Prêt"
+    FAILED = "failed", "Échec"
+
+
+def export_path(export: ReversibilityExport, filename: str) -> str:
+    return f"exports/{export.pk}-{filename}"
+
+
+class ReversibilityExport(models.Model):
+    """A zip of everything about a client's or a contract's orders (seed 000,
+    reversibility), built by a task (`orders.reversibility`), downloaded by
+    office staff."""
+
+    client = models.ForeignKey(Client, models.PROTECT, related_name="+", verbose_name="client")
+    contract = models.ForeignKey(
+        Contract, models.PROTECT, null=True, blank=True, related_name="+", verbose_name="marché"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+", verbose_name="demandé par"
+    )
+    requested_at = models.DateTimeField("demandé le")
+    status = models.CharField("état", max_length=20, choices=ExportStatus, default=ExportStatus.PENDING)
+    done_items = models.PositiveIntegerField("éléments exportés", default=0)
+    total_items = models.PositiveIntegerField("éléments à exporter", default=0)
+    file = models.FileField("fichier", upload_to=export_path, blank=True, max_length=255)
+    size = models.PositiveBigIntegerField("taille (octets)", default=0)
+    finished_at = models.DateTimeField("terminé le", null=True, blank=True)
+    error = models.TextField("erreur", blank=True)
+
+    class Meta:
+        verbose_name = "export de réversibilité"
+        verbose_name_plural = "exports de réversibilité"
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Export {self.contract or self.client} du {self.requested_at:%d/%m/%Y %H:%M}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        return round(100 * self.done_items / self.total_items) if self.total_items else 0

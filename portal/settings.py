@@ -109,6 +109,8 @@ if SANDBOX_ENABLED:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (sessions, CSRF, the views).
+    "portal.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Pages compressed (a quarter of their size: phones on a weak signal).
     # Against BREACH, Django pads each compressed response with random bytes
@@ -326,6 +328,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "report-pdf-sweep": {"task": "orders.tasks.sweep_report_pdfs", "schedule": timedelta(minutes=5)},
     "notify-new-orders": {"task": "orders.tasks.announce_new_orders", "schedule": 60.0},
     "notify-orders-late-soon": {"task": "orders.tasks.warn_orders_late_soon", "schedule": timedelta(minutes=15)},
+    "purge-contact-access-log": {"task": "portal.tasks.purge_contact_access_log", "schedule": timedelta(hours=24)},
+    "erase-ended-contracts": {"task": "orders.tasks.erase_ended_contracts", "schedule": timedelta(hours=24)},
     "clear-expired-sessions": {
         "task": "portal.tasks.clear_expired_sessions",
         "schedule": timedelta(hours=6),
@@ -356,11 +360,13 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# No inline script anywhere: scripts come from our own static files only.
+# No inline script anywhere: scripts come from our own static files only. No
+# inline style either: stylesheets are files, and the admin's one <style>
+# element carries the request's nonce (htmx's own is turned off in base.html).
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
-    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:", "blob:"],
     "connect-src": [CSP.SELF],
     "font-src": [CSP.SELF],
@@ -370,8 +376,24 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
+# A request's body is refused (413, French page) from its Content-Length,
+# before any of it is read, past MAX_REQUEST_BODY_MB: a report's 16 photos at
+# their 15 MB limit would be 240 MB, a phone's are 2 to 5 MB each. Within it,
+# Django's own limits: 5 MB of form fields, at most 40 files (16 photos and a
+# PDF), files past 5 MB streamed to a temporary file rather than kept in memory.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_MB", 100) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 40
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Personal data (seed 004 §5): how long the log of who saw occupants' contact
+# details is kept, and the data protection officer named in the processing register.
+ACCESS_LOG_RETENTION_DAYS = env_int("ACCESS_LOG_RETENTION_DAYS", 365)
+DPO_NAME = env("DPO_NAME")
+DPO_EMAIL = env("DPO_EMAIL")
+DPO_PHONE = env("DPO_PHONE")
+# A form refused for its CSRF token gets the portal's French page.
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import notifications, views
+from portal.password_reset import QueuedPasswordResetForm
+from portal.tasks import RESET_TEMPLATES
 
 admin.site.site_header = "Portail prestataire – administration"
 admin.site.site_title = "Portail prestataire"
@@ -18,11 +20,7 @@ urlpatterns = [
     path("deconnexion/", views.PortalLogoutView.as_view(), name="logout"),
     path(
         "mot-de-passe/oubli/",
-        auth_views.PasswordResetView.as_view(
-            email_template_name="registration/password_reset_email.txt",
-            html_email_template_name="registration/password_reset_email.html",
-            subject_template_name="registration/password_reset_subject.txt",
-        ),
+        auth_views.PasswordResetView.as_view(form_class=QueuedPasswordResetForm, **RESET_TEMPLATES),
         name="password_reset",
     ),
     path("mot-de-passe/oubli/envoye/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),

@@ -133,6 +133,7 @@ def test_office_creates_a_contract_with_its_service_codes_and_price_schedule_in_
         "starts_on": "01/01/2025",
         "ends_on": "31/12/2028",
         "default_delay_days": 10,
+        "retention_days": 0,
         "billing_account": "",
         "active": "on",
         # The penalty terms, the CCAG-MI's (issue 11: each contract has its own).

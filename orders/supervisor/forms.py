@@ -22,6 +22,7 @@ from django.utils import timezone
 from orders import remedies
 from orders.models import AdmissionKind, CriticalLevel, Order, StopKind, WorkType
 from orders.states import STATE_LABELS, State
+from portal.dates import PlausibleDateField, PlausibleDateTimeField
 from portal.models import Asset, Client, Contract, PriceItem, Role, ServiceCode, User
 
 
@@ -178,7 +179,7 @@ class ExtensionRequestForm(forms.Form):
         help_text="Ce qui empêche de tenir le délai, du fait du gestionnaire ou d'un cas de force majeure.",
         error_messages={"required": "Indiquez la cause qui empêche de tenir le délai."},
     )
-    cause_date = forms.DateField(
+    cause_date = PlausibleDateField(
         label="Cause apparue le",
         widget=_date_input(),
         error_messages={"required": "Indiquez la date à laquelle la cause est apparue."},
@@ -205,7 +206,7 @@ class ExtensionAnswerForm(forms.Form):
     granted_days = forms.IntegerField(
         label="Jours accordés", min_value=1, max_value=remedies.EXTENSION_MAX_DAYS, required=False
     )
-    at = forms.DateTimeField(label="Réponse reçue le", initial=_now_to_the_minute, widget=_datetime_input())
+    at = PlausibleDateTimeField(label="Réponse reçue le", initial=_now_to_the_minute, widget=_datetime_input())
     note = forms.CharField(label="Précision", max_length=remedies.EXTENSION_NOTE_MAX_LENGTH, required=False)
 
     def clean(self) -> dict[str, Any]:
@@ -287,8 +288,8 @@ SORT_CHOICES = [(key, sort.label) for key, sort in SORTS.items()] + [
 ]
 
 
-def _date_field(label: str) -> forms.DateField:
-    return forms.DateField(
+def _date_field(label: str) -> PlausibleDateField:
+    return PlausibleDateField(
         label=label,
         required=False,
         input_formats=["%Y-%m-%d"],
@@ -375,9 +376,9 @@ class OrderFilterForm(forms.Form):
 # --- The planning's change of one order ----------------------------------------------
 
 
-def _datetime_field(label: str) -> forms.DateTimeField:
+def _datetime_field(label: str) -> PlausibleDateTimeField:
     widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-    return forms.DateTimeField(label=label, required=False, widget=widget)
+    return PlausibleDateTimeField(label=label, required=False, widget=widget)
 
 
 class PlanningChangeForm(forms.Form):

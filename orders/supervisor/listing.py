@@ -11,7 +11,6 @@ an EXISTS, and the CSV streams `values()` rows through a database iterator.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -39,7 +38,9 @@ from orders.states import STATE_LABELS
 from orders.supervisor.forms import DEFAULT_SORT, NO_TECHNICIAN, SORTS, OrderFilterForm
 from portal.access import role_required
 from portal.htmx import render_page_or_fragment
-from portal.models import Client, Contract, Role, User
+from portal.models import Client, ContactAccess, Contract, Role, User
+from portal.privacy import record_contact_access
+from portal.spreadsheets import csv_lines, safe_cell
 
 PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
@@ -288,13 +289,6 @@ CSV_FIELDS = (
 )
 
 
-class _Echo:
-    """A file that hands back what csv.writer writes, for streaming."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def _when(value: datetime | None) -> str:
     return value.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") if value else ""
 
@@ -307,7 +301,7 @@ def _amount(value: Decimal | None) -> str:
 def _csv_row(row: dict[str, Any]) -> list[str]:
     technician = " ".join(filter(None, (row["technician__first_name"], row["technician__last_name"])))
     address = ", ".join(filter(None, (row["asset__address"], row["asset__address_complement"])))
-    return [
+    text = (
         row["reference"],
         row["contract__client__name"],
         row["contract__reference"],
@@ -317,6 +311,9 @@ def _csv_row(row: dict[str, Any]) -> list[str]:
         row["occupant_name"],
         STATE_LABELS.get(row["state"], row["state"]),
         technician or row["technician__username"] or "",
+    )
+    return [
+        *(safe_cell(value) for value in text),
         _when(row["received_at"]),
         _when(row["due_at"]),
         "oui" if row["is_late"] else "non",
@@ -326,12 +323,16 @@ def _csv_row(row: dict[str, Any]) -> list[str]:
     ]
 
 
-def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo(), delimiter=";")
-    yield "\ufeff"  # the BOM: without it Excel reads UTF-8 as Windows-1252
-    yield writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        yield writer.writerow(_csv_row(row))
+def _csv_rows(rows: Iterator[dict[str, Any]], user: User, query: str) -> Iterator[list[str]]:
+    count = 0
+    try:
+        for row in rows:
+            count += 1
+            yield _csv_row(row)
+    finally:
+        # Written once the rows have gone out (or as many as did): the occupants of each were exported.
+        detail = f"Filtres : {query}" if query else "Sans filtre"
+        record_contact_access(user, ContactAccess.Where.CSV_EXPORT, orders=count, detail=detail)
 
 
 @role_required(Role.SUPERVISOR, Role.OFFICE)
@@ -341,7 +342,10 @@ def order_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     now = timezone.now()
     filters = Filters.from_form(OrderFilterForm(request.GET))
     rows = filtered_orders(request.user, filters, now).with_value().values(*CSV_FIELDS).iterator(chunk_size=CSV_CHUNK)
-    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        csv_lines(CSV_COLUMNS, _csv_rows(rows, request.user, filters.query().urlencode())),
+        content_type="text/csv; charset=utf-8",
+    )
     filename = f"commandes-{now.astimezone(PARIS):%Y-%m-%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -51,7 +51,8 @@ from orders.supervisor.forms import (
 from portal.access import role_required
 from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, show_from_the_top
-from portal.models import Role
+from portal.models import ContactAccess, Role
+from portal.privacy import record_contact_access
 from portal.relay import services as relay_services
 from portal.relay.forms import ResolveForm
 from portal.relay.models import OutboxMessage
@@ -213,7 +214,9 @@ def _render(request: HttpRequest, order: Order, **context: Any) -> HttpResponse:
 
 @supervisors
 def supervisor_order(request: HttpRequest, pk: int) -> HttpResponse:
-    return _render(request, get_order_for(request, pk))
+    order = get_order_for(request, pk)
+    record_contact_access(request.user, ContactAccess.Where.SUPERVISOR_PAGE, order_id=order.pk, detail=order.reference)
+    return _render(request, order)
 
 
 # --- The changes -------------------------------------------------------------------

@@ -14,9 +14,10 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -60,17 +61,90 @@ def notification_id(item: Any) -> str:
     return f"sans-id:{digest}"
 
 
+# Deeper than this, a notification is not the platform's (its bodies are three
+# levels deep): kept raw instead, before anything recurses into it.
+MAX_DEPTH = 32
+
+
+def unreadable_reason(item: Any) -> str:
+    """Why `item` cannot be stored as JSON in the database (French), or "".
+
+    json.loads accepts NaN and Infinity, which PostgreSQL's jsonb and SQLite's
+    JSON check refuse, and so are a NUL character or a lone surrogate in a
+    string; depth is measured without recursion, so that nothing overflows."""
+    stack = [(item, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"imbrication de plus de {MAX_DEPTH} niveaux"
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+            stack.extend((key, depth + 1) for key in value)
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
+    try:
+        text = json.dumps(item, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except ValueError:  # UnicodeEncodeError is one
+        return "nombre non représentable (NaN, Infinity) ou caractère invalide"
+    if "\\u0000" in text or "\x00" in text:
+        return "caractère nul dans un texte"
+    return ""
+
+
+@dataclass
+class Batch:
+    """What became of each notification of a webhook call."""
+
+    created: list[int] = field(default_factory=list)
+    repeats: int = 0
+    unreadable: list[int] = field(default_factory=list)  # positions in the batch (1-based), kept raw
+    failed: list[int] = field(default_factory=list)  # positions not stored at all: the platform must resend
+
+
+def store_batch(connection: Connection, items: list[Any], raw: bytes) -> Batch:
+    """Store each readable notification once, each in its own savepoint (one the
+    database refuses does not lose the others), and the raw body once if any
+    notification of it cannot be read."""
+    batch = Batch()
+    reasons = []
+    for position, item in enumerate(items, start=1):
+        reason = unreadable_reason(item)
+        if reason:
+            batch.unreadable.append(position)
+            reasons.append(f"n° {position} : {reason}")
+            continue
+        try:
+            with transaction.atomic():
+                notification, is_new = _store_one(connection, item)
+        except DatabaseError:
+            logger.warning("Notification %s of a batch could not be stored", position, exc_info=True)
+            batch.failed.append(position)
+            continue
+        if is_new:
+            batch.created.append(notification.pk)
+        else:
+            batch.repeats += 1
+    if reasons:
+        store_unreadable(connection, raw, "Notifications illisibles, conservées brutes : " + " ; ".join(reasons))
+    return batch
+
+
+def _store_one(connection: Connection, item: Any) -> tuple[InboundNotification, bool]:
+    kind = item.get("type", "") if isinstance(item, dict) else ""
+    return InboundNotification.objects.get_or_create(
+        connection=connection,
+        notification_id=notification_id(item),
+        defaults={"type": str(kind)[:100], "body": item if isinstance(item, dict) else {"value": item}},
+    )
+
+
 def store_notifications(connection: Connection, items: list[Any]) -> tuple[list[int], int]:
     """Store each notification once. Returns the ids of the new ones and the count of repeats."""
     created, repeats = [], 0
     with transaction.atomic():
         for item in items:
-            kind = item.get("type", "") if isinstance(item, dict) else ""
-            notification, is_new = InboundNotification.objects.get_or_create(
-                connection=connection,
-                notification_id=notification_id(item),
-                defaults={"type": str(kind)[:100], "body": item if isinstance(item, dict) else {"value": item}},
-            )
+            notification, is_new = _store_one(connection, item)
             if is_new:
                 created.append(notification.pk)
             else:
@@ -81,15 +155,12 @@ def store_notifications(connection: Connection, items: list[Any]) -> tuple[list[
 def store_unreadable(connection: Connection, raw: bytes, reason: str) -> InboundNotification:
     """Keep a body we could not read, so that nothing the platform sent is lost."""
     digest = hashlib.sha256(raw).hexdigest()
+    # Neither PostgreSQL's text nor its jsonb takes a NUL character.
+    text = raw[:100_000].decode("utf-8", "replace").replace("\x00", "\ufffd")
     notification, _ = InboundNotification.objects.get_or_create(
         connection=connection,
         notification_id=f"illisible:{digest}",
-        defaults={
-            "type": "",
-            "body": {"raw": raw[:100_000].decode("utf-8", "replace")},
-            "status": NotificationStatus.FAILED,
-            "error": reason,
-        },
+        defaults={"type": "", "body": {"raw": text}, "status": NotificationStatus.FAILED, "error": reason[:2000]},
     )
     return notification
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from django.db import transaction
@@ -447,10 +447,10 @@ class IntentClient:
 
     def get_url(self, url: str) -> dict[str, Any]:
         """Follow a link the platform gave (e.g. a webhook's operation_url), on its API host only."""
-        base = self.connection.api_base_url.rstrip("/")
-        if not url.startswith(base + "/"):
+        path = path_under(self.connection.api_base_url, url)
+        if path is None:
             raise Rejection(f"Lien hors de la plateforme configurée : {url[:200]}")
-        return self._json(self.request("GET", url[len(base) + 1 :]))
+        return self._json(self.request("GET", path))
 
     def list_operations(self, *, status: str | None = None, per_page: int = 100) -> Iterator[dict[str, Any]]:
         """Every operation, page after page, until an empty page."""
@@ -471,6 +471,27 @@ class IntentClient:
 
     def get_asset(self, code: str) -> dict[str, Any]:
         return self._json(self.request("GET", f"assets/v1/assets/{quote(code, safe='')}"))
+
+
+def path_under(base_url: str, url: str) -> str | None:
+    """The path (and query) of `url` relative to the API base, or None if `url`
+    leads anywhere else: another scheme, host, port or user, a path outside the
+    base's, or a `.` / `..` segment (also percent-encoded, or with backslashes),
+    which a server would resolve outside it. The bearer token goes with the
+    request, so a link from a notification must not take it elsewhere."""
+    base, link = urlsplit(base_url.rstrip("/")), urlsplit(url)
+    if (link.scheme.lower(), link.netloc.lower()) != (base.scheme.lower(), base.netloc.lower()):
+        return None
+    if "@" in link.netloc or link.fragment or "\\" in unquote(link.path):
+        return None
+    prefix = base.path.rstrip("/") + "/"
+    if not link.path.startswith(prefix):
+        return None
+    relative = link.path[len(prefix) :]
+    segments = unquote(relative).split("/")
+    if not relative or any(segment in (".", "..") for segment in segments):
+        return None
+    return relative + (f"?{link.query}" if link.query else "")
 
 
 _clients: dict[int, tuple[IntentClient, tuple]] = {}

@@ -25,6 +25,8 @@ from portal.relay.models import Connection, MessageStatus, OutboxMessage
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # a batch of notifications is a few kilobytes
+# The platform batches what happened since its last call: a few at a time.
+MAX_NOTIFICATIONS = 100
 SIGNATURE_HEADER = "X-Intent-Signature"
 
 
@@ -58,7 +60,7 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
         return _answer(HTTPStatus.UNAUTHORIZED, f"Signature {SIGNATURE_HEADER} absente ou invalide.")
     try:
         items = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, an integer past 4300 digits; too deep to parse
         inbound.store_unreadable(connection, body, "JSON invalide")
         return _answer(HTTPStatus.BAD_REQUEST, "JSON invalide : le contenu a été conservé pour examen.")
     if isinstance(items, dict):
@@ -66,9 +68,32 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
     if not isinstance(items, list):
         inbound.store_unreadable(connection, body, "Le contenu n'est ni une liste ni un objet de notifications.")
         return _answer(HTTPStatus.BAD_REQUEST, "Une liste de notifications est attendue.")
-    created, repeats = inbound.store_notifications(connection, items)
-    transaction.on_commit(lambda: _queue(created))
-    return _answer(HTTPStatus.OK, "Notifications reçues.", received=len(created), repeats=repeats)
+    if len(items) > MAX_NOTIFICATIONS:
+        message = f"Trop de notifications dans un appel : {len(items)} (maximum {MAX_NOTIFICATIONS})."
+        inbound.store_unreadable(connection, body, message)
+        return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message + " Le contenu a été conservé pour examen.")
+    batch = inbound.store_batch(connection, items, body)
+    transaction.on_commit(lambda: _queue(batch.created))
+    counts = {"received": len(batch.created), "repeats": batch.repeats}
+    if batch.failed:
+        # The stored ones are repeats when the platform sends the batch again:
+        # only the failed ones are new to it then.
+        return _answer(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "Certaines notifications n'ont pas pu être enregistrées : renvoyez l'appel.",
+            failed=batch.failed,
+            unreadable=batch.unreadable,
+            **counts,
+        )
+    if batch.unreadable:
+        # Sending them again would not make them readable: kept raw for a person.
+        return _answer(
+            HTTPStatus.OK,
+            "Notifications reçues ; les illisibles ont été conservées pour examen.",
+            unreadable=batch.unreadable,
+            **counts,
+        )
+    return _answer(HTTPStatus.OK, "Notifications reçues.", **counts)
 
 
 def _queue(notification_ids: list[int]) -> None:
