@@ -85,7 +85,7 @@ def record_decision(quote: Quote, *, accepted: bool, at: datetime | None = None,
     locked.refresh_from_db()
     if not accepted:
         label = "Devis refusé par le gestionnaire"
-        if locked.order_id is not None:
+        if locked.order is not None:
             label += f" : la commande {locked.order.reference} reste telle qu'elle était"
         record_event(locked, kind="refused", label=label, actor=actor, at=at)
         transaction.on_commit(partial(notify.quote_refused, locked.pk))

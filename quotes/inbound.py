@@ -94,7 +94,7 @@ def apply_notification(connection: Connection, summary: dict[str, Any]) -> int |
     if not reference or not contract_reference:
         raise IngestError("Référence du devis ou du marché absente.")
     quote = _quote_for(connection, reference, contract_reference)
-    found = None
+    found: tuple[bool, datetime | None] | None = None
     decided = _decision(summary.get("status"), summary.get("event"))
     if decided is not None:
         found = (decided, None)

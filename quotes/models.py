@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from portal.models import VAT_RATES, Asset, Contract, PriceItem, ServiceCode
@@ -174,10 +174,12 @@ class Quote(models.Model):
                 condition=Q(version=1, previous__isnull=True) | Q(version__gt=1, previous__isnull=False),
                 name="%(app_label)s_%(class)s_version_has_previous",
             ),
+            # Incl. VAT = excl. VAT + VAT (within a thousandth: SQLite adds decimals as floats).
             models.CheckConstraint(
                 condition=Q(total_excl_vat__gte=0)
                 & Q(total_vat__gte=0)
-                & Q(total_incl_vat=F("total_excl_vat") + F("total_vat")),
+                & Q(total_incl_vat__gte=F("total_excl_vat") + F("total_vat") - Value(Decimal("0.001")))
+                & Q(total_incl_vat__lte=F("total_excl_vat") + F("total_vat") + Value(Decimal("0.001"))),
                 name="%(app_label)s_%(class)s_totals_add_up",
             ),
             models.CheckConstraint(

@@ -119,7 +119,7 @@ def format_euros(amount: Decimal) -> str:
     """`1 234,56 €` (French: a narrow no-break space between thousands, a comma)."""
     sign = "-" if amount < 0 else ""
     units, cents = f"{abs(to_cent(amount)):.2f}".split(".")
-    groups = []
+    groups: list[str] = []
     while units:
         groups.insert(0, units[-3:])
         units = units[:-3]

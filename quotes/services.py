@@ -58,6 +58,10 @@ def allocate_number(year: int) -> int:
     return counter.last
 
 
+def _verbose_name(model: type[Quote] | type[QuoteLine], name: str) -> str:
+    return str(getattr(model._meta.get_field(name), "verbose_name", name))
+
+
 def validity_days(contract: Contract) -> int:
     terms = QuoteTerms.objects.filter(contract=contract).first()
     return terms.validity_days if terms is not None else DEFAULT_VALIDITY_DAYS
@@ -193,7 +197,7 @@ def update_quote(quote: Quote, *, actor: User | None, changes: Mapping[str, Any]
         return None
     Quote.objects.filter(pk=locked.pk).update(**changed)
     quote.refresh_from_db()
-    names = ", ".join(str(Quote._meta.get_field(name).verbose_name) for name in changed)
+    names = ", ".join(_verbose_name(Quote, name) for name in changed)
     return record_event(quote, kind="edited", label=f"Devis modifié : {names}", actor=actor)
 
 
@@ -331,7 +335,7 @@ def update_line(line: QuoteLine, *, actor: User | None, changes: Mapping[str, An
     QuoteLine.objects.filter(pk=current.pk).update(**changed)
     line.refresh_from_db()
     _refresh_totals(locked)
-    names = ", ".join(str(QuoteLine._meta.get_field(name).verbose_name) for name in changed)
+    names = ", ".join(_verbose_name(QuoteLine, name) for name in changed)
     return record_event(locked, kind="line_changed", label=f"Ligne « {line.label} » modifiée : {names}", actor=actor)
 
 

@@ -141,7 +141,8 @@ def _change(
         error = str(failure)
     quote = get_quote_for(request, quote.pk)
     if wants_fragment(request):
-        return render(request, f"{EDITOR}#{partial}", editor_context(quote, error=error, notice=notice))
+        context = editor_context(quote, error=error, notice=notice)
+        return render(request, f"{EDITOR}#{partial}", {**context, "fragment": True})
     if error:
         messages.error(request, error)
     elif notice:
