@@ -16,5 +16,9 @@ class QuotesConfig(AppConfig):
         from quotes import inbound, sharing  # models are ready only now
 
         relay_inbound.register_handler(inbound.QUOTE_TYPES, inbound.apply_notification)
+        # A platform may also answer through the interventions' update, its body saying "quotation".
+        relay_inbound.register_handler(
+            inbound.UPDATE_TYPES, inbound.apply_notification, element_type=inbound.ELEMENT_TYPE
+        )
         relay_inbound.register_reconciler(inbound.reconcile)
         outbox.register_rebuilder(MessageKind.QUOTATION_LOG, sharing.rebuild_log)

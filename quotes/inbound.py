@@ -27,6 +27,8 @@ from quotes.models import Quote, QuoteState
 logger = logging.getLogger(__name__)
 
 QUOTE_TYPES = {"operations:quotation:update", "operations:quotation:share"}
+UPDATE_TYPES = {"operations:intervention:update"}
+ELEMENT_TYPE = sharing.ELEMENT_TYPE
 
 
 def _decision(status: Any, event: Any) -> bool | None:
