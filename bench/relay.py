@@ -2,8 +2,8 @@
 processes and one beat, and the sandbox served by gunicorn in its own process
 (with its own database, as the real platform would be).
 
-1. Latency: changes made through the services at a steady rate (20/s for
-   60 s, over 200 orders, each in its own transaction); for each, the time from
+1. Latency: changes made through the services at a steady rate (20/s, then
+   50/s, each for 60 s, over 200 orders, each change in its own transaction); for each, the time from
    its commit to the platform's acknowledgement (the sandbox's `received_at`,
    same machine clock; the relay's `delivered_at` is shown too).
 2. Backlog: a plain HTTP load generator (a thread pool posting valid logs with
@@ -68,7 +68,7 @@ CONTRACT = "BENCH-2026"
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20 s, a backlog of 1,000")
-    parser.add_argument("--rate", type=float, default=20, help="changes per second in phase 1 (20)")
+    parser.add_argument("--rates", default="20,50", help="changes per second in phase 1, one run per rate (20,50)")
     parser.add_argument("--duration", type=float, help="seconds of phase 1 (60; 20 with --quick)")
     parser.add_argument("--backlog", type=int, help="messages in the backlog (10,000; 1,000 with --quick)")
     parser.add_argument("--raw-posts", type=int, help="posts of the HTTP load generator (2,000; 500 with --quick)")
@@ -76,6 +76,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (2)")
     parser.add_argument("--concurrency", type=int, default=1, help="pool processes per worker (1)")
     arguments = parser.parse_args()
+    arguments.rates = [float(rate) for rate in arguments.rates.split(",") if rate.strip()]
     arguments.duration = arguments.duration or (20 if arguments.quick else 60)
     arguments.backlog = arguments.backlog or (1_000 if arguments.quick else 10_000)
     arguments.raw_posts = arguments.raw_posts or (500 if arguments.quick else 2_000)
@@ -207,7 +208,8 @@ def run(arguments: argparse.Namespace, setup: Setup, processes: Processes, sandb
         f"Relay: {arguments.workers} worker(s) x {arguments.concurrency} process(es), one beat."
     )
 
-    bench.phase_latency(processes)
+    for rate in arguments.rates:
+        bench.phase_latency(processes, rate)
     first_raw = bench.raw_rate(processes)
     bench.phase_backlog(processes)
     second_raw = bench.raw_rate(processes)
@@ -366,8 +368,8 @@ class Bench:
 
     # --- Phase 1 --------------------------------------------------------------------
 
-    def phase_latency(self, processes: Processes) -> None:
-        rate, duration = self.arguments.rate, self.arguments.duration
+    def phase_latency(self, processes: Processes, rate: float) -> None:
+        duration = self.arguments.duration
         total = int(rate * duration)
         say(f"\n== Phase 1: {total} changes at {rate:g}/s for {duration:g} s over {len(self.orders)} orders")
         before = self.last_message_id()
@@ -417,7 +419,11 @@ class Bench:
             + ms(percentile(to_relay, 0.99))
         )
         p50, p99 = percentile(to_platform, 0.5), percentile(to_platform, 0.99)
-        say(f"  goal p50 <= 100 ms: {'met' if p50 <= 0.1 else 'MISSED'}; p99 <= 1 s: {'met' if p99 <= 1 else 'MISSED'}")
+        if rate >= 50:
+            say(f"  goal at {rate:g}/s, p99 <= 100 ms: {'met' if p99 <= 0.1 else 'MISSED'}")
+        else:
+            goals = f"p50 <= 100 ms: {'met' if p50 <= 0.1 else 'MISSED'}; p99 <= 1 s: {'met' if p99 <= 1 else 'MISSED'}"
+            say(f"  goal at {rate:g}/s, {goals}")
         say("  " + verdict(check(messages, self.logs)))
 
     # --- Phase 2 --------------------------------------------------------------------
@@ -516,7 +522,7 @@ class Bench:
         say(f"  first delivered {first:.1f} s after the platform came back, last after {last:.1f} s")
         say(f"  drain rate {drain_rate:.0f} msg/s (from the platform's return; {steady:.0f}/s from the first delivery)")
         say(f"  plain HTTP rate (best of two) {raw_rate:.0f} logs/s; ratio {drain_rate / raw_rate:.0%}")
-        say(f"  goal >= 50 %: {'met' if drain_rate >= raw_rate / 2 else 'MISSED'}")
+        say(f"  goal >= 90 %: {'met' if drain_rate >= raw_rate * 0.9 else 'MISSED'}")
         say("  " + verdict(check(messages, self.logs)))
 
     def report_totals(self) -> None:

@@ -86,6 +86,9 @@ RELAY_LEASE_SECONDS = env_int("RELAY_LEASE_SECONDS", 0)
 # A message queued this long ago and still not taken by a worker (the broker
 # lost its task) is queued again by the sweep.
 RELAY_REQUEUE_SECONDS = env_int("RELAY_REQUEUE_SECONDS", 60)
+# How many messages (of different orders) a delivery task claims, sends and
+# records together: one transaction per batch rather than per message.
+RELAY_BATCH = env_int("RELAY_BATCH", 20)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -32,7 +32,7 @@ from pypdf.generic import (
 
 from orders import documents, reports, services, uploads
 from orders.models import Document, DocumentKind
-from portal.relay import delivery, intent, tasks
+from portal.relay import delivery, intent, readback, tasks
 from portal.relay.models import Connection, MessageKind, MessageStatus, OutboxMessage
 from tests.conftest import PARIS
 from tests.conftest import SANDBOX_CLIENT_ID as CLIENT_ID
@@ -506,8 +506,8 @@ MULTIPART_NAMES = {
 
 @pytest.mark.parametrize("listed", [PLATFORM_NAMES, MULTIPART_NAMES], ids=["own names", "multipart names"])
 def test_a_listed_document_is_the_one_sent_whichever_names_the_listing_uses(listed):
-    assert delivery.same_document(SENT, listed)
-    assert delivery.same_document(SENT, {**listed, "description": "autre chose", "uploadDate": "2026-11-23"})
+    assert readback.same_document(SENT, listed)
+    assert readback.same_document(SENT, {**listed, "description": "autre chose", "uploadDate": "2026-11-23"})
 
 
 @pytest.mark.parametrize(
@@ -525,12 +525,12 @@ def test_a_listed_document_is_the_one_sent_whichever_names_the_listing_uses(list
 )
 @pytest.mark.parametrize("listed", [PLATFORM_NAMES, MULTIPART_NAMES], ids=["own names", "multipart names"])
 def test_a_listed_document_that_differs_in_what_it_lists_is_another_one(listed, change):
-    assert not delivery.same_document(SENT, {**listed, **change})
+    assert not readback.same_document(SENT, {**listed, **change})
 
 
 def test_a_listed_document_without_a_creation_date_is_not_taken_for_the_one_sent():
     undated = {key: value for key, value in PLATFORM_NAMES.items() if key != "creationDate"}
-    assert not delivery.same_document(SENT, undated)
+    assert not readback.same_document(SENT, undated)
 
 
 def test_accents_of_the_text_fields_reach_a_platform_that_reads_undeclared_text_as_latin_1(

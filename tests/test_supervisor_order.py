@@ -503,6 +503,7 @@ def grow_history(order: Order, count: int, people: list) -> None:
     messages = OutboxMessage.objects.bulk_create(
         OutboxMessage(
             connection=Connection.objects.get(),
+            stream=f"order:{order.pk}",
             order=order,
             event=event,
             sequence=start + index,

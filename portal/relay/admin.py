@@ -201,6 +201,8 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="commande", ordering="order__reference")
     def order_link(self, message: OutboxMessage) -> str:
+        if message.order_id is None:
+            return message.subject
         url = reverse("admin:orders_order_change", args=[message.order_id])
         return format_html('<a href="{}">{}</a>', url, message.order.reference)
 
@@ -263,7 +265,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
             "form": form,
             "action": action,
             "title": "Renvoyer le message" if action == "resend" else "Abandonner le message",
-            "order_url": reverse("admin:orders_order_change", args=[message.order_id]),
+            "order_url": reverse("admin:orders_order_change", args=[message.order_id]) if message.order_id else "",
         }
         return render(request, "admin/relay/outboxmessage/resolve.html", context)
 

@@ -9,22 +9,23 @@ platform already has the log (the platform has no idempotency key).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from portal.limits import SHARING_LIMIT
-from portal.relay import intent, mapping, notify
+from portal.relay import intent, notify, readback
 from portal.relay.models import Breach, Connection, DeliveryAttempt, MessageKind, MessageStatus, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -59,15 +60,15 @@ def requeue_after() -> timedelta:
 def earlier_undelivered() -> Exists:
     return Exists(
         OutboxMessage.objects.filter(
-            order=OuterRef("order"),
+            stream=OuterRef("stream"),
             sequence__lt=OuterRef("sequence"),
             status__in=[MessageStatus.PENDING, MessageStatus.REJECTED],
         )
     )
 
 
-def due_messages(now: datetime | None = None):
-    """Messages that can be sent now: pending, due, unclaimed, first of their order."""
+def due_messages(now: datetime | None = None) -> QuerySet[OutboxMessage]:
+    """Messages that can be sent now: pending, due, unclaimed, first of their stream."""
     now = now or timezone.now()
     return (
         OutboxMessage.objects.filter(
@@ -81,35 +82,63 @@ def due_messages(now: datetime | None = None):
     )
 
 
+def batch_size() -> int:
+    return max(1, settings.RELAY_BATCH)
+
+
 def claim(message_id: int) -> OutboxMessage | None:
     """Take the message for this worker, or None if it is not ours to send now."""
+    batch = claim_batch(message_id, limit=1)
+    return batch[0] if batch else None
+
+
+def claim_batch(message_id: int, *, limit: int) -> list[OutboxMessage]:
+    """Take the message, and with it up to `limit - 1` other due messages (each
+    the first of its stream, so one per stream), in one transaction. Empty when
+    the message itself is not ours to send now (delivered, claimed elsewhere,
+    not due, or waiting for an earlier message of its stream)."""
     now = timezone.now()
     with transaction.atomic():
-        message = _lock_due(due_messages(now).filter(pk=message_id))
-        return _take(message, now) if message is not None else None
+        first = list(_locked(due_messages(now).filter(pk=message_id))[:1])
+        if not first:
+            return []
+        return _take([*first, *_more_due(now, limit - 1, taken=first)], now)
 
 
-def _lock_due(messages) -> OutboxMessage | None:
-    return (
-        messages.select_related("connection")  # not the order: the payload has what the send needs
-        .select_for_update(skip_locked=True, of=("self",))
-        .first()
-    )
+def _locked(messages: QuerySet[OutboxMessage]) -> QuerySet[OutboxMessage]:
+    # Not the order: the payload has what the send needs.
+    return messages.select_related("connection").select_for_update(skip_locked=True, of=("self",))
 
 
-def _take(message: OutboxMessage, now: datetime) -> OutboxMessage:
-    """Set the lease on a locked, due message (inside the caller's transaction)."""
-    # Set by an earlier claim whose outcome is unknown (a timeout, or a
-    # worker that died before recording anything).
-    was_ambiguous = message.ambiguous
-    message.lease_until = now + lease_for(message.connection)
-    message.attempts += 1
+def _more_due(now: datetime, count: int, *, taken: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Up to `count` more due messages, locked, none of a stream already taken
+    (a stream has one due message at a time, but the caller may hold one it
+    has not recorded yet)."""
+    if count <= 0:
+        return []
+    messages = due_messages(now).exclude(stream__in=[message.stream for message in taken])
+    return list(_locked(messages).order_by("next_attempt_at", "pk")[:count])
+
+
+def _take(messages: list[OutboxMessage], now: datetime) -> list[OutboxMessage]:
+    """Set one lease on locked, due messages (inside the caller's transaction).
+    Their sends run one after the other, so the lease covers the first as a
+    single message's, plus the longest each of the others may take."""
+    if not messages:
+        return []
+    lease_until = now + max(lease_for(message.connection) for message in messages)
+    lease_until += sum((send_budget(message) for message in messages[1:]), timedelta())
     # Until we know better, a claimed message may have reached the platform.
-    OutboxMessage.objects.filter(pk=message.pk).update(
-        lease_until=message.lease_until, attempts=F("attempts") + 1, ambiguous=True
+    OutboxMessage.objects.filter(pk__in=[message.pk for message in messages]).update(
+        lease_until=lease_until, attempts=F("attempts") + 1, ambiguous=True
     )
-    message.ambiguous = was_ambiguous
-    return message
+    for message in messages:
+        # `ambiguous` stays what it was before the claim: set by an earlier claim
+        # whose outcome is unknown (a timeout, or a worker that died before
+        # recording anything), it asks for a read-back before sending.
+        message.lease_until = lease_until
+        message.attempts += 1
+    return messages
 
 
 @dataclass
@@ -122,116 +151,13 @@ class Result:
     reasons: tuple[str, ...] = ()  # the reasons read from it (intent.read_refusal)
 
 
-def already_on_platform(client: intent.IntentClient, message: OutboxMessage) -> bool:
-    payload = message.payload
-    try:
-        operation = client.get_operation(payload["reference"], payload["contractReference"])
-    except intent.NotFound:
-        return False
-    return any(mapping.same_log(payload, log) for log in operation.get("logs") or [])
-
-
-# The multipart fields of a document message (the rest of its payload says which file).
-DOCUMENT_FIELDS = (
-    "title",
-    "description",
-    "elementType",
-    "elementReference",
-    "intent_contractReference",
-    "intent_documentType",
-    "intent_documentFamily",
-    "intent_creationDate",
-)
-
-
-def document_fields(payload: dict) -> dict[str, str]:
-    return {name: str(payload[name]) for name in DOCUMENT_FIELDS if payload.get(name) is not None}
-
-
-def document_file(message: OutboxMessage) -> tuple[str, bytes, str]:
-    """(file name, bytes, MIME type) of a document message, read from the storage
-    (the file the app named in `message.document` when it recorded the message)."""
-    meta = message.payload.get("document") or {}
-    if not message.document:
-        raise intent.Rejection("Le document à transmettre n'existe plus.")
-    try:
-        with message.document.open("rb") as stream:
-            content = stream.read()
-    except FileNotFoundError as error:
-        raise intent.Rejection(
-            f"Le fichier du document est introuvable dans le stockage : {message.document.name}"
-        ) from error
-    except OSError as error:  # the storage (a network file system, object storage) did not answer
-        raise intent.TransientError(f"Lecture du document impossible : {error!r}") from error
-    if hashlib.sha256(content).hexdigest() != meta.get("sha256"):
-        raise intent.Rejection("Le fichier du document a changé depuis son ajout : il n'est pas transmis.")
-    return (
-        meta.get("fileName") or (message.document.name or "document.pdf").rsplit("/", 1)[-1],
-        content,
-        meta.get("mime") or "application/pdf",
-    )
-
-
-# What identifies a document sent, and where a listing may show each of those
-# fields: under the platform's own names or under the multipart field names it
-# was sent with (`intent_creationDate`...); both shapes exist.
-LISTED_AS = {
-    "elementType": ("elementType", "intent_elementType"),
-    "elementReference": ("elementReference", "intent_elementReference"),
-    "intent_contractReference": ("contractReference", "intent_contractReference"),
-    "intent_documentType": ("documentType", "intent_documentType"),
-    "intent_documentFamily": ("documentFamily", "intent_documentFamily"),
-}
-CREATION_DATE_AS = ("creationDate", "intent_creationDate")
-
-
-def _listed(found: dict, names: tuple[str, ...]) -> object:
-    """The first of `names` the listing gives a value for, else None."""
-    return next((found[name] for name in names if found.get(name) not in (None, "")), None)
-
-
-def same_document(sent: dict, found: dict) -> bool:
-    """Whether a document listed by the platform is the one we sent (after an
-    ambiguous failure), whichever names the listing uses: same title and creation
-    date; same element, contract, type and family when listed; same size and
-    SHA-256 when listed."""
-    if sent.get("title") != found.get("title"):
-        return False
-    for name, listed_as in LISTED_AS.items():
-        listed = _listed(found, listed_as)
-        if listed is not None and sent.get(name) is not None and str(listed) != str(sent[name]):
-            return False
-    meta = sent.get("document") or {}
-    for name in ("size", "sha256"):
-        listed, known = found.get(name), meta.get(name)
-        if listed not in (None, "") and known not in (None, "") and str(listed).lower() != str(known).lower():
-            return False
-    try:
-        return datetime.fromisoformat(str(sent["intent_creationDate"])) == datetime.fromisoformat(
-            str(_listed(found, CREATION_DATE_AS))
-        )
-    except (KeyError, ValueError, TypeError):
-        return False
-
-
-def document_already_on_platform(client: intent.IntentClient, message: OutboxMessage) -> bool:
-    payload = message.payload
-    try:
-        listing = client.list_documents(payload["elementType"], payload["elementReference"])
-    except intent.NotFound:
-        return False
-    if isinstance(listing, dict):
-        listing = (listing.get("_embedded") or {}).get("documents") or []
-    return any(isinstance(found, dict) and same_document(payload, found) for found in listing or [])
-
-
 def send(message: OutboxMessage, *, check_first: bool) -> Result:
     """Call the platform. No database transaction is open here."""
     client = intent.client_for(message.connection)
     try:
-        if check_first and message.kind == MessageKind.INTERVENTION_LOG:
+        if check_first and message.kind in (MessageKind.INTERVENTION_LOG, MessageKind.QUOTATION_LOG):
             try:
-                if already_on_platform(client, message):
+                if readback.already_on_platform(client, message):
                     return Result(Outcome.ALREADY_THERE)
             except intent.TransientError as error:
                 # The earlier send may have reached the platform and we still cannot
@@ -242,7 +168,7 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
                 ) from error
         if check_first and message.kind == MessageKind.DOCUMENT:
             try:
-                if document_already_on_platform(client, message):
+                if readback.document_already_on_platform(client, message):
                     return Result(Outcome.ALREADY_THERE)
             except intent.TransientError as error:
                 raise intent.AmbiguousError(
@@ -253,8 +179,10 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
         elif message.kind == MessageKind.QUOTATION_LOG:
             client.post_log(message.payload, element="quotations")
         elif message.kind == MessageKind.DOCUMENT:
-            file_name, content, mime = document_file(message)
-            client.upload_document(document_fields(message.payload), filename=file_name, content=content, mime=mime)
+            file_name, content, mime = readback.document_file(message)
+            client.upload_document(
+                readback.document_fields(message.payload), filename=file_name, content=content, mime=mime
+            )
         else:
             raise intent.Rejection(f"Nature de message inconnue : {message.kind}")
     except intent.AmbiguousError as error:
@@ -272,11 +200,13 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
     return Result(Outcome.DELIVERED, 201 if message.kind == MessageKind.DOCUMENT else 204)
 
 
-# A task that has delivered a message goes on with the next one of the same
-# order (claimed in the transaction that records the outcome): one database
-# round trip and no broker hop per message. The chain is bounded so that one
-# busy order cannot hold a worker for long.
-MAX_CHAIN = 50
+# A delivery task claims its message and other due ones of other streams, sends
+# them one after the other outside any transaction, then records their outcomes
+# together and claims the next batch (the following messages of the streams it
+# delivered among them) in one transaction: the bookkeeping of a backlog costs
+# one transaction per batch, not one per message. The task stops after
+# MAX_PER_TASK messages, so that one worker never holds a backlog for long.
+MAX_PER_TASK = 200
 
 
 @dataclass
@@ -288,54 +218,88 @@ class Delivery:
     queue: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Sent:
+    message: OutboxMessage
+    result: Result
+    started: datetime
+    duration_ms: int
+
+
 def deliver(message_id: int) -> Delivery:
-    """Claim, send and record one message, then the following ones of its order
-    while they are due. The outcome is None when the message was not ours to
-    send (delivered, claimed elsewhere, not due, or waiting for an earlier
-    message of its order)."""
-    message = claim(message_id)
-    if message is None:
+    """Claim, send and record the message, and the batch claimed with it, then
+    the following batches while messages are due. The outcome is the first
+    message's, None when it was not ours to send."""
+    batch = claim_batch(message_id, limit=batch_size())
+    if not batch:
         return Delivery(None)
     first_outcome = None
     queue: list[int] = []
-    for remaining in range(MAX_CHAIN - 1, -1, -1):
+    handled = 0
+    while batch:
+        sent = send_batch(batch)
+        handled += len(batch)
+        finished = record(sent, released=batch[len(sent) :], claim_next=handled < MAX_PER_TASK)
+        first_outcome = first_outcome or sent[0].result.outcome
+        queue += finished.queue
+        batch = finished.following
+    return Delivery(first_outcome, queue)
+
+
+# Outcomes that say the platform is in trouble (not the message): the rest of
+# the batch is not tried now.
+TROUBLE = (Outcome.RETRY, Outcome.AMBIGUOUS)
+
+
+def send_budget(message: OutboxMessage) -> timedelta:
+    """The longest one send may take: a read-back first when the message may
+    already be there, a token renewal, the send, each with its timeout."""
+    calls = 3 if message.ambiguous else 2
+    return timedelta(seconds=message.connection.timeout_seconds * calls)
+
+
+def send_batch(batch: list[OutboxMessage]) -> list[Sent]:
+    """Send the messages one after the other. Stop after the first that meets
+    trouble, and before a send that could outlive the lease (the messages not
+    sent are given back by `record`)."""
+    sent: list[Sent] = []
+    for message in batch:
+        lease_until = message.lease_until or timezone.now()
+        if sent and timezone.now() + send_budget(message) > lease_until:
+            break
         started = timezone.now()
         clock = time.monotonic()
         result = send(message, check_first=message.ambiguous)
-        duration_ms = int((time.monotonic() - clock) * 1000)
-        finished = finish(message, result, started=started, duration_ms=duration_ms, take_next=remaining > 0)
-        first_outcome = first_outcome or result.outcome
-        queue += finished.queue
-        if finished.following is None:
+        sent.append(Sent(message, result, started, int((time.monotonic() - clock) * 1000)))
+        if result.outcome in TROUBLE:
             break
-        message = finished.following
-    return Delivery(first_outcome, queue)
+    return sent
 
 
 @dataclass
 class Finished:
-    following: OutboxMessage | None = None  # claimed, to send now in the same task
+    following: list[OutboxMessage] = field(default_factory=list)  # claimed, to send now in the same task
     queue: list[int] = field(default_factory=list)  # due now, for other tasks
 
 
 def finish(
     message: OutboxMessage, result: Result, *, started: datetime, duration_ms: int, take_next: bool = False
 ) -> Finished:
-    """Record the outcome (only while holding the lease). When the message was
-    delivered and `take_next`, claim the order's next message in the same
-    transaction and return it as `following`; otherwise return it to queue."""
-    now = timezone.now()
-    body = intent.bounded(result.body)
-    changes: dict = {
+    """Record one message's outcome (only while holding the lease)."""
+    return record([Sent(message, result, started, duration_ms)], claim_next=take_next)
+
+
+def _changes(sent: Sent, now: datetime) -> dict[str, Any]:
+    result = sent.result
+    changes: dict[str, Any] = {
         "lease_until": None,
         "last_status_code": result.status_code,
         "last_error": result.error,
-        "last_response_body": body,
+        "last_response_body": intent.bounded(result.body),
         "last_reasons": list(result.reasons),
     }
-    delivered = result.outcome in (Outcome.DELIVERED, Outcome.ALREADY_THERE)
-    if delivered:
-        changes |= {
+    if result.outcome in DELIVERED:
+        return changes | {
             "status": MessageStatus.DELIVERED,
             "delivered_at": now,
             "ambiguous": False,
@@ -343,52 +307,107 @@ def finish(
             "last_response_body": "",
             "last_reasons": [],
         }
-    elif result.outcome == Outcome.REJECTED:
-        changes |= {"status": MessageStatus.REJECTED, "rejected_at": now, "ambiguous": False}
-    else:
-        wait = backoff(message.attempts)
-        if result.retry_after:
-            wait = max(wait, timedelta(seconds=result.retry_after))
-        # The task has run: nothing is queued any more, so the sweep queues the
-        # retry as soon as it is due (not `requeue_after()` later).
-        changes |= {
-            "next_attempt_at": now + wait,
-            "ambiguous": result.outcome == Outcome.AMBIGUOUS,
-            "queued_at": None,
-        }
-    following = None
+    if result.outcome == Outcome.REJECTED:
+        return changes | {"status": MessageStatus.REJECTED, "rejected_at": now, "ambiguous": False}
+    wait = backoff(sent.message.attempts)
+    if result.retry_after:
+        wait = max(wait, timedelta(seconds=result.retry_after))
+    # The task has run: nothing is queued any more, so the sweep queues the
+    # retry as soon as it is due (not `requeue_after()` later).
+    return changes | {
+        "next_attempt_at": now + wait,
+        "ambiguous": result.outcome == Outcome.AMBIGUOUS,
+        "queued_at": None,
+    }
+
+
+DELIVERED = (Outcome.DELIVERED, Outcome.ALREADY_THERE)
+
+
+def record(sent: list[Sent], *, released: Sequence[OutboxMessage] = (), claim_next: bool = False) -> Finished:
+    """Record the outcomes of a batch in one transaction, for the messages whose
+    lease this worker still holds; give back `released` (claimed, not sent: the
+    platform was in trouble) to wait as long as the trouble's retry; and when
+    `claim_next`, claim the next batch in the same transaction."""
+    now = timezone.now()
+    rejected: list[int] = []
     recovered = 0
+    following: list[OutboxMessage] = []
     with transaction.atomic():
-        # Only the holder of the lease records an outcome.
-        updated = OutboxMessage.objects.filter(pk=message.pk, lease_until=message.lease_until).update(**changes)
-        if updated and delivered and message.connection.failing_since is not None:
-            recovered = retry_now_after_recovery(message.connection, now)
-        elif updated and result.outcome in (Outcome.RETRY, Outcome.AMBIGUOUS) and result.status_code != 429:
-            Connection.objects.filter(pk=message.connection_id, failing_since__isnull=True).update(failing_since=now)
-        DeliveryAttempt.objects.create(
-            message=message,
-            started_at=started,
-            duration_ms=duration_ms,
-            outcome=result.outcome,
-            status_code=result.status_code,
-            error=result.error[:5000],
-            response_body=body,
-            worker=WORKER,
+        ids = [item.message.pk for item in sent]
+        held = set(
+            OutboxMessage.objects.filter(pk__in=ids, lease_until=sent[0].message.lease_until)
+            .select_for_update()
+            .values_list("pk", flat=True)
         )
-        if updated and delivered:
-            record_breach_if_late(message, delivered_at=now)
-            if take_next:
-                following = _take_following(message, now)
-    if not updated:
-        logger.warning("Lease of message %s expired before its outcome was recorded.", message.pk)
-        return Finished()
+        delivered = [item for item in sent if item.message.pk in held and item.result.outcome in DELIVERED]
+        if delivered:
+            # The common case, in one statement: the same changes for every delivered message.
+            OutboxMessage.objects.filter(pk__in=[item.message.pk for item in delivered]).update(
+                **_changes(delivered[0], now)
+            )
+        changes = {item.message.pk: _changes(item, now) for item in sent if item.result.outcome not in DELIVERED}
+        for message_id, change in changes.items():
+            if message_id in held:
+                OutboxMessage.objects.filter(pk=message_id).update(**change)
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(
+                message=item.message,
+                started_at=item.started,
+                duration_ms=item.duration_ms,
+                outcome=item.result.outcome,
+                status_code=item.result.status_code,
+                error=item.result.error[:5000],
+                response_body=intent.bounded(item.result.body),
+                worker=WORKER,
+            )
+            for item in sent
+        )
+        trouble = sent[-1].result.outcome in TROUBLE
+        if released:
+            _release(released, changes[sent[-1].message.pk]["next_attempt_at"] if trouble else now)
+        for connection in {item.message.connection_id: item.message.connection for item in delivered}.values():
+            if connection.failing_since is not None:
+                recovered += retry_now_after_recovery(connection, now)
+        for item in sent:
+            if item.message.pk in held and item.result.outcome in TROUBLE and item.result.status_code != 429:
+                Connection.objects.filter(pk=item.message.connection_id, failing_since__isnull=True).update(
+                    failing_since=now
+                )
+        for item in delivered:
+            record_breach_if_late(item.message, delivered_at=now)
+        rejected = [
+            item.message.pk for item in sent if item.message.pk in held and item.result.outcome == Outcome.REJECTED
+        ]
+        if claim_next and delivered and not released:
+            following = _take(_more_due(now, batch_size(), taken=[]), now)
+    for message_id in set(ids) - held:
+        logger.warning("Lease of message %s expired before its outcome was recorded.", message_id)
+    for message_id in rejected:
+        notify.message_rejected(message_id)
     if recovered:
         return Finished(following, sweep())
-    if delivered and following is None:
-        return Finished(None, [next_id] if (next_id := next_due(message)) else [])
-    if result.outcome == Outcome.REJECTED:
-        notify.message_rejected(message.pk)
-    return Finished(following)
+    if released and not trouble:  # out of time, not of luck: other tasks take them now
+        return Finished(following, sweep())
+    if following or not delivered:
+        return Finished(following)
+    # Not going on (the task's share is done): the following messages of the
+    # streams just delivered go to other tasks.
+    return Finished([], next_due_of([item.message for item in delivered]))
+
+
+def _release(messages: Sequence[OutboxMessage], due_at: datetime) -> None:
+    """Give back claimed messages that were not sent, as they were before the
+    claim, due at `due_at`: as late as the message that met trouble (the
+    platform's recovery brings them back at once), else now."""
+    for message in messages:
+        OutboxMessage.objects.filter(pk=message.pk, lease_until=message.lease_until).update(
+            lease_until=None,
+            attempts=F("attempts") - 1,
+            ambiguous=message.ambiguous,
+            next_attempt_at=due_at,
+            queued_at=None,
+        )
 
 
 def retry_now_after_recovery(connection: Connection, now: datetime) -> int:
@@ -408,46 +427,31 @@ def retry_now_after_recovery(connection: Connection, now: datetime) -> int:
     return count
 
 
-def _take_following(message: OutboxMessage, now: datetime) -> OutboxMessage | None:
-    """Claim the order's next message if it is due (inside the transaction that
-    recorded `message` delivered). `message` was the first undelivered one of its
-    order, so the next undelivered one is now first: no need for the general
-    (and costlier) `due_messages` query."""
-    candidate = (
-        OutboxMessage.objects.filter(
-            order_id=message.order_id,
-            sequence__gt=message.sequence,
-            status__in=[MessageStatus.PENDING, MessageStatus.REJECTED],
+def next_due_of(messages: list[OutboxMessage]) -> list[int]:
+    """The next pending message of each of these messages' streams (marked
+    queued: the caller queues them)."""
+    following = [
+        pk
+        for message in messages
+        if (
+            pk := OutboxMessage.objects.filter(
+                stream=message.stream, status=MessageStatus.PENDING, sequence__gt=message.sequence
+            )
+            .order_by("sequence")
+            .values_list("pk", flat=True)
+            .first()
         )
-        .select_related("connection")
-        .select_for_update(of=("self",))
-        .order_by("sequence")
-        .first()
-    )
-    if (
-        candidate is None
-        or candidate.status != MessageStatus.PENDING
-        or candidate.next_attempt_at > now
-        or (candidate.lease_until is not None and candidate.lease_until >= now)
-        or not candidate.connection.delivers
-    ):
-        return None
-    return _take(candidate, now)
+        is not None
+    ]
+    if following:
+        OutboxMessage.objects.filter(pk__in=following).update(queued_at=timezone.now())
+    return following
 
 
 def next_due(message: OutboxMessage) -> int | None:
-    """The next message of the same order, which may go now (marked queued: the caller queues it)."""
-    following = (
-        OutboxMessage.objects.filter(
-            order_id=message.order_id, status=MessageStatus.PENDING, sequence__gt=message.sequence
-        )
-        .order_by("sequence")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if following is not None:
-        OutboxMessage.objects.filter(pk=following).update(queued_at=timezone.now())
-    return following
+    """The next message of the same stream, which may go now (marked queued: the caller queues it)."""
+    following = next_due_of([message])
+    return following[0] if following else None
 
 
 def record_breach_if_late(message: OutboxMessage, *, delivered_at: datetime) -> None:

@@ -436,6 +436,15 @@ class IntentClient:
         )
         return self._json(response)
 
+    def get_quotation(self, reference: str, contract_reference: str) -> dict[str, Any]:
+        """A quote as the platform holds it, with its logs (the operations' shape)."""
+        response = self.request(
+            "GET",
+            f"operations/v2/quotations/{quote(reference, safe='')}",
+            params={"contractReference": contract_reference},
+        )
+        return self._json(response)
+
     def get_url(self, url: str) -> dict[str, Any]:
         """Follow a link the platform gave (e.g. a webhook's operation_url), on its API host only."""
         base = self.connection.api_base_url.rstrip("/")

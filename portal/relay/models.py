@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -121,7 +122,18 @@ class OutboxMessage(models.Model):
     """
 
     connection = models.ForeignKey(Connection, models.PROTECT, related_name="messages", verbose_name="connexion")
-    order = models.ForeignKey("orders.Order", models.CASCADE, related_name="outbox_messages", verbose_name="commande")
+    # The ordering key: messages of one stream are delivered strictly in
+    # `sequence` order. "order:<id>" for an order's messages (the default);
+    # an app may use its own ("quote:<id>") for what belongs to no order.
+    stream = models.CharField("file d'envoi", max_length=60)
+    order = models.ForeignKey(
+        "orders.Order",
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="outbox_messages",
+        verbose_name="commande",
+    )
     event = models.ForeignKey(
         "orders.OrderEvent", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="événement"
     )
@@ -158,13 +170,15 @@ class OutboxMessage(models.Model):
         ordering = ["created_at", "pk"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="relay_outbox_due_idx"),
-            models.Index(fields=["order", "status", "sequence"], name="relay_outbox_order_idx"),
+            models.Index(fields=["stream", "status", "sequence"], name="relay_outbox_stream_idx"),
+            models.Index(fields=["order", "sequence"], name="relay_outbox_order_idx"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["order", "sequence"], name="%(app_label)s_%(class)s_unique_sequence"),
+            models.UniqueConstraint(fields=["stream", "sequence"], name="%(app_label)s_%(class)s_unique_sequence"),
             models.CheckConstraint(
                 condition=Q(status__in=MessageStatus.values), name="%(app_label)s_%(class)s_status_valid"
             ),
+            models.CheckConstraint(condition=~Q(stream=""), name="%(app_label)s_%(class)s_stream_set"),
             models.CheckConstraint(
                 condition=~Q(status="delivered") | Q(delivered_at__isnull=False),
                 name="%(app_label)s_%(class)s_delivered_has_date",
@@ -172,7 +186,19 @@ class OutboxMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order} #{self.sequence} ({self.get_kind_display()})"
+        return f"{self.subject} #{self.sequence} ({self.get_kind_display()})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.stream and self.order_id is not None:
+            self.stream = f"order:{self.order_id}"
+        super().save(*args, **kwargs)
+
+    @property
+    def subject(self) -> str:
+        """What the message is about, for people: the platform's reference of the
+        operation, quote or element it is sent for."""
+        payload = self.payload or {}
+        return str(payload.get("reference") or payload.get("elementReference") or self.stream)
 
     @property
     def age(self) -> timedelta:

@@ -48,24 +48,40 @@ def connection_for_client(client_id: int) -> Connection | None:
     return connection
 
 
+def order_stream(order_id: int) -> str:
+    return f"order:{order_id}"
+
+
 def record(
     connection: Connection,
     *,
-    order_id: int,
     kind: MessageKind,
     payload: dict[str, Any],
+    order_id: int | None = None,
+    stream: str | None = None,
     changed_at: datetime | None = None,
     event_id: int | None = None,
     document_name: str = "",
 ) -> OutboxMessage:
-    """Store `payload` as the order's next message to `connection`, and ask for
-    its delivery when the transaction commits. Call it inside the transaction
-    that made the change. `changed_at` (the change, default now) starts the 15
-    minutes; `document_name` is a file in the media storage to upload."""
+    """Store `payload` as the next message of its stream to `connection`, and ask
+    for its delivery when the transaction commits. Call it inside the transaction
+    that made the change, holding a lock on what the stream is about (the order's
+    row), so that two changes of one stream never take the same place.
+
+    `stream` is the ordering key: its messages reach the platform strictly in
+    the order recorded. It defaults to the order's ("order:<order_id>"); what
+    belongs to no order names its own ("quote:<id>"). `order_id` also shows the
+    message on that order's pages. `changed_at` (the change, default now) starts
+    the 15 minutes; `document_name` is a file in the media storage to upload."""
+    if stream is None:
+        if order_id is None:
+            raise ValueError("record() needs an order_id or a stream")
+        stream = order_stream(order_id)
     now = timezone.now()
-    last = OutboxMessage.objects.filter(order_id=order_id).aggregate(last=Max("sequence"))["last"] or 0
+    last = OutboxMessage.objects.filter(stream=stream).aggregate(last=Max("sequence"))["last"] or 0
     message = OutboxMessage.objects.create(
         connection=connection,
+        stream=stream,
         order_id=order_id,
         event_id=event_id,
         sequence=last + 1,
@@ -124,7 +140,12 @@ def event_dates_with_code(order_id: int, kind: MessageKind, status: str, event: 
 
 
 def last_message_id(order_id: int) -> int | None:
-    return OutboxMessage.objects.filter(order_id=order_id).order_by("-sequence").values_list("pk", flat=True).first()
+    return (
+        OutboxMessage.objects.filter(stream=order_stream(order_id))
+        .order_by("-sequence")
+        .values_list("pk", flat=True)
+        .first()
+    )
 
 
 def amend_unsent(message_id: int, payload: dict[str, Any]) -> bool:

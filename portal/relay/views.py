@@ -106,10 +106,10 @@ def resolve_message(request: HttpRequest, message_id: int, action: str) -> HttpR
     try:
         if action == "renvoyer":
             services.resend_message(message, actor=request.user, note=note)
-            messages.success(request, f"Message de la commande {message.order} renvoyé.")
+            messages.success(request, f"Message « {message.subject} » renvoyé.")
         else:
             services.cancel_message(message, actor=request.user, reason=note)
-            messages.warning(request, f"Message de la commande {message.order} abandonné.")
+            messages.warning(request, f"Message « {message.subject} » abandonné.")
     except Refused as error:
         messages.error(request, str(error))
     return redirect("relay:error_queue")

@@ -1,0 +1,166 @@
+"""Delivery in batches: a task claims the due messages of several orders (one
+per order, the first of each), sends them one after the other, and records
+their outcomes and claims the next batch in one transaction. Against the
+embedded sandbox over real HTTP; nothing of ours is mocked.
+
+What must not change: each order's messages reach the platform once and in
+order, a claim holds a lease, and an uncertain send is read back first.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from orders import services
+from portal.relay import delivery, outbox, tasks
+from portal.relay.models import DeliveryAttempt, MessageKind, MessageStatus, OutboxMessage
+from tests.test_relay_sandbox import (
+    assert_on_platform_once_in_order,
+    deliver_due,
+    make_orders,
+    set_behaviour,
+)
+
+pytestmark = pytest.mark.usefixtures("database_before_the_live_server")
+
+
+@pytest.fixture
+def connection(sandbox_connection):
+    return sandbox_connection
+
+
+def busy_orders(contract, service_code, asset, count: int, changes: int):
+    """`count` acknowledged orders, each with `changes` more messages waiting
+    (the works started, then progress)."""
+    orders = make_orders(contract, service_code, asset, count, acknowledged=True)
+    for order in orders:
+        if changes:
+            services.start_work(order, actor=None)
+        for step in range(1, changes):
+            services.set_progress(order, actor=None, progress=10 * step)
+    return orders
+
+
+def transactions_in(queries: list[dict]) -> int:
+    """Transactions opened (savepoints inside the test's own transaction)."""
+    return sum(1 for query in queries if query["sql"].startswith("SAVEPOINT"))
+
+
+def test_one_task_delivers_several_orders_recording_each_round_in_one_transaction(
+    platform, connection, contract, service_code, asset, settings
+):
+    settings.RELAY_BATCH = 10
+    orders = busy_orders(contract, service_code, asset, 4, changes=3)
+    total = OutboxMessage.objects.count()
+    rounds = max(order.outbox_messages.count() for order in orders)
+    assert total >= 8 and rounds >= 2
+    first = OutboxMessage.objects.order_by("pk").first()
+    with CaptureQueriesContext(db_connection) as captured:
+        assert tasks.deliver_message(first.pk) == "delivered"
+    # Every message went, in rounds of one message per order: the claim, then
+    # one transaction per round that records it and claims the next (plus the
+    # token, fetched once). One message at a time would take one per message.
+    assert OutboxMessage.objects.filter(status=MessageStatus.DELIVERED).count() == total
+    assert transactions_in(captured.captured_queries) <= rounds + 1 + 2 < total
+    for order in orders:
+        assert_on_platform_once_in_order(platform, order)
+    assert DeliveryAttempt.objects.count() == total
+
+
+def test_the_batch_never_holds_two_messages_of_one_order(platform, connection, contract, service_code, asset):
+    orders = busy_orders(contract, service_code, asset, 3, changes=2)
+    batch = delivery.claim_batch(OutboxMessage.objects.order_by("pk").first().pk, limit=20)
+    assert sorted(message.order_id for message in batch) == sorted(order.pk for order in orders)
+    assert all(message.sequence == 1 for message in batch)
+    assert len({message.lease_until for message in batch}) == 1
+    # While the lease runs, no other task takes any of them, nor what follows them.
+    assert not delivery.due_messages().exists()
+    assert delivery.claim_batch(batch[1].pk, limit=20) == []
+
+
+def test_when_the_platform_fails_the_rest_of_the_batch_waits_untried_and_unchanged(
+    platform, connection, contract, service_code, asset
+):
+    busy_orders(contract, service_code, asset, 3, changes=0)
+    set_behaviour(platform, down=True)
+    assert deliver_due() == ["retry"]
+    failed, *others = OutboxMessage.objects.order_by("pk")
+    assert (failed.attempts, failed.queued_at) == (1, None)
+    for message in others:
+        # Given back as they were: no attempt counted, no uncertainty, waiting as long.
+        assert (message.attempts, message.ambiguous, message.lease_until) == (0, False, None)
+        assert message.next_attempt_at == failed.next_attempt_at
+    set_behaviour(platform, down=False)
+    OutboxMessage.objects.update(next_attempt_at=timezone.now())
+    assert deliver_due() == ["delivered"] * 3
+
+
+def test_a_batch_that_could_outlive_its_lease_gives_the_rest_back_due_now(
+    platform, connection, contract, service_code, asset
+):
+    orders = busy_orders(contract, service_code, asset, 3, changes=0)
+    batch = delivery.claim_batch(OutboxMessage.objects.order_by("pk").first().pk, limit=20)
+    # The first send took so long that a second could end after the lease.
+    near = timezone.now() + timedelta(seconds=1)
+    OutboxMessage.objects.filter(pk__in=[message.pk for message in batch]).update(lease_until=near)
+    for message in batch:
+        message.lease_until = near
+    sent = delivery.send_batch(batch)
+    assert [item.result.outcome for item in sent] == ["delivered"]
+    finished = delivery.record(sent, released=batch[1:], claim_next=True)
+    # Given back due now and queued for other tasks at once, not left for later.
+    assert sorted(finished.queue) == sorted(message.pk for message in batch[1:])
+    for message in OutboxMessage.objects.filter(pk__in=finished.queue):
+        assert (message.status, message.attempts, message.lease_until) == (MessageStatus.PENDING, 0, None)
+    for message_id in finished.queue:
+        tasks.deliver_message(message_id)
+    for order in orders:
+        assert_on_platform_once_in_order(platform, order)
+
+
+def test_an_uncertain_message_in_a_batch_is_read_back_not_sent_twice(
+    platform, connection, contract, service_code, asset
+):
+    busy_orders(contract, service_code, asset, 3, changes=0)
+    set_behaviour(platform, timeout_after_store_rate=1)
+    assert deliver_due() == ["ambiguous"]
+    set_behaviour(platform, timeout_after_store_rate=0)
+    OutboxMessage.objects.update(next_attempt_at=timezone.now())
+    outcomes = deliver_due()
+    assert sorted(outcomes) == ["already_there", "delivered", "delivered"]
+    for order in {message.order for message in OutboxMessage.objects.select_related("order")}:
+        assert_on_platform_once_in_order(platform, order)
+
+
+# --- Streams: the ordering key is not always an order -------------------------------
+
+
+def test_a_stream_without_an_order_is_delivered_in_order_and_shown_by_its_reference(
+    connection, client, supervisor, order
+):
+    """What belongs to no order (a quote) names its own stream: its messages wait
+    for one another like an order's, and the pages show the platform's reference."""
+    payload = {"reference": "DEVIS-2026-0042", "contractReference": "MULTITECH-2024-07", "description": "Devis"}
+    first = outbox.record(connection, stream="quote:42", kind=MessageKind.QUOTATION_LOG, payload=payload)
+    second = outbox.record(connection, stream="quote:42", kind=MessageKind.QUOTATION_LOG, payload=payload)
+    assert (first.order_id, first.sequence, second.sequence) == (None, 1, 2)
+    assert first.pk in set(delivery.due_messages().values_list("pk", flat=True))
+    assert second.pk not in set(delivery.due_messages().values_list("pk", flat=True))
+    # An order's stream numbers its own messages from 1, whatever other streams hold.
+    assert order.outbox_messages.order_by("sequence").values_list("stream", flat=True).first() in (
+        None,
+        f"order:{order.pk}",
+    )
+    OutboxMessage.objects.filter(pk=first.pk).update(
+        status=MessageStatus.REJECTED, rejected_at=timezone.now(), last_error="Référence inconnue"
+    )
+    client.force_login(supervisor)
+    page = client.get(reverse("relay:error_queue"))
+    assert page.status_code == 200
+    assert "DEVIS-2026-0042" in page.content.decode()
