@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote as url_quote
 
 from django.utils import timezone
 
@@ -76,16 +75,7 @@ def decision_in(quotation: dict[str, Any]) -> tuple[bool, datetime | None] | Non
 
 
 def read_quotation(connection: Connection, reference: str, contract_reference: str) -> dict[str, Any]:
-    client = intent.client_for(connection)
-    response = client.request(
-        "GET",
-        f"operations/v2/quotations/{url_quote(reference, safe='')}",
-        params={"contractReference": contract_reference},
-    )
-    try:
-        body = response.json()
-    except ValueError as error:
-        raise intent.TransientError(f"Réponse illisible : {response.text[:200]}") from error
+    body = intent.client_for(connection).get_quotation(reference, contract_reference)
     return body if isinstance(body, dict) else {}
 
 

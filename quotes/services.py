@@ -535,3 +535,28 @@ def retry_pdf(quote: Quote, *, actor: User | None) -> bool:
     record_event(quote, kind="pdf_retry", label="Production du PDF relancée", actor=actor)
     tasks.render_quote_pdf.delay_on_commit(quote.pk)
     return True
+
+
+@transaction.atomic
+def correct_references(
+    quote: Quote, *, actor: User | None, asset: Asset | None, service_code: ServiceCode | None
+) -> QuoteEvent | None:
+    """Correct what the platform files the quote under (its asset, its service
+    code), even once sent: the contract's *reprise sur erreur* after the platform
+    refused the quotation log; a person then resends it from the error queue
+    (rebuilt from the quote as corrected). The quote's content never changes."""
+    locked = Quote.objects.select_for_update().select_related("contract").get(pk=quote.pk)
+    if locked.state in (QuoteState.CANCELLED, QuoteState.SUPERSEDED):
+        raise QuoteRefused(f"Le devis est « {locked.get_state_display()} » : il ne se corrige plus.")
+    _check_belongs(locked.contract, asset, service_code)
+    changes = {
+        name: value
+        for name, value in (("asset", asset), ("service_code", service_code))
+        if value is not None and getattr(locked, f"{name}_id") != value.pk
+    }
+    if not changes:
+        return None
+    Quote.objects.filter(pk=locked.pk).update(**changes)
+    quote.refresh_from_db()
+    names = ", ".join(_verbose_name(Quote, name) for name in changes)
+    return record_event(quote, kind="corrected", label=f"Devis corrigé pour la plateforme : {names}", actor=actor)

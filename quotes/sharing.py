@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from orders.models import Order
 from portal.relay import mapping, outbox
 from portal.relay.models import Connection, MessageKind, OutboxMessage
 from quotes.models import Quote
@@ -84,8 +85,13 @@ def quotation_log(quote: Quote, totals: Totals, *, logged_at: datetime) -> dict[
 
 
 def _record(connection: Connection, quote: Quote, **fields: Any) -> OutboxMessage:
+    """Record on the quote's stream; a supplementary quote's on its parent
+    order's, holding the order's row (as the order services do), so that no two
+    messages of that stream take the same place."""
     stream = stream_key(quote)
     if stream is None:
+        assert quote.order_id is not None
+        Order.objects.select_for_update().filter(pk=quote.order_id).first()
         return outbox.record(connection, order_id=quote.order_id, **fields)
     return outbox.record(connection, order_id=None, stream=stream, **fields)
 
