@@ -87,16 +87,26 @@ def quote_for_report(request: HttpRequest, report_pk: int) -> HttpResponse:
     return redirect("quotes:edit", quote.pk)
 
 
-def editor_context(quote: Quote, *, error: str = "", notice: str = "") -> dict[str, Any]:
+def lines_context(quote: Quote) -> dict[str, Any]:
     lines = list(quote.lines.all())
     totals = queries.display_totals(lines)
     for line in lines:
         line.amount_display = totals.amounts[line.pk]  # type: ignore[attr-defined]
+    return {"quote": quote, "lines": lines, "rate_choices": RATE_CHOICES, "totals": totals}
+
+
+# What each part of the editor needs: an htmx change redraws one part, and
+# builds only its context (the lines' redraw is the editor's most frequent request).
+PARTIAL_CONTEXTS: dict[str, Callable[[Quote], dict[str, Any]]] = {
+    "lines": lines_context,
+    "parts": lambda quote: {"quote": quote, "parts": list(quote.parts.all()), "part_form": PartForm()},
+    "details": lambda quote: {"quote": quote, "details_form": DetailsForm(instance=quote)},
+}
+
+
+def editor_context(quote: Quote, *, error: str = "", notice: str = "") -> dict[str, Any]:
     return {
-        "quote": quote,
-        "lines": lines,
-        "rate_choices": RATE_CHOICES,
-        "totals": totals,
+        **lines_context(quote),
         "parts": list(quote.parts.all()),
         "details_form": DetailsForm(instance=quote),
         "line_form": LineForm(),
@@ -141,8 +151,9 @@ def _change(
         error = str(failure)
     quote = get_quote_for(request, quote.pk)
     if wants_fragment(request):
-        context = editor_context(quote, error=error, notice=notice)
-        return render(request, f"{EDITOR}#{partial}", {**context, "fragment": True})
+        make = PARTIAL_CONTEXTS.get(partial)
+        context = make(quote) if make is not None else editor_context(quote)
+        return render(request, f"{EDITOR}#{partial}", {**context, "error": error, "notice": notice, "fragment": True})
     if error:
         messages.error(request, error)
     elif notice:

@@ -115,7 +115,7 @@ def test_a_120_line_quote_runs_over_pages_with_numbers_and_the_table_header_on_e
     for number, page in enumerate(pages, start=1):
         assert f"Page {number} sur {len(pages)}" in page
     for page in pages[:-1]:
-        assert "Désignation" in page and "Prix unitaire HT" in page
+        assert "Code et désignation" in page and "Prix unitaire HT" in page
     assert "BPU-0119" in text
 
 
