@@ -77,7 +77,7 @@ def record_decision(quote: Quote, *, accepted: bool, at: datetime | None = None,
     """Apply the buyer's answer to a sent quote. Returns a French summary.
     An answer to a quote already answered the same way changes nothing."""
     at = at or timezone.now()
-    locked = Quote.objects.select_for_update().select_related("order").get(pk=quote.pk)
+    locked = Quote.objects.select_for_update(of=("self",)).select_related("order").get(pk=quote.pk)
     target = QuoteState.ACCEPTED if accepted else QuoteState.REFUSED
     if locked.state == target:
         return "Réponse déjà enregistrée."

@@ -75,7 +75,7 @@ def _hold_parent_order(quote: Quote) -> None:
 def attach_quote_pdf(quote_id: int, *, content: bytes) -> bool:
     """Keep the rendered PDF, record its upload, and hold the parent order if
     the works wait for the quote. Of two renders, the first here wins."""
-    quote = Quote.objects.select_for_update().select_related("contract", "order").get(pk=quote_id)
+    quote = Quote.objects.select_for_update(of=("self",)).select_related("contract", "order").get(pk=quote_id)
     if quote.pdf_status == PdfStatus.DONE:
         return False
     quote.pdf_file.save(sharing.pdf_file_name(quote), ContentFile(content), save=False)
