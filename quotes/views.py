@@ -21,7 +21,7 @@ from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, wants_fragment
 from portal.models import PriceItem
 from quotes import printing, queries, services, sharing
-from quotes.access import get_quote_for, quote_page, require_quote_role
+from quotes.access import get_quote_for, quote_page
 from quotes.forms import (
     RATE_CHOICES,
     CancelForm,
@@ -41,7 +41,6 @@ SEARCH_LIMIT = 20
 @require_GET
 @quote_page
 def quote_list(request: HttpRequest) -> HttpResponse:
-    require_quote_role(request)
     form = QuoteFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     rows = queries.quote_rows(filters, now=timezone.now())
@@ -52,29 +51,35 @@ def quote_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @quote_page
 def quote_new(request: HttpRequest) -> HttpResponse:
-    require_quote_role(request)
     form = NewQuoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choisissez le marché et donnez un objet au devis.")
         return redirect("quotes:list")
-    quote = services.create_quote(
-        contract=form.cleaned_data["contract"], actor=request.user, title=form.cleaned_data["title"]
-    )
+    try:
+        quote = services.create_quote(
+            contract=form.cleaned_data["contract"], actor=request.user, title=form.cleaned_data["title"]
+        )
+    except Refused as error:
+        messages.error(request, str(error))
+        return redirect("quotes:list")
     return redirect("quotes:edit", quote.pk)
 
 
 @require_POST
 @quote_page
 def quote_for_order(request: HttpRequest, order_pk: int) -> HttpResponse:
-    require_quote_role(request)
-    quote = services.create_quote_for_order(get_order_for(request, order_pk), actor=request.user)
+    order = get_order_for(request, order_pk)
+    try:
+        quote = services.create_quote_for_order(order, actor=request.user)
+    except Refused as error:
+        messages.error(request, str(error))
+        return redirect("orders:supervisor_order", order.pk)
     return redirect("quotes:edit", quote.pk)
 
 
 @require_POST
 @quote_page
 def quote_for_report(request: HttpRequest, report_pk: int) -> HttpResponse:
-    require_quote_role(request)
     report = get_object_or_404(InterventionReport.objects.select_related("order"), pk=report_pk)
     try:
         quote = services.create_quote_from_report(report, actor=request.user)

@@ -288,3 +288,12 @@ def test_technicians_see_the_prices_when_the_contract_allows_it(client, quote, t
     services.send_quote(quote, actor=supervisor)
     client.force_login(technician)
     assert "97,00" in text(client.get(f"/commandes/{quote.order_id}/"))
+
+
+def test_a_closed_order_takes_no_supplementary_quote(signed_in, order, supervisor):
+    from orders import services as order_services
+
+    order_services.cancel_order(order, actor=supervisor, reason="Doublon")
+    response = signed_in.post(f"/pilotage/commandes/{order.pk}/devis/", follow=True)
+    assert "ne prend plus de travaux complémentaires" in text(response)
+    assert not Quote.objects.exists()
