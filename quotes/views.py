@@ -327,7 +327,7 @@ def quote_pdf_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def quote_preview(request: HttpRequest, pk: int) -> HttpResponse:
     """The PDF's content as a web page (any state, the draft's included)."""
     quote = get_quote_for(request, pk)
-    context, _ = printing.quote_context(printing.load(quote.pk), with_logo=False)
+    context, _ = printing.quote_context(printing.load(quote.pk), with_images=False)
     return render(request, "quotes/preview.html", context)
 
 
