@@ -45,9 +45,9 @@ def quote_context(quote: Quote, *, with_images: bool = True) -> tuple[dict[str, 
         mime = mimetypes.guess_type(company.logo.name)[0] or "image/png"
         resources[logo_url] = (_read(company.logo), mime)
     photos = []
-    if with_images and quote.report_id is not None:
+    if with_images and quote.report is not None:
         # The technician's photos of what needs the works, from the report the quote was made from.
-        for number, photo in enumerate(quote.report.photos.all(), start=1):  # type: ignore[union-attr]
+        for number, photo in enumerate(quote.report.photos.all(), start=1):
             url = f"{SCHEME}:photo/{photo.pk}"
             resources[url] = (_read(photo.image), "image/jpeg")
             photos.append({"url": url, "caption": f"{photo.get_kind_display()} – photo {number}"})
