@@ -52,6 +52,8 @@ def _hold_parent_order(quote: Quote) -> None:
     if quote.order_id is None or not quote.works_wait:
         return
     order = Order.objects.get(pk=quote.order_id)
+    if order.state == State.SUSPENDED and order.suspend_reason == SuspendReason.QUOTE_REQUEST:
+        return  # already waiting for a quote (an earlier version of this one)
     if order.state not in HOLD_FROM:
         record_event(
             quote,

@@ -206,3 +206,30 @@ def test_an_answer_about_an_unknown_quote_is_kept_failed_with_its_reason(outbox_
     )
     assert inbound.process_notification(new[0]) == NotificationStatus.FAILED
     assert "Devis inconnu : D2026-9999" in InboundNotification.objects.get().error
+
+
+def test_an_answer_goes_to_the_version_the_platform_saw_not_to_a_new_draft(outbox_connection, quote, supervisor):
+    services.send_quote(quote, actor=supervisor)
+    draft = services.revise_quote(quote, actor=supervisor)
+    new, _ = inbound.store_notifications(
+        outbox_connection,
+        [
+            {
+                "type": "operations:quotation:update",
+                "id": "notif-quote-3",
+                "event": {
+                    "type": "operations",
+                    "body": {
+                        "reference": quote.number,
+                        "contractReference": quote.contract.reference,
+                        "status": "closed",
+                        "event": "accepted",
+                    },
+                },
+            }
+        ],
+    )
+    assert inbound.process_notification(new[0]) == NotificationStatus.PROCESSED
+    quote.refresh_from_db()
+    draft.refresh_from_db()
+    assert (quote.state, draft.state) == (QuoteState.ACCEPTED, QuoteState.DRAFT)
