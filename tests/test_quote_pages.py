@@ -297,3 +297,25 @@ def test_a_closed_order_takes_no_supplementary_quote(signed_in, order, superviso
     response = signed_in.post(f"/pilotage/commandes/{order.pk}/devis/", follow=True)
     assert "ne prend plus de travaux complémentaires" in text(response)
     assert not Quote.objects.exists()
+
+
+def test_the_list_runs_the_same_number_of_queries_for_few_and_many_quotes(signed_in, contract, supervisor, price_item):
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    def make(count: int) -> None:
+        for index in range(count):
+            quote = services.create_quote(contract=contract, actor=supervisor, title=f"Devis {index}")
+            services.add_line(quote, actor=supervisor, price_item=price_item)
+            if index % 2:
+                services.send_quote(quote, actor=supervisor)
+
+    def queries() -> int:
+        with CaptureQueriesContext(db_connection) as captured:
+            assert signed_in.get("/pilotage/devis/").status_code == HTTPStatus.OK
+        return len(captured)
+
+    make(2)
+    few = queries()
+    make(20)
+    assert queries() == few
