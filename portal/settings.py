@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "axes",
     "portal",
     "orders",
+    "quotes",
     "portal.relay",
 ]
 if SANDBOX_ENABLED:
@@ -326,6 +327,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},
     "relay-sync-contracts": {"task": "portal.relay.tasks.sync_contracts", "schedule": timedelta(hours=24)},
     "report-pdf-sweep": {"task": "orders.tasks.sweep_report_pdfs", "schedule": timedelta(minutes=5)},
+    "quote-pdf-sweep": {"task": "quotes.tasks.sweep_quote_pdfs", "schedule": timedelta(minutes=5)},
+    "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": timedelta(hours=1)},
     "notify-new-orders": {"task": "orders.tasks.announce_new_orders", "schedule": 60.0},
     "notify-orders-late-soon": {"task": "orders.tasks.warn_orders_late_soon", "schedule": timedelta(minutes=15)},
     "purge-contact-access-log": {"task": "portal.tasks.purge_contact_access_log", "schedule": timedelta(hours=24)},

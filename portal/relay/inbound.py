@@ -37,12 +37,29 @@ Handler = Callable[[Connection, dict[str, Any]], int | None]
 # function(connection) -> how many operations it brought in
 Reconciler = Callable[[Connection], int]
 _handlers: dict[str, Handler] = {}
+# (type, the body's element type) -> handler: e.g. a quotation's answer sent as
+# an "operations:intervention:update" whose body says `"type": "quotation"`.
+_element_handlers: dict[tuple[str, str], Handler] = {}
 _reconcilers: list[Reconciler] = []
 
 
-def register_handler(types: set[str], handler: Handler) -> None:
+def register_handler(types: set[str], handler: Handler, *, element_type: str | None = None) -> None:
+    """`handler` applies the notifications of `types`; with `element_type`, only
+    those whose body's `type` is that element (they win over the type's handler)."""
     for kind in types:
-        _handlers[kind] = handler
+        if element_type:
+            _element_handlers[(kind, element_type)] = handler
+        else:
+            _handlers[kind] = handler
+
+
+def handler_for(kind: object, summary: object) -> Handler | None:
+    if not isinstance(kind, str):
+        return None
+    element = summary.get("type") if isinstance(summary, dict) else None
+    if isinstance(element, str) and (kind, element) in _element_handlers:
+        return _element_handlers[(kind, element)]
+    return _handlers.get(kind)
 
 
 def register_reconciler(reconciler: Reconciler) -> None:
@@ -177,14 +194,14 @@ def process_notification(notification_pk: int) -> str:
     InboundNotification.objects.filter(pk=notification.pk).update(attempts=F("attempts") + 1)
     body = notification.body
     kind = body.get("type") if isinstance(body, dict) else None
-    handler = _handlers.get(kind) if isinstance(kind, str) else None
-    if handler is None:
-        return _conclude(notification, NotificationStatus.IGNORED, f"Type de notification non pris en charge : {kind}")
     try:
         summary = body["event"]["body"]
-        if not isinstance(summary, dict):
-            raise TypeError
     except (KeyError, TypeError):
+        summary = None
+    handler = handler_for(kind, summary)
+    if handler is None:
+        return _conclude(notification, NotificationStatus.IGNORED, f"Type de notification non pris en charge : {kind}")
+    if not isinstance(summary, dict):
         return _conclude(notification, NotificationStatus.FAILED, "Notification sans « event.body » lisible.")
     try:
         order_id = handler(notification.connection, summary)

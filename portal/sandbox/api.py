@@ -331,11 +331,14 @@ def operation_json(request: HttpRequest, operation: Operation) -> dict:
 
 
 @api_endpoint(methods=("GET",))
-def get_operation(request: HttpRequest, client: ApiClient, behaviour: Behaviour, reference: str) -> HttpResponse:
+def get_operation(
+    request: HttpRequest, client: ApiClient, behaviour: Behaviour, reference: str, kind: str = ""
+) -> HttpResponse:
     contract_reference = request.GET.get("contractReference", "")
     if not contract_reference:
         return error(HTTPStatus.BAD_REQUEST, "Le paramètre contractReference est obligatoire.")
-    operation = Operation.objects.filter(contract_reference=contract_reference, reference=reference).first()
+    operations = Operation.objects.filter(type=kind) if kind else Operation.objects.all()  # /quotations/: quotes only
+    operation = operations.filter(contract_reference=contract_reference, reference=reference).first()
     if operation is None:
         return error(HTTPStatus.NOT_FOUND, "Opération introuvable.")
     return json_response(operation_json(request, operation), content_type=HAL)

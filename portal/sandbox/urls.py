@@ -28,6 +28,12 @@ urlpatterns = [
     ),
     path("api/operations/v2/quotations/logs", api.post_log, {"kind": "quotation"}, name="api_quotation_logs"),
     path(
+        "api/operations/v2/quotations/<str:reference>",
+        api.get_operation,
+        {"kind": "quotation"},
+        name="api_quotation",
+    ),
+    path(
         "api/operations/v2/reservations/logs",
         api.post_log,
         {"kind": "reservation"},

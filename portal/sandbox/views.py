@@ -26,6 +26,7 @@ from portal.sandbox.models import (
     Document,
     Log,
     Operation,
+    OperationType,
     RejectedLog,
     WebhookDelivery,
     WebhookTarget,
@@ -46,8 +47,21 @@ def _detail_url(operation: Operation) -> str:
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     operations = Operation.objects.annotate(log_count=Count("logs")).order_by("-last_update_date", "-pk")[:200]
+    # Submitted quotes waiting for the manager's answer, with their latest amounts and PDF.
+    quotes = list(Operation.objects.filter(type=OperationType.QUOTATION).exclude(status__in=("closed", "denied")))
+    for quote in quotes:
+        last = quote.logs.filter(source=Log.Source.API).order_by("-sequence").first()
+        quote.tags = last.tags if last is not None else {}
+        quote.pdf = (
+            Document.objects.defer("content")
+            .filter(
+                element_type="quotation", contract_reference=quote.contract_reference, element_reference=quote.reference
+            )
+            .last()
+        )
     context = {
         "operations": operations,
+        "quotes": quotes,
         "behaviour": Behaviour.load(),
         "log_count": Log.objects.count(),
         "rejected_count": RejectedLog.objects.count(),

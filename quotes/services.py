@@ -1,0 +1,567 @@
+"""The only code that changes quotes: create, edit while a draft, send, revise,
+cancel. The platform's answer and the expiry are in `quotes.decisions`, the PDF
+in `quotes.documents`.
+
+Each function runs in one transaction, changes the state with a guarded update
+(of two concurrent requests exactly one wins), appends a `QuoteEvent` with a
+French label, and hands what the platform must know to `quotes.sharing`, which
+records it in the relay's outbox inside the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from orders.deadlines import local_date
+from orders.models import InterventionReport, Order
+from portal.models import Asset, Contract, PriceItem, ServiceCode, User
+from quotes import deadlines, decisions, documents, pricing, sharing, tasks
+from quotes.events import QuoteRefused, guarded, record_event
+from quotes.models import (
+    DEFAULT_VALIDITY_DAYS,
+    PartSupplier,
+    PdfStatus,
+    Quote,
+    QuoteEvent,
+    QuoteLine,
+    QuoteNumber,
+    QuotePart,
+    QuoteState,
+    QuoteTerms,
+)
+
+NUMBER_PREFIX = "D"
+VAT_RATES = frozenset(pricing.RATES)
+# What the supervisor may change on a draft besides its lines.
+DETAIL_FIELDS = ("title", "works", "valid_until", "works_wait", "asset", "service_code")
+
+
+def quote_number(year: int, rank: int) -> str:
+    """D2026-0042."""
+    return f"{NUMBER_PREFIX}{year}-{rank:04d}"
+
+
+def allocate_number(year: int) -> int:
+    """The next rank of `year`, under the counter's row lock: call it inside the
+    transaction that creates the quote (a rollback gives the number back)."""
+    QuoteNumber.objects.bulk_create([QuoteNumber(year=year)], ignore_conflicts=True)
+    counter = QuoteNumber.objects.select_for_update().get(year=year)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return counter.last
+
+
+def _verbose_name(model: type[Quote] | type[QuoteLine], name: str) -> str:
+    return str(getattr(model._meta.get_field(name), "verbose_name", name))
+
+
+def validity_days(contract: Contract) -> int:
+    terms = QuoteTerms.objects.filter(contract=contract).first()
+    return terms.validity_days if terms is not None else DEFAULT_VALIDITY_DAYS
+
+
+def _check_belongs(contract: Contract, asset: Asset | None, service_code: ServiceCode | None) -> None:
+    if asset is not None and asset.client_id != contract.client_id:
+        raise QuoteRefused("Cet élément de patrimoine n'appartient pas au client du marché.")
+    if service_code is not None and service_code.contract_id != contract.pk:
+        raise QuoteRefused("Ce code prestation n'appartient pas au marché du devis.")
+
+
+# --- Creating -----------------------------------------------------------------
+
+
+@transaction.atomic
+def create_quote(
+    *,
+    contract: Contract,
+    actor: User | None,
+    title: str,
+    works: str = "",
+    asset: Asset | None = None,
+    service_code: ServiceCode | None = None,
+    order: Order | None = None,
+    report: InterventionReport | None = None,
+    works_wait: bool = False,
+    at: datetime | None = None,
+) -> Quote:
+    """A blank draft with the year's next number."""
+    title = " ".join(title.split())
+    if not title:
+        raise QuoteRefused("Donnez un objet au devis.")
+    if order is not None and order.contract_id != contract.pk:
+        raise QuoteRefused("La commande parente n'est pas de ce marché.")
+    if order is not None and not order.is_open:
+        raise QuoteRefused(
+            f"La commande {order.reference} est « {order.state_label} » : "
+            "elle ne prend plus de travaux complémentaires."
+        )
+    _check_belongs(contract, asset, service_code)
+    at = at or timezone.now()
+    year = local_date(at).year
+    rank = allocate_number(year)
+    quote = Quote.objects.create(
+        number=quote_number(year, rank),
+        year=year,
+        rank=rank,
+        contract=contract,
+        asset=asset,
+        service_code=service_code,
+        order=order,
+        report=report,
+        title=title[:200],
+        works=works.strip(),
+        works_wait=works_wait and order is not None,
+        valid_until=deadlines.valid_until(local_date(at), validity_days(contract)),
+        created_by=actor if actor is not None and actor.pk else None,
+        created_at=at,
+    )
+    origin = ""
+    if report is not None:
+        origin = f" à partir du rapport du {timezone.localtime(report.created_at):%d/%m/%Y}"
+    elif order is not None:
+        origin = f" pour la commande {order.reference}"
+    record_event(quote, kind="created", label=f"Devis {quote.number} créé{origin}", actor=actor, at=at)
+    return quote
+
+
+def create_quote_for_order(order: Order, *, actor: User | None) -> Quote:
+    """A supplementary-works quote (CCAG-MI §53) for `order`."""
+    return create_quote(
+        contract=order.contract,
+        actor=actor,
+        title=f"Travaux complémentaires – commande {order.reference}",
+        works=order.description,
+        asset=order.asset,
+        service_code=order.service_code,
+        order=order,
+    )
+
+
+@transaction.atomic
+def create_quote_from_report(report: InterventionReport, *, actor: User | None) -> Quote:
+    """The quote a technician asked for in a report: its text becomes the works."""
+    report = InterventionReport.objects.select_for_update().select_related("order__contract").get(pk=report.pk)
+    if not report.quote_needed:
+        raise QuoteRefused("Ce rapport ne demande pas de devis.")
+    existing = Quote.objects.filter(report=report).exclude(state=QuoteState.CANCELLED).first()
+    if existing is not None:
+        raise QuoteRefused(f"Le devis {existing.number} a déjà été commencé pour ce rapport.")
+    order = report.order
+    first_line = report.quote_description.strip().splitlines()[0] if report.quote_description.strip() else ""
+    return create_quote(
+        contract=order.contract,
+        actor=actor,
+        title=(first_line or f"Travaux complémentaires – commande {order.reference}")[:200],
+        works=report.quote_description,
+        asset=order.asset,
+        service_code=order.service_code,
+        order=order,
+        report=report,
+        works_wait=order.state in ("planned", "in_progress"),
+    )
+
+
+# --- Editing a draft ----------------------------------------------------------
+
+
+def lock_draft(quote: Quote) -> Quote:
+    locked = Quote.objects.select_for_update().select_related("contract").get(pk=quote.pk)
+    if not locked.is_editable:
+        raise QuoteRefused(
+            f"Le devis {locked.display_number} est « {locked.get_state_display()} » : il ne se modifie plus"
+            + (" (créez une nouvelle version)." if locked.state == QuoteState.SENT else ".")
+        )
+    return locked
+
+
+@transaction.atomic
+def update_quote(quote: Quote, *, actor: User | None, changes: Mapping[str, Any]) -> QuoteEvent | None:
+    unknown = set(changes) - set(DETAIL_FIELDS)
+    if unknown:
+        raise TypeError(f"Not editable here: {sorted(unknown)}")
+    locked = lock_draft(quote)
+    changes = dict(changes)
+    if "title" in changes:
+        changes["title"] = " ".join(str(changes["title"]).split())[:200]
+        if not changes["title"]:
+            raise QuoteRefused("Donnez un objet au devis.")
+    if "works_wait" in changes and locked.order_id is None:
+        changes["works_wait"] = False
+    if isinstance(changes.get("valid_until"), date) and changes["valid_until"] < timezone.localdate():
+        raise QuoteRefused("La date de validité est passée.")
+    _check_belongs(locked.contract, changes.get("asset"), changes.get("service_code"))
+    changed = {name: value for name, value in changes.items() if getattr(locked, name) != value}
+    if not changed:
+        return None
+    Quote.objects.filter(pk=locked.pk).update(**changed)
+    quote.refresh_from_db()
+    names = ", ".join(_verbose_name(Quote, name) for name in changed)
+    return record_event(quote, kind="edited", label=f"Devis modifié : {names}", actor=actor)
+
+
+def _decimal(value: Any, label: str) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).replace(",", ".").strip())
+    except (InvalidOperation, ValueError):
+        raise QuoteRefused(f"{label} : saisissez un nombre, par exemple 2,5.") from None
+    if not number.is_finite():
+        raise QuoteRefused(f"{label} : saisissez un nombre, par exemple 2,5.")
+    return number
+
+
+def _quantity(value: Any) -> Decimal:
+    quantity = _decimal(value, "Quantité")
+    if quantity <= 0 or quantity >= Decimal("1e9") or quantity != quantity.quantize(Decimal("0.01")):
+        raise QuoteRefused("La quantité doit être positive, avec au plus deux décimales.")
+    return quantity
+
+
+def _vat_rate(value: Any) -> Decimal:
+    rate = _decimal(value, "Taux de TVA").quantize(Decimal("0.01"))
+    if rate not in VAT_RATES:
+        raise QuoteRefused("Taux de TVA inconnu : 20 %, 10 %, 5,5 % ou 0 %.")
+    return rate
+
+
+def _unit_price(value: Any) -> Decimal:
+    price = _decimal(value, "Prix unitaire")
+    if price < 0 or price >= Decimal("1e10") or price != price.quantize(Decimal("0.01")):
+        raise QuoteRefused("Le prix unitaire est un montant positif, au centime près.")
+    return price
+
+
+def _refresh_totals(quote: Quote) -> pricing.Totals:
+    totals = pricing.totals(line.pricing_line() for line in QuoteLine.objects.filter(quote=quote))
+    Quote.objects.filter(pk=quote.pk).update(
+        total_excl_vat=totals.total_excl_vat, total_vat=totals.total_vat, total_incl_vat=totals.total_incl_vat
+    )
+    return totals
+
+
+@transaction.atomic
+def add_line(
+    quote: Quote,
+    *,
+    actor: User | None,
+    price_item: PriceItem | None = None,
+    quantity: Any = Decimal(1),
+    vat_rate: Any = None,
+    label: str = "",
+    unit: str = "",
+    unit_price: Any = None,
+    justification: str = "",
+) -> QuoteLine:
+    """A line from the contract's schedule (`price_item`), or out of schedule
+    (label, unit, unit price and the justification of its price)."""
+    locked = lock_draft(quote)
+    fields: dict[str, Any] = {"quantity": _quantity(quantity)}
+    if price_item is not None:
+        if price_item.contract_id != locked.contract_id:
+            raise QuoteRefused("Ce prix n'appartient pas au bordereau du marché du devis.")
+        fields |= {
+            "price_item": price_item,
+            "code": price_item.code,
+            "label": price_item.label,
+            "unit": price_item.unit,
+            "unit_price": price_item.unit_price,
+            "vat_rate": price_item.vat_rate if vat_rate in (None, "") else _vat_rate(vat_rate),
+        }
+    else:
+        label, justification = " ".join(label.split()), justification.strip()
+        if not label:
+            raise QuoteRefused("Une ligne hors bordereau a besoin d'un libellé.")
+        if not justification:
+            raise QuoteRefused("Justifiez le prix d'une ligne hors bordereau (pourquoi il n'est pas au bordereau).")
+        if unit_price in (None, ""):
+            raise QuoteRefused("Donnez le prix unitaire de la ligne hors bordereau.")
+        fields |= {
+            "label": label[:300],
+            "unit": (unit.strip() or "u")[:20],
+            "unit_price": _unit_price(unit_price),
+            "vat_rate": _vat_rate(vat_rate if vat_rate not in (None, "") else pricing.INTERMEDIATE_RATE),
+            "out_of_schedule": True,
+            "justification": justification,
+        }
+    position = (QuoteLine.objects.filter(quote=locked).aggregate(last=Max("position"))["last"] or 0) + 1
+    line = QuoteLine.objects.create(quote=locked, position=position, **fields)
+    _refresh_totals(locked)
+    kind = "hors bordereau" if line.out_of_schedule else line.code
+    record_event(
+        locked,
+        kind="line_added",
+        label=f"Ligne ajoutée ({kind}) : {line.label} × {line.quantity.normalize():f} {line.unit}",
+        actor=actor,
+        data={"line": line.pk},
+    )
+    return line
+
+
+LINE_FIELDS = ("quantity", "vat_rate", "label", "unit", "unit_price", "justification")
+
+
+@transaction.atomic
+def update_line(line: QuoteLine, *, actor: User | None, changes: Mapping[str, Any]) -> QuoteEvent | None:
+    """Quantity and VAT rate of any line; label, unit, price and justification
+    of an out-of-schedule one (a schedule line keeps the schedule's price)."""
+    locked = lock_draft(line.quote)
+    current = QuoteLine.objects.get(pk=line.pk, quote=locked)
+    parsed: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in LINE_FIELDS:
+            raise TypeError(f"Not editable here: {name}")
+        if name == "quantity":
+            parsed[name] = _quantity(value)
+        elif name == "vat_rate":
+            parsed[name] = _vat_rate(value)
+        elif not current.out_of_schedule:
+            raise QuoteRefused("Une ligne du bordereau garde le libellé, l'unité et le prix du bordereau.")
+        elif name == "unit_price":
+            parsed[name] = _unit_price(value)
+        elif name == "label":
+            parsed[name] = " ".join(str(value).split())[:300]
+            if not parsed[name]:
+                raise QuoteRefused("Une ligne hors bordereau a besoin d'un libellé.")
+        elif name == "justification":
+            parsed[name] = str(value).strip()
+            if not parsed[name]:
+                raise QuoteRefused("Justifiez le prix d'une ligne hors bordereau.")
+        else:
+            parsed[name] = (str(value).strip() or "u")[:20]
+    changed = {name: value for name, value in parsed.items() if getattr(current, name) != value}
+    if not changed:
+        return None
+    QuoteLine.objects.filter(pk=current.pk).update(**changed)
+    line.refresh_from_db()
+    _refresh_totals(locked)
+    names = ", ".join(_verbose_name(QuoteLine, name) for name in changed)
+    return record_event(locked, kind="line_changed", label=f"Ligne « {line.label} » modifiée : {names}", actor=actor)
+
+
+@transaction.atomic
+def remove_line(line: QuoteLine, *, actor: User | None) -> QuoteEvent:
+    locked = lock_draft(line.quote)
+    label = line.label
+    QuoteLine.objects.filter(pk=line.pk, quote=locked).delete()
+    _refresh_totals(locked)
+    return record_event(locked, kind="line_removed", label=f"Ligne retirée : {label}", actor=actor)
+
+
+@transaction.atomic
+def add_part(
+    quote: Quote, *, actor: User | None, supplied_by: str, description: str, quantity: Any = Decimal(1)
+) -> QuotePart:
+    """A part to replace (CCAG-MI §52), supplied by the contractor or the buyer."""
+    locked = lock_draft(quote)
+    if supplied_by not in PartSupplier.values:
+        raise QuoteRefused("Dites qui fournit la pièce : le titulaire ou l'acheteur.")
+    description = " ".join(description.split())
+    if not description:
+        raise QuoteRefused("Décrivez la pièce.")
+    amount = _decimal(quantity, "Quantité")
+    if amount <= 0 or amount != amount.quantize(Decimal("0.01")) or amount >= Decimal("1e8"):
+        raise QuoteRefused("La quantité doit être positive, avec au plus deux décimales.")
+    position = (QuotePart.objects.filter(quote=locked).aggregate(last=Max("position"))["last"] or 0) + 1
+    part = QuotePart.objects.create(
+        quote=locked, supplied_by=supplied_by, description=description[:300], quantity=amount, position=position
+    )
+    who = PartSupplier(supplied_by).label.lower()
+    record_event(locked, kind="part_added", label=f"Pièce ajoutée ({who}) : {part.description}", actor=actor)
+    return part
+
+
+@transaction.atomic
+def remove_part(part: QuotePart, *, actor: User | None) -> QuoteEvent:
+    locked = lock_draft(part.quote)
+    QuotePart.objects.filter(pk=part.pk, quote=locked).delete()
+    return record_event(locked, kind="part_removed", label=f"Pièce retirée : {part.description}", actor=actor)
+
+
+# --- Sending, revising, cancelling --------------------------------------------
+
+
+def missing_for_platform(quote: Quote) -> list[str]:
+    """What the client's platform would refuse the quotation log without."""
+    if sharing.connection_for(quote) is None:
+        return []
+    order = quote.order
+    missing = []
+    if quote.asset_id is None and (order is None or order.asset_id is None):
+        missing.append("l'élément de patrimoine")
+    if quote.service_code_id is None and (order is None or order.service_code_id is None):
+        missing.append("le code prestation")
+    return missing
+
+
+@transaction.atomic
+def send_quote(quote: Quote, *, actor: User | None, at: datetime | None = None) -> QuoteEvent:
+    """Send a draft: its totals are fixed, the buyer's 30 days (§52) start, the
+    quotation log is recorded for the platform and the PDF is asked for (its
+    document follows the log; see quotes.documents)."""
+    locked = lock_draft(quote)
+    if not QuoteLine.objects.filter(quote=locked).exists():
+        raise QuoteRefused("Ajoutez au moins une ligne avant d'envoyer le devis.")
+    if missing := missing_for_platform(locked):
+        raise QuoteRefused(f"La plateforme du client refuse un devis sans {' ni '.join(missing)} : complétez le devis.")
+    at = at or timezone.now()
+    if deadlines.has_expired(locked.valid_until, at):
+        raise QuoteRefused("La date de validité du devis est passée : changez-la avant d'envoyer.")
+    totals = _refresh_totals(locked)
+    guarded(
+        locked,
+        (QuoteState.DRAFT,),
+        state=QuoteState.SENT,
+        sent_at=at,
+        sent_by=actor if actor is not None and actor.pk else None,
+        answer_due_on=deadlines.answer_deadline(at).last_day,
+        pdf_status=PdfStatus.PENDING,
+        pdf_requested_at=timezone.now(),
+        pdf_error="",
+    )
+    if locked.previous_id is not None:
+        Quote.objects.filter(
+            pk=locked.previous_id, state__in=(QuoteState.SENT, QuoteState.REFUSED, QuoteState.EXPIRED)
+        ).update(state=QuoteState.SUPERSEDED)
+    locked.refresh_from_db()
+    event = record_event(
+        locked,
+        kind="sent",
+        label=f"Devis envoyé : {pricing.format_euros(totals.total_excl_vat)} HT, "
+        f"{pricing.format_euros(totals.total_incl_vat)} TTC",
+        actor=actor,
+        at=at,
+        data={"total_excl_vat": str(totals.total_excl_vat), "total_incl_vat": str(totals.total_incl_vat)},
+    )
+    sharing.share_sent(locked, totals)
+    tasks.render_quote_pdf.delay_on_commit(locked.pk)
+    return event
+
+
+@transaction.atomic
+def revise_quote(quote: Quote, *, actor: User | None) -> Quote:
+    """A new draft version of a sent (or refused, or expired) quote, with its
+    lines and parts; the old version is kept unchanged until the new one is
+    sent, which supersedes it."""
+    locked = Quote.objects.select_for_update().get(pk=quote.pk)
+    if locked.state not in (QuoteState.SENT, QuoteState.REFUSED, QuoteState.EXPIRED):
+        raise QuoteRefused(f"Un devis « {locked.get_state_display()} » ne se révise pas.")
+    if Quote.objects.filter(previous=locked).exists():
+        raise QuoteRefused(f"Une version plus récente du devis {locked.number} existe déjà.")
+    now = timezone.now()
+    revision = Quote.objects.create(
+        number=locked.number,
+        year=locked.year,
+        rank=locked.rank,
+        version=locked.version + 1,
+        previous=locked,
+        contract=locked.contract,
+        asset=locked.asset,
+        service_code=locked.service_code,
+        order=locked.order,
+        report=locked.report,
+        title=locked.title,
+        works=locked.works,
+        works_wait=locked.works_wait,
+        valid_until=max(locked.valid_until, deadlines.valid_until(local_date(now), validity_days(locked.contract))),
+        created_by=actor if actor is not None and actor.pk else None,
+        created_at=now,
+    )
+    QuoteLine.objects.bulk_create(
+        QuoteLine(
+            quote=revision,
+            **{
+                name: getattr(line, name)
+                for name in (
+                    "position",
+                    "price_item",
+                    "code",
+                    "label",
+                    "unit",
+                    "quantity",
+                    "unit_price",
+                    "vat_rate",
+                    "out_of_schedule",
+                    "justification",
+                )
+            },
+        )
+        for line in locked.lines.all()
+    )
+    QuotePart.objects.bulk_create(
+        QuotePart(
+            quote=revision,
+            supplied_by=part.supplied_by,
+            position=part.position,
+            description=part.description,
+            quantity=part.quantity,
+        )
+        for part in locked.parts.all()
+    )
+    _refresh_totals(revision)
+    record_event(locked, kind="revised", label=f"Nouvelle version {revision.version} commencée", actor=actor)
+    record_event(
+        revision,
+        kind="created",
+        label=f"Version {revision.version} du devis {revision.number}, d'après la version {locked.version}",
+        actor=actor,
+    )
+    return revision
+
+
+@transaction.atomic
+def cancel_quote(quote: Quote, *, actor: User | None, reason: str) -> QuoteEvent:
+    """Abandon a draft, or withdraw a sent quote (the platform is told, and a
+    parent order held for it resumes)."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise QuoteRefused("Donnez le motif de l'annulation.")
+    locked = Quote.objects.select_for_update().get(pk=quote.pk)
+    was_sent = locked.state == QuoteState.SENT
+    guarded(locked, (QuoteState.DRAFT, QuoteState.SENT), state=QuoteState.CANCELLED, cancel_reason=reason)
+    locked.refresh_from_db()
+    event = record_event(locked, kind="cancelled", label=f"Devis annulé : {reason}", actor=actor)
+    if was_sent:
+        sharing.share_withdrawn(locked, at=event.at)
+        decisions.release_parent_order(locked, actor=actor)
+    return event
+
+
+@transaction.atomic
+def retry_pdf(quote: Quote, *, actor: User | None) -> bool:
+    """Ask again for a PDF whose rendering failed or was lost."""
+    if not documents.ask_pdf_again(quote):
+        return False
+    record_event(quote, kind="pdf_retry", label="Production du PDF relancée", actor=actor)
+    tasks.render_quote_pdf.delay_on_commit(quote.pk)
+    return True
+
+
+@transaction.atomic
+def correct_references(
+    quote: Quote, *, actor: User | None, asset: Asset | None, service_code: ServiceCode | None
+) -> QuoteEvent | None:
+    """Correct what the platform files the quote under (its asset, its service
+    code), even once sent: the contract's *reprise sur erreur* after the platform
+    refused the quotation log; a person then resends it from the error queue
+    (rebuilt from the quote as corrected). The quote's content never changes."""
+    locked = Quote.objects.select_for_update().select_related("contract").get(pk=quote.pk)
+    if locked.state in (QuoteState.CANCELLED, QuoteState.SUPERSEDED):
+        raise QuoteRefused(f"Le devis est « {locked.get_state_display()} » : il ne se corrige plus.")
+    _check_belongs(locked.contract, asset, service_code)
+    changes = {
+        name: value
+        for name, value in (("asset", asset), ("service_code", service_code))
+        if value is not None and getattr(locked, f"{name}_id") != value.pk
+    }
+    if not changes:
+        return None
+    Quote.objects.filter(pk=locked.pk).update(**changes)
+    quote.refresh_from_db()
+    names = ", ".join(_verbose_name(Quote, name) for name in changes)
+    return record_event(quote, kind="corrected", label=f"Devis corrigé pour la plateforme : {names}", actor=actor)
