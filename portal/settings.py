@@ -321,7 +321,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
-    "relay-sweep": {"task": "portal.relay.tasks.sweep_outbox", "schedule": 15.0},
+    # Every 5 s: what is due, and a probe of a failing platform (its return is seen within 5 s).
+    "relay-sweep": {"task": "portal.relay.tasks.sweep_outbox", "schedule": 5.0},
     "relay-watch": {"task": "portal.relay.tasks.watch_service_level", "schedule": 60.0},
     "relay-retry-notifications": {"task": "portal.relay.tasks.retry_notifications", "schedule": 60.0},
     "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},
