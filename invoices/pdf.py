@@ -9,6 +9,7 @@ is fetched while rendering (the logo is read beforehand)."""
 from __future__ import annotations
 
 import functools
+import logging
 import mimetypes
 import warnings
 from typing import Any
@@ -24,6 +25,9 @@ from invoices.models import Invoice, InvoiceLine
 from orders.pdf import SCHEME, MemoryFetcher
 from portal.models import Company
 from quotes import pricing
+
+# factur-x logs every step at INFO for every invoice: noise in the workers' logs.
+logging.getLogger("factur-x").setLevel(logging.WARNING)
 
 STYLESHEET = settings.BASE_DIR / "templates" / "pdf" / "invoice.css"
 

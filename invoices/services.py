@@ -20,7 +20,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -135,7 +135,7 @@ def create_draft(orders: Iterable[Order], *, actor: User | None) -> Invoice:
     if not ids:
         raise InvoiceRefused("Choisissez au moins une commande à facturer.")
     locked = list(
-        Order.objects.select_for_update()
+        Order.objects.select_for_update(of=("self",))
         .filter(pk__in=ids)
         .select_related("contract", "billing_account")
         .order_by("pk")
@@ -288,9 +288,21 @@ def discard_draft(invoice: Invoice, *, actor: User | None) -> None:
 # --- Issuing ----------------------------------------------------------------
 
 
-@transaction.atomic
 def issue(invoice: Invoice, *, actor: User | None) -> Invoice:
     """Number, freeze, render and relay the draft `invoice` (see the module's docstring)."""
+    try:
+        return _issue(invoice, actor=actor)
+    except IntegrityError as error:
+        # Rolled back: the number taken is given back.
+        logger.warning("Issuing invoice %s failed: %s", invoice.pk, error)
+        raise InvoiceRefused(
+            "L'émission a échoué (un numéro de facture existe déjà ou la facture a changé) : rien n'a été émis, "
+            "aucun numéro n'a été consommé. Rechargez la page et recommencez."
+        ) from error
+
+
+@transaction.atomic
+def _issue(invoice: Invoice, *, actor: User | None) -> Invoice:
     locked = (
         Invoice.objects.select_for_update()
         .select_related("contract__client", "billing_account__client")
@@ -308,7 +320,7 @@ def issue(invoice: Invoice, *, actor: User | None) -> Invoice:
                 )
         _copy_order_lines(locked, orders)
     else:
-        credited = Invoice.objects.select_for_update().get(pk=locked.credited_id)
+        credited = Invoice.objects.select_for_update().get(pk=locked.credited_id or 0)
         _check_credit(locked, credited)
     facts = _refresh(locked, orders)
     missing = mentions.missing(facts)
@@ -333,7 +345,7 @@ def issue(invoice: Invoice, *, actor: User | None) -> Invoice:
             )
             sharing.share_pdf(order, event, locked)
     except BaseException:
-        locked.pdf_file.storage.delete(locked.pdf_file.name)
+        locked.pdf_file.storage.delete(locked.pdf_file.name or "")
         raise
     return locked
 

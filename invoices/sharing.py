@@ -28,7 +28,7 @@ def document_payload(order: Order, invoice: Invoice, settings: ConnectionInvoici
         "intent_contractReference": order.contract.reference,
         "intent_documentType": settings.document_type,
         "intent_documentFamily": settings.document_family,
-        "intent_creationDate": mapping.iso(invoice.issued_at),
+        "intent_creationDate": mapping.iso(invoice.issued_at or invoice.created_at),
         "document": {
             "id": invoice.pk,
             "fileName": file_name,
