@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import facturx
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
 from lxml import etree
@@ -249,19 +249,14 @@ def test_an_issued_invoice_cannot_be_changed_by_a_raw_save_an_update_or_the_serv
     with pytest.raises(Frozen):
         line.save()
     # The database refuses what bypasses the model.
-    with pytest.raises(IntegrityError):
-        from django.db import transaction
-
-        with transaction.atomic():
-            Invoice.objects.filter(pk=invoice.pk).update(total_incl_vat=Decimal("1.00"))
-    with pytest.raises(IntegrityError):
-        with transaction.atomic():
-            InvoiceLine.objects.filter(invoice=invoice).update(quantity=Decimal(9))
-    with pytest.raises(IntegrityError):
-        with transaction.atomic():
-            InvoiceLine.objects.bulk_create(
-                [InvoiceLine(invoice=invoice, label="Ajout", quantity=1, unit_price=Decimal(1), vat_rate=Decimal(20))]
-            )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=invoice.pk).update(total_incl_vat=Decimal("1.00"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceLine.objects.filter(invoice=invoice).update(quantity=Decimal(9))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoiceLine.objects.bulk_create(
+            [InvoiceLine(invoice=invoice, label="Ajout", quantity=1, unit_price=Decimal(1), vat_rate=Decimal(20))]
+        )
     with pytest.raises(Refused, match="déjà émise"):
         services.issue(invoice, actor=office)
     with pytest.raises(Refused, match="ne se supprime pas"):
