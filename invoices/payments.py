@@ -7,6 +7,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
+from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from invoices import interest
@@ -88,14 +90,22 @@ def follow_up(*, today: date | None = None) -> list[tuple[Invoice, interest.Situ
     today = today or timezone.localdate()
     table = rates()
     found = []
+    credited = (
+        Invoice.objects.filter(credited=OuterRef("pk"), state=InvoiceState.ISSUED)
+        .values("credited")
+        .annotate(total=Sum("total_incl_vat"))
+        .values("total")
+    )
     invoices = (
         Invoice.objects.filter(state=InvoiceState.ISSUED, kind=Kind.INVOICE, receipt__isnull=False)
         .select_related("receipt", "billing_account__client")
         .prefetch_related("payments")
+        .annotate(credited_total=Coalesce(Subquery(credited), Value(Decimal(0)), output_field=DecimalField()))
+        .order_by("issue_date", "number")
     )
     for invoice in invoices:
         current = interest.situation(
-            amount_due(invoice),
+            invoice.total_incl_vat - invoice.credited_total,
             received_on=invoice.receipt.received_on,
             payment_days=invoice.payment_days,
             payments=[(payment.paid_on, payment.amount) for payment in invoice.payments.all()],

@@ -11,6 +11,7 @@ urlpatterns = [
     path("bureau/factures/emettre/", views.issue_selected, name="issue_selected"),
     path("bureau/factures/emission/<int:batch_pk>/", views.batch_progress, name="batch"),
     path("bureau/factures/export/", views.export, name="export"),
+    path("bureau/factures/pilotage/", views.overview_panel, name="overview_panel"),
     path("bureau/factures/<int:pk>/", views.invoice_detail, name="detail"),
     path("bureau/factures/<int:pk>/apercu/", views.invoice_preview, name="preview"),
     path("bureau/factures/<int:pk>/emettre/", views.invoice_issue, name="issue"),

@@ -112,6 +112,15 @@ def batch_progress(request: HttpRequest, batch_pk: int) -> HttpResponse:
 
 @invoice_page
 @require_GET
+def overview_panel(request: HttpRequest) -> HttpResponse:
+    """The invoices' card of the supervisors' overview (see invoices.templatetags)."""
+    from invoices.templatetags.invoice_panels import panel_context
+
+    return render(request, "invoices/_overview_panel.html", panel_context())
+
+
+@invoice_page
+@require_GET
 def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
     invoice = _invoice(pk)
     context = {

@@ -187,3 +187,21 @@ def test_the_admin_shows_an_issued_invoice_read_only(client, office, issued):
         client.post(f"/admin/invoices/invoice/{issued.pk}/delete/", {"post": "yes"}).status_code == HTTPStatus.FORBIDDEN
     )
     assert Invoice.objects.get(pk=issued.pk).total_incl_vat == Decimal("525.93")
+
+
+def test_the_overview_shows_the_orders_to_invoice_the_overdue_invoices_and_the_interest_owed(
+    client, supervisor, issued, contract, office
+):
+    from invoices import payments
+
+    cast.finished_order(contract, "BC-101")
+    EcbRate.objects.create(valid_from=timezone.localdate() - timedelta(days=800), rate=Decimal("2.00"))
+    payments.record_receipt(issued, received_on=timezone.localdate(), actor=office)
+    Receipt.objects.filter(invoice=issued).update(received_on=timezone.localdate() - timedelta(days=40))
+    client.force_login(supervisor)
+    assert 'hx-get="/bureau/factures/pilotage/"' in text(client.get("/pilotage/"))
+    panel = text(client.get("/bureau/factures/pilotage/"))
+    assert "1 commande à facturer" in panel
+    assert "1 facture en retard de paiement (525,93" in panel
+    # 525.93 × 10 % × 10 / 365 = 1.44 € of interest, and the 40 € indemnity.
+    assert "41,44" in panel and issued.number in panel
