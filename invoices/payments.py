@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from invoices import interest
 from invoices.models import EcbRate, Invoice, InvoiceState, Kind, Payment, Receipt
-from invoices.services import InvoiceRefused, credited_so_far
+from invoices.services import InvoiceRefused, credited_so_far, to_invoice
 from portal.models import User
 
 
@@ -89,7 +89,7 @@ def follow_up(*, today: date | None = None) -> list[tuple[Invoice, interest.Situ
     """Issued invoices with a receipt date that are overdue or owe interest."""
     today = today or timezone.localdate()
     table = rates()
-    found = []
+    found: list[tuple[Invoice, interest.Situation]] = []
     credited = (
         Invoice.objects.filter(credited=OuterRef("pk"), state=InvoiceState.ISSUED)
         .values("credited")
@@ -115,3 +115,16 @@ def follow_up(*, today: date | None = None) -> list[tuple[Invoice, interest.Situ
         if current.overdue or current.owed > 0:
             found.append((invoice, current))
     return found
+
+
+def overview_figures() -> dict[str, object]:
+    """The invoices' card of the supervisors' overview."""
+    found = follow_up()
+    overdue = [situation for _, situation in found if situation.overdue]
+    return {
+        "to_invoice": to_invoice().count(),
+        "follow_up": found[:8],
+        "overdue_count": len(overdue),
+        "outstanding": sum((situation.outstanding for situation in overdue), Decimal(0)),
+        "owed": sum((situation.owed for _, situation in found), Decimal(0)),
+    }

@@ -114,9 +114,7 @@ def batch_progress(request: HttpRequest, batch_pk: int) -> HttpResponse:
 @require_GET
 def overview_panel(request: HttpRequest) -> HttpResponse:
     """The invoices' card of the supervisors' overview (see invoices.templatetags)."""
-    from invoices.templatetags.invoice_panels import panel_context
-
-    return render(request, "invoices/_overview_panel.html", panel_context())
+    return render(request, "invoices/_overview_panel.html", payments.overview_figures())
 
 
 @invoice_page

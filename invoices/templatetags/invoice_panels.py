@@ -6,12 +6,10 @@ late-payment interest and indemnities, loaded by htmx from `invoices:overview_pa
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django import template
 
-from invoices import payments, services
 from invoices.access import INVOICE_ROLES
 
 register = template.Library()
@@ -22,16 +20,3 @@ def invoice_payments_panel(context: template.Context) -> dict[str, Any]:
     """A placeholder that htmx fills once the overview has shown (the panel's
     own queries do not weigh on the overview's)."""
     return {"show": getattr(context.get("user"), "role", None) in INVOICE_ROLES}
-
-
-def panel_context() -> dict[str, Any]:
-    follow_up = payments.follow_up()
-    overdue = [(invoice, situation) for invoice, situation in follow_up if situation.overdue]
-    return {
-        "show": True,
-        "to_invoice": services.to_invoice().count(),
-        "follow_up": follow_up[:8],
-        "overdue_count": len(overdue),
-        "outstanding": sum((situation.outstanding for _, situation in overdue), Decimal(0)),
-        "owed": sum((situation.owed for _, situation in follow_up), Decimal(0)),
-    }
