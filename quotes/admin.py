@@ -125,6 +125,10 @@ class QuoteAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Nothing related is written here (no `form.save_m2m()`)."""
 
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> list:
+        # The read-only inlines saved nothing (Django's message would read their saved objects).
+        return [{"changed": {"fields": list(form.changed_data)}}] if form.changed_data else []
+
 
 @admin.register(QuoteTerms)
 class QuoteTermsAdmin(admin.ModelAdmin):

@@ -73,11 +73,14 @@ def _add_lines_to_order(quote: Quote, order: Order, actor: User | None) -> int:
 
 
 @transaction.atomic
-def record_decision(quote: Quote, *, accepted: bool, at: datetime | None = None, actor: User | None = None) -> str:
+def record_decision(
+    quote: Quote, *, accepted: bool, at: datetime | None = None, actor: User | None = None, notify_refusal: bool = True
+) -> str:
     """Apply the buyer's answer to a sent quote. Returns a French summary.
-    An answer to a quote already answered the same way changes nothing."""
+    An answer to a quote already answered the same way changes nothing.
+    `notify_refusal=False` (the demo's past refusals) sends no email."""
     at = at or timezone.now()
-    locked = Quote.objects.select_for_update().select_related("order").get(pk=quote.pk)
+    locked = Quote.objects.select_for_update(of=("self",)).select_related("order").get(pk=quote.pk)
     target = QuoteState.ACCEPTED if accepted else QuoteState.REFUSED
     if locked.state == target:
         return "Réponse déjà enregistrée."
@@ -88,7 +91,8 @@ def record_decision(quote: Quote, *, accepted: bool, at: datetime | None = None,
         if locked.order is not None:
             label += f" : la commande {locked.order.reference} reste telle qu'elle était"
         record_event(locked, kind="refused", label=label, actor=actor, at=at)
-        transaction.on_commit(partial(notify.quote_refused, locked.pk))
+        if notify_refusal:
+            transaction.on_commit(partial(notify.quote_refused, locked.pk))
         return label
     label = "Devis accepté par le gestionnaire"
     if locked.order_id is not None:

@@ -105,7 +105,7 @@ def create_demo_quotes(now: datetime | None = None) -> list[str]:
     made.append(f"{accepted.number} accepté")
 
     refused = _sent(cast.other, cast, "Remplacement complet de la VMC", now - timedelta(days=9))
-    decisions.record_decision(refused, accepted=False, at=now - timedelta(days=1))
+    decisions.record_decision(refused, accepted=False, at=now - timedelta(days=1), notify_refusal=False)
     made.append(f"{refused.number} refusé")
 
     overdue = _sent(cast.other, cast, "Réfection des joints de façade", now - timedelta(days=34))

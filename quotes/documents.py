@@ -52,6 +52,8 @@ def _hold_parent_order(quote: Quote) -> None:
     if quote.order_id is None or not quote.works_wait:
         return
     order = Order.objects.get(pk=quote.order_id)
+    if order.state == State.SUSPENDED and order.suspend_reason == SuspendReason.QUOTE_REQUEST:
+        return  # already waiting for a quote (an earlier version of this one)
     if order.state not in HOLD_FROM:
         record_event(
             quote,
@@ -75,7 +77,7 @@ def _hold_parent_order(quote: Quote) -> None:
 def attach_quote_pdf(quote_id: int, *, content: bytes) -> bool:
     """Keep the rendered PDF, record its upload, and hold the parent order if
     the works wait for the quote. Of two renders, the first here wins."""
-    quote = Quote.objects.select_for_update().select_related("contract", "order").get(pk=quote_id)
+    quote = Quote.objects.select_for_update(of=("self",)).select_related("contract", "order").get(pk=quote_id)
     if quote.pdf_status == PdfStatus.DONE:
         return False
     quote.pdf_file.save(sharing.pdf_file_name(quote), ContentFile(content), save=False)

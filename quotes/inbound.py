@@ -49,11 +49,13 @@ def _parse(value: Any) -> datetime | None:
 
 
 def _quote_for(connection: Connection, reference: str, contract_reference: str) -> Quote:
-    """The latest version of the quote numbered `reference` on that contract."""
+    """The latest version of the quote numbered `reference` on that contract
+    that the platform has seen (a new version still a draft is not the one answered)."""
     quote = (
         Quote.objects.filter(
             contract__client=connection.client, contract__reference=contract_reference, number=reference
         )
+        .exclude(state__in=(QuoteState.DRAFT, QuoteState.CANCELLED))
         .order_by("-version")
         .first()
     )

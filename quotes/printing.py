@@ -23,19 +23,34 @@ def _read(file: FieldFile) -> bytes:
 
 def load(quote_id: int) -> Quote:
     return Quote.objects.select_related(
-        "contract__client", "asset", "service_code", "order__asset", "order__service_code", "sent_by", "created_by"
+        "contract__client",
+        "asset",
+        "service_code",
+        "order__asset",
+        "order__service_code",
+        "sent_by",
+        "created_by",
+        "report",
     ).get(pk=quote_id)
 
 
-def quote_context(quote: Quote, *, with_logo: bool = True) -> tuple[dict[str, Any], dict[str, tuple[bytes, str]]]:
-    """The template's context, and the images it refers to by `portal:` URL."""
+def quote_context(quote: Quote, *, with_images: bool = True) -> tuple[dict[str, Any], dict[str, tuple[bytes, str]]]:
+    """The template's context, and the images it refers to by `portal:` URL
+    (none with `with_images=False`: the editor's HTML preview)."""
     resources: dict[str, tuple[bytes, str]] = {}
     company = Company.objects.first()
     logo_url = ""
-    if with_logo and company is not None and company.logo:
+    if with_images and company is not None and company.logo:
         logo_url = f"{SCHEME}:logo"
         mime = mimetypes.guess_type(company.logo.name)[0] or "image/png"
         resources[logo_url] = (_read(company.logo), mime)
+    photos = []
+    if with_images and quote.report is not None:
+        # The technician's photos of what needs the works, from the report the quote was made from.
+        for number, photo in enumerate(quote.report.photos.all(), start=1):
+            url = f"{SCHEME}:photo/{photo.pk}"
+            resources[url] = (_read(photo.image), "image/jpeg")
+            photos.append({"url": url, "caption": f"{photo.get_kind_display()} – photo {number}"})
     lines = list(quote.lines.all())
     totals = pricing.totals(line.pricing_line() for line in lines)
     parts = list(quote.parts.all())
@@ -73,6 +88,7 @@ def quote_context(quote: Quote, *, with_logo: bool = True) -> tuple[dict[str, An
         "total_incl_vat": pricing.format_euros(totals.total_incl_vat),
         "contractor_parts": [part for part in parts if part.supplied_by == PartSupplier.CONTRACTOR],
         "buyer_parts": [part for part in parts if part.supplied_by == PartSupplier.BUYER],
+        "photos": photos,
         "dated": quote.sent_at or quote.created_at,
         "generated_at": timezone.now(),
     }

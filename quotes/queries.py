@@ -104,23 +104,28 @@ def overview_requests(user: User) -> list[InterventionReport]:
     return list(open_quote_requests(Order.objects.visible_to(user))[:50])
 
 
-def recently_refused(now: datetime | None = None) -> list[Quote]:
+@dataclass(frozen=True)
+class Attention:
+    """What the overview says of quotes: those refused lately (the order stays as
+    it was), and those past the buyer's 30 days (§52: the works may go ahead)."""
+
+    refused: list[Quote]
+    overdue: list[Quote]
+
+
+def needing_attention(now: datetime | None = None) -> Attention:
+    """One query for both lists."""
     now = now or timezone.now()
-    return list(
-        Quote.objects.current()
-        .filter(state=QuoteState.REFUSED, decided_at__gte=now - REFUSED_SHOWN_FOR)
-        .select_related("order", "contract__client")
-        .order_by("-decided_at")[:20]
+    refused = Q(state=QuoteState.REFUSED, decided_at__gte=now - REFUSED_SHOWN_FOR, replaced_by__isnull=True)
+    overdue = Q(state=QuoteState.SENT, answer_due_on__lt=timezone.localdate(now))
+    quotes = list(
+        Quote.objects.filter(refused | overdue).select_related("order", "contract__client").order_by("pk")[:100]
     )
-
-
-def answer_overdue(now: datetime | None = None) -> list[Quote]:
-    """Sent quotes past the buyer's 30 days (§52): the works may go ahead."""
-    today = timezone.localdate(now or timezone.now())
-    return list(
-        Quote.objects.filter(state=QuoteState.SENT, answer_due_on__lt=today)
-        .select_related("order", "contract__client")
-        .order_by("answer_due_on")[:20]
+    return Attention(
+        refused=sorted(
+            (q for q in quotes if q.state == QuoteState.REFUSED), key=lambda q: q.decided_at or now, reverse=True
+        ),
+        overdue=sorted((q for q in quotes if q.state == QuoteState.SENT), key=lambda q: q.answer_due_on or now.date()),
     )
 
 

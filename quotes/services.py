@@ -97,6 +97,11 @@ def create_quote(
         raise QuoteRefused("Donnez un objet au devis.")
     if order is not None and order.contract_id != contract.pk:
         raise QuoteRefused("La commande parente n'est pas de ce marché.")
+    if order is not None and not order.is_open:
+        raise QuoteRefused(
+            f"La commande {order.reference} est « {order.state_label} » : "
+            "elle ne prend plus de travaux complémentaires."
+        )
     _check_belongs(contract, asset, service_code)
     at = at or timezone.now()
     year = local_date(at).year

@@ -116,7 +116,7 @@ def document_payload(quote: Quote, *, created_at: datetime) -> dict[str, Any]:
     (the file itself is read from the storage at delivery)."""
     return {
         "title": f"Devis {quote.display_number}",
-        "description": quote.title,
+        "description": f"PDF du devis {quote.display_number} : {quote.title}"[:1000],
         "elementType": ELEMENT_TYPE,
         "elementReference": quote.number,
         "intent_contractReference": quote.contract.reference,

@@ -21,7 +21,7 @@ from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, wants_fragment
 from portal.models import PriceItem
 from quotes import printing, queries, services, sharing
-from quotes.access import get_quote_for, quote_page, require_quote_role
+from quotes.access import get_quote_for, quote_page
 from quotes.forms import (
     RATE_CHOICES,
     CancelForm,
@@ -41,7 +41,6 @@ SEARCH_LIMIT = 20
 @require_GET
 @quote_page
 def quote_list(request: HttpRequest) -> HttpResponse:
-    require_quote_role(request)
     form = QuoteFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     rows = queries.quote_rows(filters, now=timezone.now())
@@ -52,29 +51,35 @@ def quote_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @quote_page
 def quote_new(request: HttpRequest) -> HttpResponse:
-    require_quote_role(request)
     form = NewQuoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choisissez le marché et donnez un objet au devis.")
         return redirect("quotes:list")
-    quote = services.create_quote(
-        contract=form.cleaned_data["contract"], actor=request.user, title=form.cleaned_data["title"]
-    )
+    try:
+        quote = services.create_quote(
+            contract=form.cleaned_data["contract"], actor=request.user, title=form.cleaned_data["title"]
+        )
+    except Refused as error:
+        messages.error(request, str(error))
+        return redirect("quotes:list")
     return redirect("quotes:edit", quote.pk)
 
 
 @require_POST
 @quote_page
 def quote_for_order(request: HttpRequest, order_pk: int) -> HttpResponse:
-    require_quote_role(request)
-    quote = services.create_quote_for_order(get_order_for(request, order_pk), actor=request.user)
+    order = get_order_for(request, order_pk)
+    try:
+        quote = services.create_quote_for_order(order, actor=request.user)
+    except Refused as error:
+        messages.error(request, str(error))
+        return redirect("orders:supervisor_order", order.pk)
     return redirect("quotes:edit", quote.pk)
 
 
 @require_POST
 @quote_page
 def quote_for_report(request: HttpRequest, report_pk: int) -> HttpResponse:
-    require_quote_role(request)
     report = get_object_or_404(InterventionReport.objects.select_related("order"), pk=report_pk)
     try:
         quote = services.create_quote_from_report(report, actor=request.user)
@@ -87,16 +92,26 @@ def quote_for_report(request: HttpRequest, report_pk: int) -> HttpResponse:
     return redirect("quotes:edit", quote.pk)
 
 
-def editor_context(quote: Quote, *, error: str = "", notice: str = "") -> dict[str, Any]:
+def lines_context(quote: Quote) -> dict[str, Any]:
     lines = list(quote.lines.all())
     totals = queries.display_totals(lines)
     for line in lines:
         line.amount_display = totals.amounts[line.pk]  # type: ignore[attr-defined]
+    return {"quote": quote, "lines": lines, "rate_choices": RATE_CHOICES, "totals": totals}
+
+
+# What each part of the editor needs: an htmx change redraws one part, and
+# builds only its context (the lines' redraw is the editor's most frequent request).
+PARTIAL_CONTEXTS: dict[str, Callable[[Quote], dict[str, Any]]] = {
+    "lines": lines_context,
+    "parts": lambda quote: {"quote": quote, "parts": list(quote.parts.all()), "part_form": PartForm()},
+    "details": lambda quote: {"quote": quote, "details_form": DetailsForm(instance=quote)},
+}
+
+
+def editor_context(quote: Quote, *, error: str = "", notice: str = "") -> dict[str, Any]:
     return {
-        "quote": quote,
-        "lines": lines,
-        "rate_choices": RATE_CHOICES,
-        "totals": totals,
+        **lines_context(quote),
         "parts": list(quote.parts.all()),
         "details_form": DetailsForm(instance=quote),
         "line_form": LineForm(),
@@ -141,8 +156,9 @@ def _change(
         error = str(failure)
     quote = get_quote_for(request, quote.pk)
     if wants_fragment(request):
-        context = editor_context(quote, error=error, notice=notice)
-        return render(request, f"{EDITOR}#{partial}", {**context, "fragment": True})
+        make = PARTIAL_CONTEXTS.get(partial)
+        context = make(quote) if make is not None else editor_context(quote)
+        return render(request, f"{EDITOR}#{partial}", {**context, "error": error, "notice": notice, "fragment": True})
     if error:
         messages.error(request, error)
     elif notice:
@@ -178,7 +194,10 @@ def price_search(request: HttpRequest, pk: int) -> HttpResponse:
     quote = get_quote_for(request, pk)
     text = request.GET.get("q", "").strip()[:100]
     items = queries.search_price_items(quote.contract_id, text, limit=SEARCH_LIMIT) if text else []
-    return render(request, f"{EDITOR}#search", {"quote": quote, "items": items, "q": text})
+    if wants_fragment(request):
+        return render(request, f"{EDITOR}#search", {"quote": quote, "items": items, "q": text})
+    # Without JavaScript the search form is a plain GET: the whole editor, with the results.
+    return render(request, EDITOR, {**editor_context(quote), "items": items, "q": text})
 
 
 @require_POST
@@ -311,7 +330,7 @@ def quote_pdf_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def quote_preview(request: HttpRequest, pk: int) -> HttpResponse:
     """The PDF's content as a web page (any state, the draft's included)."""
     quote = get_quote_for(request, pk)
-    context, _ = printing.quote_context(printing.load(quote.pk), with_logo=False)
+    context, _ = printing.quote_context(printing.load(quote.pk), with_images=False)
     return render(request, "quotes/preview.html", context)
 
 

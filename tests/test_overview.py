@@ -379,7 +379,8 @@ def test_the_overview_runs_the_same_number_of_queries_for_ten_and_for_five_hundr
     assert Order.objects.count() == 500
     many = count_queries(signed_in)
     assert few == many, (few, many)
-    assert many <= 14, many
+    # 13 for the orders, 2 for the quotes' panel (quotes/templatetags: the requests, the quotes needing attention).
+    assert many <= 15, many
 
 
 # --- The demo ------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def test_the_supervisor_creates_a_blank_quote(signed_in, contract):
 def test_the_price_search_finds_by_code_prefix_and_by_label(signed_in, quote, contract):
     factories.make_price_item(contract, code="ELE-001", label="Remplacement d'un interrupteur", unit_price=Decimal(30))
     by_code = text(signed_in.get(editor(quote) + "prix/?q=plb", **HTMX))
+    assert "<html" not in by_code
     assert "PLB-012" in by_code and "ELE-001" not in by_code
     by_label = text(signed_in.get(editor(quote) + "prix/?q=interrup", **HTMX))
     assert "ELE-001" in by_label and "PLB-012" not in by_label
@@ -288,3 +289,40 @@ def test_technicians_see_the_prices_when_the_contract_allows_it(client, quote, t
     services.send_quote(quote, actor=supervisor)
     client.force_login(technician)
     assert "97,00" in text(client.get(f"/commandes/{quote.order_id}/"))
+
+
+def test_a_closed_order_takes_no_supplementary_quote(signed_in, order, supervisor):
+    from orders import services as order_services
+
+    order_services.cancel_order(order, actor=supervisor, reason="Doublon")
+    response = signed_in.post(f"/pilotage/commandes/{order.pk}/devis/", follow=True)
+    assert "ne prend plus de travaux complémentaires" in text(response)
+    assert not Quote.objects.exists()
+
+
+def test_the_list_runs_the_same_number_of_queries_for_few_and_many_quotes(signed_in, contract, supervisor, price_item):
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    def make(count: int) -> None:
+        for index in range(count):
+            quote = services.create_quote(contract=contract, actor=supervisor, title=f"Devis {index}")
+            services.add_line(quote, actor=supervisor, price_item=price_item)
+            if index % 2:
+                services.send_quote(quote, actor=supervisor)
+
+    def queries() -> int:
+        with CaptureQueriesContext(db_connection) as captured:
+            assert signed_in.get("/pilotage/devis/").status_code == HTTPStatus.OK
+        return len(captured)
+
+    make(2)
+    few = queries()
+    make(20)
+    assert queries() == few
+
+
+def test_without_javascript_the_search_shows_the_whole_editor_with_the_results(signed_in, quote):
+    page = text(signed_in.get(editor(quote) + "prix/?q=PLB"))
+    assert "<html" in page and "Ajouter une ligne du bordereau" in page
+    assert 'data-add="PLB-012"' in page

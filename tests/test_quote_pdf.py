@@ -115,7 +115,7 @@ def test_a_120_line_quote_runs_over_pages_with_numbers_and_the_table_header_on_e
     for number, page in enumerate(pages, start=1):
         assert f"Page {number} sur {len(pages)}" in page
     for page in pages[:-1]:
-        assert "Désignation" in page and "Prix unitaire HT" in page
+        assert "Code et désignation" in page and "Prix unitaire HT" in page
     assert "BPU-0119" in text
 
 
@@ -136,3 +136,30 @@ def test_a_storage_that_fails_is_recorded_and_tried_again(company, started, supe
     quote.refresh_from_db()
     assert quote.pdf_status == PdfStatus.PENDING
     assert "FileNotFoundError" in quote.pdf_error
+
+
+def test_a_quote_from_a_report_carries_its_photos(company, started, supervisor, technician, price_item):
+    from orders import images, reports
+    from tests.test_reports import camera_jpeg
+
+    photo = images.process_photo(io.BytesIO(camera_jpeg((1200, 900), orientation=1)), name="fuite.jpg")
+    report = reports.submit_report(
+        started,
+        actor=technician,
+        works_done="Constat",
+        time_on_site_minutes=20,
+        signature_status="absent",
+        quote_needed=True,
+        quote_description="Remplacer le meuble sous évier",
+        photos=[reports.ReportPhotoUpload(kind="before", image=photo)],
+    )
+    quote = services.create_quote_from_report(report, actor=supervisor)
+    services.add_line(quote, actor=supervisor, price_item=price_item)
+    services.send_quote(quote, actor=supervisor)
+    tasks.render_quote_pdf.run(quote.pk)
+    quote.refresh_from_db()
+    text, _ = pdf_text(quote)
+    assert "Photos du constat" in text and "Avant – photo 1" in text
+    with quote.pdf_file.open("rb") as stream:
+        reader = PdfReader(io.BytesIO(stream.read()))
+    assert sum(len(page.images) for page in reader.pages) >= 2  # the logo and the photo

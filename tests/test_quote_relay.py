@@ -156,3 +156,80 @@ def test_a_refusal_missed_by_the_webhook_is_found_by_the_reconciliation(
     inbound.reconcile(sandbox_connection)
     quote.refresh_from_db()
     assert quote.state == QuoteState.REFUSED
+
+
+def test_an_answer_as_a_quotation_update_webhook_is_applied(client, outbox_connection, quote, supervisor):
+    services.send_quote(quote, actor=supervisor)
+    body = [
+        {
+            "type": "operations:quotation:update",
+            "id": "notif-quote-1",
+            "event": {
+                "type": "operations",
+                "body": {
+                    "reference": quote.number,
+                    "contractReference": quote.contract.reference,
+                    "type": "quotation",
+                    "status": "denied",
+                    "event": "refused",
+                },
+            },
+        }
+    ]
+    response = client.post(outbox_connection.webhook_path, body, content_type="application/json")
+    assert response.status_code < 300
+    notification = InboundNotification.objects.get()
+    assert inbound.process_notification(notification.pk) == NotificationStatus.PROCESSED
+    quote.refresh_from_db()
+    assert quote.state == QuoteState.REFUSED
+
+
+def test_an_answer_about_an_unknown_quote_is_kept_failed_with_its_reason(outbox_connection, contract):
+    new, _ = inbound.store_notifications(
+        outbox_connection,
+        [
+            {
+                "type": "operations:intervention:update",
+                "id": "notif-quote-2",
+                "event": {
+                    "type": "operations",
+                    "body": {
+                        "reference": "D2026-9999",
+                        "contractReference": contract.reference,
+                        "type": "quotation",
+                        "status": "closed",
+                        "event": "accepted",
+                    },
+                },
+            }
+        ],
+    )
+    assert inbound.process_notification(new[0]) == NotificationStatus.FAILED
+    assert "Devis inconnu : D2026-9999" in InboundNotification.objects.get().error
+
+
+def test_an_answer_goes_to_the_version_the_platform_saw_not_to_a_new_draft(outbox_connection, quote, supervisor):
+    services.send_quote(quote, actor=supervisor)
+    draft = services.revise_quote(quote, actor=supervisor)
+    new, _ = inbound.store_notifications(
+        outbox_connection,
+        [
+            {
+                "type": "operations:quotation:update",
+                "id": "notif-quote-3",
+                "event": {
+                    "type": "operations",
+                    "body": {
+                        "reference": quote.number,
+                        "contractReference": quote.contract.reference,
+                        "status": "closed",
+                        "event": "accepted",
+                    },
+                },
+            }
+        ],
+    )
+    assert inbound.process_notification(new[0]) == NotificationStatus.PROCESSED
+    quote.refresh_from_db()
+    draft.refresh_from_db()
+    assert (quote.state, draft.state) == (QuoteState.ACCEPTED, QuoteState.DRAFT)

@@ -37,13 +37,15 @@ def connection(sandbox_connection):
 
 def busy_orders(contract, service_code, asset, count: int, changes: int):
     """`count` acknowledged orders, each with `changes` more messages waiting
-    (the works started, then progress)."""
+    (the works started, then progress): a backlog, queued a while ago (as after
+    an outage: the tasks queued with each change have run)."""
     orders = make_orders(contract, service_code, asset, count, acknowledged=True)
     for order in orders:
         if changes:
             services.start_work(order, actor=None)
         for step in range(1, changes):
             services.set_progress(order, actor=None, progress=10 * step)
+    OutboxMessage.objects.update(queued_at=timezone.now() - timedelta(minutes=1))
     return orders
 
 

@@ -97,9 +97,10 @@ def platform_logs(platform: str, reference: str) -> list[dict]:
 
 def deliver_due() -> list[str]:
     """One round, as the workers would run it now: a task for every message due.
-    Returns the outcome of every attempt made, in order (a task sends the due
-    messages of other orders with its own, and goes on with the next messages
-    of the orders it delivered)."""
+    Returns the outcome of every attempt made, in order (a task goes on with the
+    next messages of its order once one is delivered, and sends with its own
+    the due messages of other orders that no task is on its way to take:
+    tests/test_relay_batches.py)."""
     due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
     last = DeliveryAttempt.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     for message_id in due:
@@ -499,10 +500,12 @@ def test_once_the_platform_answers_again_the_messages_waiting_out_their_backoff_
     set_behaviour(platform, down=True)
     waiting = make_orders(contract, service_code, asset, 3, acknowledged=True)
     heads = [order.outbox_messages.get(sequence=1) for order in waiting]
-    for _ in range(6):  # six failures: backoffs of 32 to 64 s
+    # Just recorded, each is tried by the task queued with it.
+    assert deliver_due() == ["retry"] * 3
+    for _ in range(5):  # five failures more: backoffs of 32 to 64 s
         OutboxMessage.objects.filter(pk__in=[head.pk for head in heads]).update(next_attempt_at=timezone.now())
-        # The three go in one batch; the first failure speaks for the batch, and
-        # the two others wait as long without being tried.
+        # Retried, the three go in one batch: the first failure speaks for the
+        # batch, and the two others wait as long without being tried.
         assert deliver_due() == ["retry"]
         assert not delivery.due_messages().exists()
     connection.refresh_from_db()

@@ -82,6 +82,10 @@ def due_messages(now: datetime | None = None) -> QuerySet[OutboxMessage]:
     )
 
 
+# A message queued less than this ago has a task on its way to a worker.
+FRESH = timedelta(seconds=1)
+
+
 def batch_size() -> int:
     return max(1, settings.RELAY_BATCH)
 
@@ -102,7 +106,10 @@ def claim_batch(message_id: int, *, limit: int) -> list[OutboxMessage]:
         first = list(_locked(due_messages(now).filter(pk=message_id))[:1])
         if not first:
             return []
-        return _take([*first, *_more_due(now, limit - 1, taken=first)], now)
+        # Not those queued a moment ago: their own tasks are on their way to
+        # workers that may be idle, and would wait here behind this one's send.
+        waiting = Q(queued_at__isnull=True) | Q(queued_at__lt=now - FRESH)
+        return _take([*first, *_more_due(now, limit - 1, taken=first, only=waiting)], now)
 
 
 def _locked(messages: QuerySet[OutboxMessage]) -> QuerySet[OutboxMessage]:
@@ -110,13 +117,15 @@ def _locked(messages: QuerySet[OutboxMessage]) -> QuerySet[OutboxMessage]:
     return messages.select_related("connection").select_for_update(skip_locked=True, of=("self",))
 
 
-def _more_due(now: datetime, count: int, *, taken: list[OutboxMessage]) -> list[OutboxMessage]:
+def _more_due(now: datetime, count: int, *, taken: list[OutboxMessage], only: Q | None = None) -> list[OutboxMessage]:
     """Up to `count` more due messages, locked, none of a stream already taken
     (a stream has one due message at a time, but the caller may hold one it
     has not recorded yet)."""
     if count <= 0:
         return []
     messages = due_messages(now).exclude(stream__in=[message.stream for message in taken])
+    if only is not None:
+        messages = messages.filter(only)
     return list(_locked(messages).order_by("next_attempt_at", "pk")[:count])
 
 

@@ -29,11 +29,12 @@ def quote_requests_panel(context: template.Context) -> dict[str, Any]:
     user = context["user"]
     if not may_see_quotes(user):
         return {"show": False}
+    attention = queries.needing_attention()
     return {
         "show": True,
         "requests": queries.overview_requests(user),
-        "refused": queries.recently_refused(),
-        "overdue": queries.answer_overdue(),
+        "refused": attention.refused,
+        "overdue": attention.overdue,
         "csrf_token": context.get("csrf_token"),
     }
 
