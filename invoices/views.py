@@ -7,6 +7,7 @@ paid. Views are thin: every change goes through `invoices.services` or
 from __future__ import annotations
 
 import io
+import logging
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -24,6 +25,8 @@ from invoices import payments, services, tasks
 from invoices.access import invoice_page
 from invoices.models import Invoice, InvoiceState, IssueBatch, Kind
 from portal.errors import Refused
+
+logger = logging.getLogger(__name__)
 
 
 def _invoice(pk: int) -> Invoice:
@@ -95,8 +98,18 @@ def issue_selected(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Cochez au moins un brouillon à émettre.")
         return redirect("invoices:list")
     batch = IssueBatch.objects.create(invoice_ids=drafts, created_by=request.user)
-    transaction.on_commit(lambda: tasks.issue_batch.delay(batch.pk))
+    transaction.on_commit(lambda: _start(batch.pk))
     return redirect("invoices:batch", batch_pk=batch.pk)
+
+
+def _start(batch_id: int) -> None:
+    """The batch goes to a worker; should the broker be unreachable, this request issues it itself
+    (slower, but nothing waits for a task that was never queued)."""
+    try:
+        tasks.issue_batch.delay(batch_id)
+    except Exception:
+        logger.warning("Broker unreachable: batch %s issued in the request", batch_id, exc_info=True)
+        tasks.run_batch(batch_id)
 
 
 @invoice_page
