@@ -163,7 +163,9 @@ def invoice_preview(request: HttpRequest, pk: int) -> HttpResponse:
             transaction.set_rollback(True)
     else:
         html = pdf.html(invoice, list(invoice.lines.all()), credited=invoice.credited)
-    return HttpResponse(html)
+    # On screen, the print stylesheet inline (the page's CSP allows inline styles, not other origins).
+    style = f"<style>{pdf.STYLESHEET.read_text()} body {{ max-width: 190mm; margin: 8mm auto; }}</style>"
+    return HttpResponse(html.replace("</head>", f"{style}</head>", 1))
 
 
 @invoice_page

@@ -93,3 +93,10 @@ def test_the_office_issues_the_month_s_invoices_of_one_billing_account_and_downl
     expect(page.locator("#issued tbody tr")).to_have_count(3)
     expect(page.locator("#to-invoice")).not_to_contain_text("OPH57_")
     screens.check("invoices-5-issued")
+
+    page.get_by_role("link", name=f"Facture {numbers[0]}", exact=True).click()
+    expect(page.locator("h1")).to_have_text(f"Facture {numbers[0]}")
+    screens.check("invoices-6-detail")
+    page.goto(f"{base}/bureau/factures/{Invoice.objects.get(number=numbers[0]).pk}/apercu/")
+    expect(page.locator(".reference")).to_have_text(f"N° {numbers[0]}")
+    screens.check("invoices-7-preview")
