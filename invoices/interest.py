@@ -23,6 +23,7 @@ POINTS = Decimal("8.00")
 INDEMNITY = Decimal("40.00")
 DAYS_IN_YEAR = Decimal(365)
 CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 
 
 def due_date(received_on: date, payment_days: int) -> date:
@@ -70,6 +71,12 @@ def interest_for(amount: Decimal, days: int, rate: Decimal) -> Decimal:
     return (amount * rate / Decimal(100) * Decimal(days) / DAYS_IN_YEAR).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def _interest(amount: Decimal, days: int, rate: Decimal | None) -> Decimal:
+    """No rate known for the half-year (the office has not entered it yet): no interest counted, the
+    indemnity still due."""
+    return interest_for(amount, days, rate) if rate is not None else ZERO
+
+
 def situation(
     total: Decimal,
     *,
@@ -91,13 +98,13 @@ def situation(
         if amount <= 0:
             continue
         paid += amount
-        if paid_on >= start and rate is not None:
+        if paid_on >= start:
             days = (paid_on - due_on).days
-            late.append(Late(amount, start, paid_on, days, rate, interest_for(amount, days, rate), True))
+            late.append(Late(amount, start, paid_on, days, rate or ZERO, _interest(amount, days, rate), True))
     outstanding = total - paid
-    if outstanding > 0 and today >= start and rate is not None:
+    if outstanding > 0 and today >= start:
         days = (today - due_on).days
-        late.append(Late(outstanding, start, today, days, rate, interest_for(outstanding, days, rate), False))
+        late.append(Late(outstanding, start, today, days, rate or ZERO, _interest(outstanding, days, rate), False))
     indemnity = INDEMNITY if late else Decimal("0.00")
     return Situation(
         due_on=due_on,

@@ -392,6 +392,18 @@ def test_a_partial_payment_stops_the_interest_on_its_own_amount_only():
     assert halfway.interest == Decimal("2.34") and halfway.indemnity == Decimal("40.00")
 
 
+def test_without_the_half_year_s_rate_the_indemnity_is_still_owed():
+    result = interest.situation(
+        Decimal("500.00"),
+        received_on=date(2025, 3, 3),
+        payment_days=30,
+        payments=[(date(2025, 4, 10), Decimal("500.00"))],
+        today=date(2025, 5, 1),
+        rates=[],
+    )
+    assert result.rate is None and result.interest == Decimal("0.00") and result.indemnity == Decimal("40.00")
+
+
 def test_paid_on_time_owes_nothing():
     result = interest.situation(
         Decimal("500.00"),
