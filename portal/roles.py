@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 
 OFFICE_GROUP = "Bureau"
-OFFICE_APPS = ("portal", "orders", "quotes", "relay", "axes")
+OFFICE_APPS = ("portal", "orders", "quotes", "invoices", "relay", "axes")
 
 
 def sync_office_group(**kwargs) -> Group:

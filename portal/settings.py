@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "portal",
     "orders",
     "quotes",
+    "invoices",
     "portal.relay",
 ]
 if SANDBOX_ENABLED:

@@ -37,6 +37,7 @@ urlpatterns = [
     path("preferences/notifications/", notifications.preferences, name="notification_preferences"),
     path("", include("orders.urls")),
     path("", include("quotes.urls")),
+    path("", include("invoices.urls")),
     path("relais/", include("portal.relay.urls")),
     path("admin/", admin.site.urls),
 ]
