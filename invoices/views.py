@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib import messages
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.middleware.csp import get_nonce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -163,8 +164,12 @@ def invoice_preview(request: HttpRequest, pk: int) -> HttpResponse:
             transaction.set_rollback(True)
     else:
         html = pdf.html(invoice, list(invoice.lines.all()), credited=invoice.credited)
-    # On screen, the print stylesheet inline (the page's CSP allows inline styles, not other origins).
-    style = f"<style>{pdf.STYLESHEET.read_text()} body {{ max-width: 190mm; margin: 8mm auto; }}</style>"
+    # On screen, the print stylesheet inline, with the nonce the page's CSP names
+    # (no other inline style is allowed).
+    nonce = str(get_nonce(request))  # generated here, so the policy names it
+    style = (
+        f'<style nonce="{nonce}">{pdf.STYLESHEET.read_text()} body {{ max-width: 190mm; margin: 8mm auto; }}</style>'
+    )
     return HttpResponse(html.replace("</head>", f"{style}</head>", 1))
 
 

@@ -94,7 +94,7 @@ def test_the_office_issues_the_month_s_invoices_of_a_billing_account_and_downloa
     assert "3 brouillon(s)" in text(response)
     drafts = list(Invoice.objects.filter(state="draft").values_list("pk", flat=True))
     preview = text(signed_in.get(f"/bureau/factures/{drafts[0]}/apercu/"))
-    assert "brouillon, sans numéro" in preview and "UL1AVECEJ" in preview and "<style>" in preview
+    assert "brouillon, sans numéro" in preview and "UL1AVECEJ" in preview and "<style nonce=" in preview
     assert "telle qu'elle sera imprimée" in text(signed_in.get(f"/bureau/factures/{drafts[0]}/"))
     response = signed_in.post("/bureau/factures/emettre/", {"invoice": drafts})
     batch = IssueBatch.objects.get()
