@@ -75,6 +75,8 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # development, demo and tests only, never in production. It answers without a
 # login and can wipe its data, so it is off whenever DEBUG is off unless asked.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
+# The sandbox's Nexxio side (portal/sandbox/bus.py): Google's Pub/Sub emulator, set by `make run` when it runs.
+SANDBOX_PUBSUB_EMULATOR_HOST = env("SANDBOX_PUBSUB_EMULATOR_HOST")
 # Encrypts the platforms' secrets at rest (a Fernet key: 32 url-safe base64 bytes).
 # Unset, a key is derived from SECRET_KEY; set it to rotate SECRET_KEY freely.
 RELAY_ENCRYPTION_KEY = env("RELAY_ENCRYPTION_KEY")

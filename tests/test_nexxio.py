@@ -497,3 +497,68 @@ def test_an_outsider_cannot_test_a_connection(client, technician, connection):
     url = reverse("admin:relay_connection_changelist")
     response = client.post(url, {"action": "test_connection", "_selected_action": [connection.pk]})
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+# --- The sandbox speaks Nexxio too ---------------------------------------------------
+
+
+def test_the_sandbox_sends_a_request_over_the_bus_and_shows_the_portals_changes(
+    settings,
+    client,
+    emulator,
+    client_org,
+    contract,
+    asset,
+    service_code,
+    technician,
+    django_capture_on_commit_callbacks,
+):
+    from portal.sandbox import bus as sandbox_bus
+    from portal.sandbox.models import Asset as PlatformAsset
+    from portal.sandbox.models import Contract as PlatformContract
+    from portal.sandbox.models import Log
+
+    settings.SANDBOX_PUBSUB_EMULATOR_HOST = emulator.host
+    sandbox_bus.set_up()
+    factories.make_connection(
+        client_org,
+        secret=None,
+        kind="pubsub",
+        gcp_project=sandbox_bus.PROJECT,
+        pubsub_topic=sandbox_bus.FROM_PORTAL,
+        pubsub_subscription=sandbox_bus.PORTAL_SUBSCRIPTION,
+        pubsub_emulator_host=emulator.host,
+        timeout_seconds=3,
+    )
+    platform_contract = PlatformContract.objects.create(
+        reference=contract.reference,
+        label=contract.label,
+        via_bus=True,
+        service_codes=[{"code": "PLB-FUITE", "label": "Recherche et réparation de fuite"}],
+    )
+    platform_asset = PlatformAsset.objects.create(code="LGT-0412", label="Logement 12")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("sandbox:new_request"),
+            {
+                "contract": platform_contract.pk,
+                "service_code": "PLB-FUITE",
+                "description": "Fuite au plafond de la salle de bains",
+                "work_type": "corrective",
+                "critical_level": "2",
+                "asset": platform_asset.pk,
+                "requester_name": "Sophie Bernard",
+            },
+        )
+    assert response.status_code == 302
+    assert tasks.pull_bus() == 1  # over the bus, not a webhook
+    order = Order.objects.get(contract=contract)
+    assert order.description == "Fuite au plafond de la salle de bains"
+    services.acknowledge_order(order, actor=technician)
+    assert drain() == ["delivered"]
+    page = client.get(reverse("sandbox:operation", args=[contract.reference, order.reference]))
+    assert page.status_code == 200
+    assert list(Log.objects.filter(reference=order.reference).values_list("event", flat=True)) == [
+        "requested",
+        "acknowledged",
+    ]
