@@ -562,3 +562,26 @@ def test_the_sandbox_sends_a_request_over_the_bus_and_shows_the_portals_changes(
         "requested",
         "acknowledged",
     ]
+
+
+def test_the_admin_says_when_the_bus_cannot_be_reached(admin_client, client_org):
+    connection = factories.make_connection(
+        client_org,
+        secret=None,
+        kind="pubsub",
+        gcp_project=PROJECT,
+        pubsub_topic="portail-sortant",
+        pubsub_subscription="portail-entrant",
+        pubsub_emulator_host="127.0.0.1:9",  # nothing listens there
+        timeout_seconds=2,
+    )
+    clock = time.monotonic()
+    response = admin_client.post(
+        reverse("admin:relay_connection_changelist"),
+        {"action": "test_connection", "_selected_action": [connection.pk]},
+        follow=True,
+    )
+    text = html.unescape(response.content.decode())
+    assert "Sujet : le bus Pub/Sub est injoignable (UNAVAILABLE)" in text
+    assert "Abonnement : le bus Pub/Sub est injoignable (UNAVAILABLE)" in text
+    assert time.monotonic() - clock < 10

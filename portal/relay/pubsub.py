@@ -357,10 +357,11 @@ def check_connection(connection: Connection) -> list[str]:
     checks = [
         (
             "Sujet",
-            lambda: publisher.get_topic(topic=topic_path(connection), timeout=connection.timeout_seconds),
+            lambda: publisher.get_topic(topic=topic_path(connection), timeout=connection.timeout_seconds, retry=None),
             lambda: publisher.test_iam_permissions(
                 request={"resource": topic_path(connection), "permissions": ["pubsub.topics.publish"]},
                 timeout=connection.timeout_seconds,
+                retry=None,
             ),
             "pubsub.topics.publish",
             "publier",
@@ -368,11 +369,12 @@ def check_connection(connection: Connection) -> list[str]:
         (
             "Abonnement",
             lambda: subscriber.get_subscription(
-                subscription=subscription_path(connection), timeout=connection.timeout_seconds
+                subscription=subscription_path(connection), timeout=connection.timeout_seconds, retry=None
             ),
             lambda: subscriber.test_iam_permissions(
                 request={"resource": subscription_path(connection), "permissions": ["pubsub.subscriptions.consume"]},
                 timeout=connection.timeout_seconds,
+                retry=None,
             ),
             "pubsub.subscriptions.consume",
             "lire (pull)",
