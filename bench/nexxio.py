@@ -50,7 +50,7 @@ def say(text: str = "") -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 s of changes and a 1,000-message backlog")
-    arguments = parser.parse_args()
+    arguments, _ = parser.parse_known_args()  # BENCH_ARGS goes to every script: the others' options are not ours
     seconds, backlog = (10, 1000) if arguments.quick else (60, 10_000)
     postgres_url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
     redis_url = os.environ.get("NEXXIO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
