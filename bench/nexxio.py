@@ -275,7 +275,7 @@ def run(environment: dict[str, str], processes: Processes, emulator, *, seconds:
 
     from portal.relay import tasks
 
-    tasks.sweep_outbox.delay()  # what the beat does within 15 s
+    tasks.sweep_outbox.delay()  # what the beat does within 5 s
     last = reader.wait_for(ids, 1800)
     pks = [int(i.rsplit("-", 1)[-1]) for i in ids]
     first = DeliveryAttempt.objects.filter(message_id__in=pks).aggregate(first=Min("started_at"))["first"]

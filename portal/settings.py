@@ -323,7 +323,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
-    "relay-sweep": {"task": "portal.relay.tasks.sweep_outbox", "schedule": 15.0},
+    # Every 5 s: what is due, and a probe of a failing platform (its return is seen within 5 s).
+    "relay-sweep": {"task": "portal.relay.tasks.sweep_outbox", "schedule": 5.0},
     # Nexxio (Pub/Sub): the subscriptions pulled every few seconds (portal/relay/pull.py).
     "relay-pull-bus": {"task": "portal.relay.tasks.pull_bus", "schedule": float(env_int("RELAY_PULL_SECONDS", 5))},
     "relay-watch": {"task": "portal.relay.tasks.watch_service_level", "schedule": 60.0},

@@ -194,7 +194,10 @@ def price_search(request: HttpRequest, pk: int) -> HttpResponse:
     quote = get_quote_for(request, pk)
     text = request.GET.get("q", "").strip()[:100]
     items = queries.search_price_items(quote.contract_id, text, limit=SEARCH_LIMIT) if text else []
-    return render(request, f"{EDITOR}#search", {"quote": quote, "items": items, "q": text})
+    if wants_fragment(request):
+        return render(request, f"{EDITOR}#search", {"quote": quote, "items": items, "q": text})
+    # Without JavaScript the search form is a plain GET: the whole editor, with the results.
+    return render(request, EDITOR, {**editor_context(quote), "items": items, "q": text})
 
 
 @require_POST

@@ -128,6 +128,7 @@ def test_the_supervisor_creates_a_blank_quote(signed_in, contract):
 def test_the_price_search_finds_by_code_prefix_and_by_label(signed_in, quote, contract):
     factories.make_price_item(contract, code="ELE-001", label="Remplacement d'un interrupteur", unit_price=Decimal(30))
     by_code = text(signed_in.get(editor(quote) + "prix/?q=plb", **HTMX))
+    assert "<html" not in by_code
     assert "PLB-012" in by_code and "ELE-001" not in by_code
     by_label = text(signed_in.get(editor(quote) + "prix/?q=interrup", **HTMX))
     assert "ELE-001" in by_label and "PLB-012" not in by_label
@@ -319,3 +320,9 @@ def test_the_list_runs_the_same_number_of_queries_for_few_and_many_quotes(signed
     few = queries()
     make(20)
     assert queries() == few
+
+
+def test_without_javascript_the_search_shows_the_whole_editor_with_the_results(signed_in, quote):
+    page = text(signed_in.get(editor(quote) + "prix/?q=PLB"))
+    assert "<html" in page and "Ajouter une ligne du bordereau" in page
+    assert 'data-add="PLB-012"' in page

@@ -166,3 +166,26 @@ def test_a_stream_without_an_order_is_delivered_in_order_and_shown_by_its_refere
     page = client.get(reverse("relay:error_queue"))
     assert page.status_code == 200
     assert "DEVIS-2026-0042" in page.content.decode()
+
+
+def test_the_sweep_probes_a_failing_platform_so_its_return_is_seen_at_once(
+    platform, connection, contract, service_code, asset
+):
+    """After an outage every message waits out a backoff of up to 10 minutes: the
+    sweep (every 5 s) makes one of them due now, whose success brings the others
+    back at once."""
+    orders = busy_orders(contract, service_code, asset, 3, changes=0)
+    set_behaviour(platform, down=True)
+    assert deliver_due() == ["retry"]
+    OutboxMessage.objects.update(next_attempt_at=timezone.now() + timedelta(minutes=8))
+    assert delivery.sweep() == [OutboxMessage.objects.order_by("pk").first().pk]  # the probe, still failing
+    tasks.deliver_message(OutboxMessage.objects.order_by("pk").first().pk)
+    assert OutboxMessage.objects.filter(status=MessageStatus.PENDING).count() == 3
+    set_behaviour(platform, down=False)
+    probe = delivery.sweep()
+    assert len(probe) == 1
+    tasks.deliver_message(probe[0])
+    for message_id in delivery.sweep():  # what the recovery made due
+        tasks.deliver_message(message_id)
+    for order in orders:
+        assert_on_platform_once_in_order(platform, order)

@@ -507,10 +507,35 @@ def record_breach_if_late(message: OutboxMessage, *, delivered_at: datetime) -> 
     )
 
 
+def probe_failing(now: datetime) -> int:
+    """For each connection that is failing, make its first waiting message due
+    now: one try per sweep tells whether the platform answers again, and its
+    first success brings every waiting message back at once
+    (`retry_now_after_recovery`), rather than waiting for a backoff of up to 10
+    minutes to run out. Those the platform slowed down (429) keep their wait."""
+    probed = 0
+    failing = Connection.objects.filter(failing_since__isnull=False, enabled=True, kind__in=DELIVERING_KINDS)
+    for connection_id in failing.values_list("pk", flat=True):
+        first = (
+            OutboxMessage.objects.filter(
+                connection_id=connection_id, status=MessageStatus.PENDING, next_attempt_at__gt=now
+            )
+            .exclude(last_status_code=429)
+            .filter(~earlier_undelivered())
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if first is not None:
+            probed += OutboxMessage.objects.filter(pk=first).update(next_attempt_at=now)
+    return probed
+
+
 def sweep(*, batch: int = 1000) -> list[int]:
     """Every message that is due and not recently queued, marked queued: the
-    caller queues them."""
+    caller queues them. A failing connection gets one message due now, as a probe."""
     now = timezone.now()
+    probe_failing(now)
     ids = list(
         due_messages(now)
         .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - requeue_after()))

@@ -81,7 +81,7 @@ def test_a_quote_needed_becomes_a_quote_accepted_on_the_platform_and_lines_on_th
 
     # The supervisor finds the request on the overview and starts the quote.
     desktop = browser.new_context(viewport={"width": 1440, "height": 900}, locale="fr-FR", timezone_id="Europe/Paris")
-    desktop.set_default_timeout(10_000)
+    desktop.set_default_timeout(20_000)  # a shared, busy CI machine
     page = desktop.new_page()
     screens = Screens(page, screenshots)
     sign_in(page, base, supervisor.username)
