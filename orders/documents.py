@@ -31,6 +31,8 @@ from orders.models import (
 from orders.services import ServiceError
 from orders.states import State
 from portal.models import User
+from portal.relay import outbox, pubsub
+from portal.relay.models import ConnectionKind
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +174,10 @@ def attach_document(
         size += len(chunk)
     if size == 0:
         raise ServiceError("Le fichier est vide.")
+    connection = outbox.connection_for_client(locked.contract.client_id)
+    if connection is not None and connection.kind == ConnectionKind.PUBSUB and pubsub.document_too_big(size):
+        # One Pub/Sub message carries the document: over 10 MB it cannot go (README, "Nexxio").
+        raise ServiceError(pubsub.document_too_big(size))
     document = Document(
         order=locked,
         kind=kind,

@@ -49,6 +49,10 @@ def apply_operation(connection: Connection, summary: dict[str, Any], *, operatio
             f"Marché inconnu : {contract_reference}. Créez-le dans l'administration (client "
             f"{connection.client}), puis relancez le traitement de cette notification."
         )
+    carried = summary.get("operation")
+    if isinstance(carried, dict):
+        # A bus message (Nexxio) carries the whole operation: nothing to read back.
+        return upsert_order(connection, contract, carried)
     client = intent.client_for(connection)
     # The link the notification gave, else the documented path: same operation.
     if operation_url:

@@ -75,6 +75,8 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # development, demo and tests only, never in production. It answers without a
 # login and can wipe its data, so it is off whenever DEBUG is off unless asked.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
+# The sandbox's Nexxio side (portal/sandbox/bus.py): Google's Pub/Sub emulator, set by `make run` when it runs.
+SANDBOX_PUBSUB_EMULATOR_HOST = env("SANDBOX_PUBSUB_EMULATOR_HOST")
 # Encrypts the platforms' secrets at rest (a Fernet key: 32 url-safe base64 bytes).
 # Unset, a key is derived from SECRET_KEY; set it to rotate SECRET_KEY freely.
 RELAY_ENCRYPTION_KEY = env("RELAY_ENCRYPTION_KEY")
@@ -324,6 +326,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     # Every 5 s: what is due, and a probe of a failing platform (its return is seen within 5 s).
     "relay-sweep": {"task": "portal.relay.tasks.sweep_outbox", "schedule": 5.0},
+    # Nexxio (Pub/Sub): the subscriptions pulled every few seconds (portal/relay/pull.py).
+    "relay-pull-bus": {"task": "portal.relay.tasks.pull_bus", "schedule": float(env_int("RELAY_PULL_SECONDS", 5))},
     "relay-watch": {"task": "portal.relay.tasks.watch_service_level", "schedule": 60.0},
     "relay-retry-notifications": {"task": "portal.relay.tasks.retry_notifications", "schedule": 60.0},
     "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},

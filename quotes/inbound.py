@@ -92,6 +92,8 @@ def apply_notification(connection: Connection, summary: dict[str, Any]) -> int |
     decided = _decision(summary.get("status"), summary.get("event"))
     if decided is not None:
         found = (decided, None)
+    elif isinstance(summary.get("operation"), dict):
+        found = decision_in(summary["operation"])  # a bus message (Nexxio) carries the quotation
     else:
         found = decision_in(read_quotation(connection, reference, contract_reference))
     if found is None:

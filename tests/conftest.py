@@ -165,3 +165,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say whether the Nexxio tests ran against Google's Pub/Sub emulator (.ci/run shows it)."""
+    ran, skipped = 0, set()
+    for status in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(status, []):
+            if "test_nexxio.py" not in getattr(report, "nodeid", "") or report.when not in ("call", "setup"):
+                continue
+            if status == "skipped":
+                skipped.add(str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr))
+            elif report.when == "call":
+                ran += 1
+    if ran or skipped:
+        verdict = f"{ran} ran" + (f"; skipped: {' / '.join(sorted(skipped))}" if skipped else "")
+        terminalreporter.write_line(f"Nexxio tests against Google's Pub/Sub emulator: {verdict}")

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from portal.admin import ContractAdmin
 from portal.errors import Refused
 from portal.models import Contract
-from portal.relay import catalogue, intent, services, tasks, watch
+from portal.relay import catalogue, intent, pubsub, services, tasks, watch
 from portal.relay.forms import ResolveInAdminForm
 from portal.relay.models import (
     Breach,
@@ -49,6 +49,14 @@ class ConnectionForm(forms.ModelForm):
         "Laissez vide pour conserver ; saisissez « - » pour le retirer.",
     )
 
+    service_account_key = forms.CharField(
+        label="Clé du compte de service (JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text="Nexxio : collez le fichier JSON de la clé. Elle est chiffrée et n'est jamais réaffichée ; "
+        "laissez vide pour conserver la clé enregistrée.",
+    )
+
     class Meta:
         model = Connection
         fields = [
@@ -58,10 +66,31 @@ class ConnectionForm(forms.ModelForm):
             "auth_base_url",
             "api_base_url",
             "oauth_client_id",
+            "gcp_project",
+            "pubsub_topic",
+            "pubsub_subscription",
+            "pubsub_emulator_host",
             "document_type",
             "document_family",
             "timeout_seconds",
         ]
+
+    def clean_service_account_key(self) -> str:
+        key = self.cleaned_data.get("service_account_key", "").strip()
+        if not key:
+            return ""
+        try:
+            parsed = json.loads(key)
+        except ValueError:
+            raise forms.ValidationError("Ce n'est pas un JSON lisible : collez le fichier de clé tel quel.") from None
+        missing = [
+            name for name in ("client_email", "private_key") if not isinstance(parsed, dict) or not parsed.get(name)
+        ]
+        if missing:
+            raise forms.ValidationError(
+                "Ce JSON n'est pas une clé de compte de service (manque : " + ", ".join(missing) + ")."
+            )
+        return key
 
     def clean(self):
         cleaned = super().clean()
@@ -71,6 +100,13 @@ class ConnectionForm(forms.ModelForm):
                     self.add_error(name, "Obligatoire pour une connexion Intent active.")
             if not cleaned.get("client_secret") and not self.instance.client_secret_encrypted:
                 self.add_error("client_secret", "Obligatoire pour une connexion Intent active.")
+        if cleaned.get("kind") == "pubsub" and cleaned.get("enabled"):
+            for name in ("gcp_project", "pubsub_topic", "pubsub_subscription"):
+                if not cleaned.get(name):
+                    self.add_error(name, "Obligatoire pour une connexion Nexxio active.")
+            has_key = cleaned.get("service_account_key") or self.instance.service_account_key_encrypted
+            if not has_key and not cleaned.get("pubsub_emulator_host"):
+                self.add_error("service_account_key", "Obligatoire pour une connexion Nexxio active (hors émulateur).")
         return cleaned
 
     def save(self, commit: bool = True):
@@ -80,6 +116,8 @@ class ConnectionForm(forms.ModelForm):
             # A new secret invalidates the cached token.
             connection.access_token_encrypted = ""
             connection.token_expires_at = None
+        if self.cleaned_data.get("service_account_key"):
+            connection.service_account_key = self.cleaned_data["service_account_key"]
         hmac_secret = self.cleaned_data.get("webhook_hmac_secret")
         if hmac_secret == "-":
             connection.webhook_hmac_secret = ""
@@ -101,6 +139,18 @@ class ConnectionAdmin(admin.ModelAdmin):
         (
             "Accès à l'API",
             {"fields": ["auth_base_url", "api_base_url", "oauth_client_id", "client_secret", "timeout_seconds"]},
+        ),
+        (
+            "Nexxio (Google Pub/Sub)",
+            {
+                "fields": [
+                    "gcp_project",
+                    "pubsub_topic",
+                    "pubsub_subscription",
+                    "service_account_key",
+                    "pubsub_emulator_host",
+                ]
+            },
         ),
         ("Webhook (appels de la plateforme)", {"fields": ["webhook_address", "webhook_hmac_secret", "secret_state"]}),
         ("Documents", {"fields": ["document_type", "document_family"]}),
@@ -134,7 +184,24 @@ class ConnectionAdmin(admin.ModelAdmin):
     def secret_state(self, connection: Connection) -> str:
         oauth = "oui" if connection.client_secret_encrypted else "non"
         signing = "oui" if connection.webhook_hmac_secret_encrypted else "non"
-        return f"Secret OAuth : {oauth} · Secret HMAC : {signing}"
+        key = "oui" if connection.service_account_key_encrypted else "non"
+        return f"Secret OAuth : {oauth} · Secret HMAC : {signing} · Clé Pub/Sub : {key}"
+
+    actions = ["test_connection"]
+
+    @admin.action(description="Tester la connexion")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for connection in queryset:
+            if connection.kind != "pubsub":
+                self.message_user(request, f"{connection} : test disponible pour les connexions Nexxio.", "warning")
+                continue
+            problems = pubsub.check_connection(connection)
+            if problems:
+                self.message_user(request, f"{connection} : " + " ".join(problems), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"{connection} : le sujet et l'abonnement existent, la clé peut publier et lire."
+                )
 
 
 class AttemptInline(admin.TabularInline):

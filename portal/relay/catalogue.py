@@ -8,7 +8,7 @@ from typing import Any
 from portal import services
 from portal.models import Asset, Contract, ServiceCode
 from portal.relay import intent
-from portal.relay.models import Connection
+from portal.relay.models import Connection, ConnectionKind
 
 
 def hours(sla: Any, key: str) -> int | None:
@@ -104,7 +104,7 @@ def asset_for(connection: Connection, contract: Contract, location: Any) -> Asse
         return None
     street = street_address(location)
     asset = Asset.objects.filter(client=contract.client, reference=reference).first()
-    if asset is None:
+    if asset is None and connection.kind == ConnectionKind.INTENT:  # a bus (Nexxio) has no estate to read
         try:
             asset = sync_asset(connection, contract, reference)
         except intent.Rejection:

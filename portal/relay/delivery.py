@@ -25,8 +25,17 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from portal.limits import SHARING_LIMIT
-from portal.relay import intent, notify, readback
-from portal.relay.models import Breach, Connection, DeliveryAttempt, MessageKind, MessageStatus, OutboxMessage
+from portal.relay import intent, notify, pubsub, readback
+from portal.relay.models import (
+    DELIVERING_KINDS,
+    Breach,
+    Connection,
+    ConnectionKind,
+    DeliveryAttempt,
+    MessageKind,
+    MessageStatus,
+    OutboxMessage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +84,7 @@ def due_messages(now: datetime | None = None) -> QuerySet[OutboxMessage]:
             status=MessageStatus.PENDING,
             next_attempt_at__lte=now,
             connection__enabled=True,
-            connection__kind="intent",
+            connection__kind__in=DELIVERING_KINDS,
         )
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .filter(~earlier_undelivered())
@@ -158,10 +167,18 @@ class Result:
     retry_after: float | None = None
     body: str = ""  # the platform's answer to a failed attempt (8 KB at most)
     reasons: tuple[str, ...] = ()  # the reasons read from it (intent.read_refusal)
+    bus_id: str = ""  # Pub/Sub: the bus's id of the message published
+
+
+def from_bus(published: pubsub.Published) -> Result:
+    return Result(published.outcome, error=published.error, retry_after=published.retry_after, bus_id=published.bus_id)
 
 
 def send(message: OutboxMessage, *, check_first: bool) -> Result:
     """Call the platform. No database transaction is open here."""
+    if message.connection.kind == ConnectionKind.PUBSUB:
+        # A message published twice carries the same messageId: no read-back.
+        return from_bus(pubsub.publish(message))
     client = intent.client_for(message.connection)
     try:
         if check_first and message.kind in (MessageKind.INTERVENTION_LOG, MessageKind.QUOTATION_LOG):
@@ -270,15 +287,26 @@ def send_budget(message: OutboxMessage) -> timedelta:
 def send_batch(batch: list[OutboxMessage]) -> list[Sent]:
     """Send the messages one after the other. Stop after the first that meets
     trouble, and before a send that could outlive the lease (the messages not
-    sent are given back by `record`)."""
+    sent are given back by `record`). Pub/Sub messages (one per stream, so one
+    per ordering key) are all handed to the publisher first and their answers
+    awaited in turn; one given back after trouble may be published again later,
+    with the same messageId."""
     sent: list[Sent] = []
+    started_at, clock_at = timezone.now(), time.monotonic()
+    on_bus = {
+        message.pk: pubsub.start(message) for message in batch if message.connection.kind == ConnectionKind.PUBSUB
+    }
     for message in batch:
         lease_until = message.lease_until or timezone.now()
         if sent and timezone.now() + send_budget(message) > lease_until:
             break
         started = timezone.now()
         clock = time.monotonic()
-        result = send(message, check_first=message.ambiguous)
+        if message.pk in on_bus:
+            started, clock = started_at, clock_at
+            result = from_bus(pubsub.finish(on_bus[message.pk]))
+        else:
+            result = send(message, check_first=message.ambiguous)
         sent.append(Sent(message, result, started, int((time.monotonic() - clock) * 1000)))
         if result.outcome in TROUBLE:
             break
@@ -369,6 +397,7 @@ def record(sent: list[Sent], *, released: Sequence[OutboxMessage] = (), claim_ne
                 error=item.result.error[:5000],
                 response_body=intent.bounded(item.result.body),
                 worker=WORKER,
+                bus_message_id=item.result.bus_id,
             )
             for item in sent
         )
@@ -485,7 +514,7 @@ def probe_failing(now: datetime) -> int:
     (`retry_now_after_recovery`), rather than waiting for a backoff of up to 10
     minutes to run out. Those the platform slowed down (429) keep their wait."""
     probed = 0
-    failing = Connection.objects.filter(failing_since__isnull=False, enabled=True, kind="intent")
+    failing = Connection.objects.filter(failing_since__isnull=False, enabled=True, kind__in=DELIVERING_KINDS)
     for connection_id in failing.values_list("pk", flat=True):
         first = (
             OutboxMessage.objects.filter(

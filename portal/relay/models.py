@@ -22,6 +22,10 @@ class ConnectionKind(models.TextChoices):
     NONE = "none", "Aucune (saisie sur les écrans du gestionnaire)"
 
 
+# The kinds whose messages the relay delivers (Intent over HTTP, Nexxio over Pub/Sub).
+DELIVERING_KINDS = (ConnectionKind.INTENT, ConnectionKind.PUBSUB)
+
+
 def new_webhook_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -46,6 +50,28 @@ class Connection(models.Model):
         "famille de document par défaut", max_length=100, default="rapports_intervention"
     )
     timeout_seconds = models.FloatField("délai d'attente des appels (s)", default=10)
+    # Nexxio (Google Cloud Pub/Sub): one topic out, one subscription in.
+    gcp_project = models.CharField("projet Google Cloud", max_length=100, blank=True)
+    pubsub_topic = models.CharField(
+        "sujet (topic) des messages envoyés",
+        max_length=255,
+        blank=True,
+        help_text="Nom court (portail-sortant) ou complet (projects/…/topics/…).",
+    )
+    pubsub_subscription = models.CharField(
+        "abonnement (subscription) des messages reçus",
+        max_length=255,
+        blank=True,
+        help_text="Nom court (portail-entrant) ou complet (projects/…/subscriptions/…).",
+    )
+    service_account_key_encrypted = models.TextField("clé du compte de service (chiffrée)", blank=True, editable=False)
+    pubsub_emulator_host = models.CharField(
+        "adresse de l'émulateur Pub/Sub",
+        max_length=200,
+        blank=True,
+        help_text="Développement et tests seulement (comme PUBSUB_EMULATOR_HOST) : par exemple 127.0.0.1:8085. "
+        "Laissez vide en production.",
+    )
     enabled = models.BooleanField("active", default=True)
     # The OAuth token, shared by every worker; renewed shortly before it expires.
     access_token_encrypted = models.TextField(blank=True, editable=False)
@@ -54,6 +80,9 @@ class Connection(models.Model):
     # timeout), cleared by the next that goes through: the relay then retries at
     # once the messages that were waiting out their backoff.
     failing_since = models.DateTimeField("en échec depuis", null=True, blank=True, editable=False)
+    # Pub/Sub: the pull under way holds the subscription until then (one pull
+    # at a time per connection, so messages are applied in the order pulled).
+    pull_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField("créée le", auto_now_add=True)
 
     class Meta:
@@ -86,6 +115,14 @@ class Connection(models.Model):
         self.webhook_hmac_secret_encrypted = crypto.encrypt(value)
 
     @property
+    def service_account_key(self) -> str:
+        return crypto.decrypt(self.service_account_key_encrypted)
+
+    @service_account_key.setter
+    def service_account_key(self, value: str) -> None:
+        self.service_account_key_encrypted = crypto.encrypt(value)
+
+    @property
     def webhook_path(self) -> str:
         return reverse("relay:webhook", args=[self.webhook_token])
 
@@ -95,8 +132,7 @@ class Connection(models.Model):
 
     @property
     def delivers(self) -> bool:
-        # Only Intent has a transport so far; Pub/Sub messages wait in the outbox.
-        return self.enabled and self.kind == ConnectionKind.INTENT
+        return self.enabled and self.kind in DELIVERING_KINDS
 
 
 class MessageKind(models.TextChoices):
@@ -223,6 +259,9 @@ class DeliveryAttempt(models.Model):
     error = models.TextField("erreur", blank=True)
     response_body = models.TextField("réponse de la plateforme", blank=True, help_text="8 Ko au plus.")
     worker = models.CharField("processus", max_length=100, blank=True)
+    bus_message_id = models.CharField(
+        "identifiant sur le bus", max_length=100, blank=True, help_text="Pub/Sub : l'identifiant donné par le bus."
+    )
 
     class Meta:
         verbose_name = "tentative d'envoi"

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
+from google.api_core import exceptions as google_errors
 
 from portal.models import Contract
-from portal.relay import catalogue, delivery, inbound, intent, watch
+from portal.relay import catalogue, delivery, inbound, intent, pubsub, pull, watch
 from portal.relay.models import Connection, ConnectionKind, InboundNotification, NotificationStatus
 
 logger = logging.getLogger(__name__)
@@ -106,3 +107,19 @@ def sync_contracts() -> int:
                 continue  # tried again tomorrow; the admin action says why
             synced += 1
     return synced
+
+
+@shared_task(ignore_result=True, time_limit=120, soft_time_limit=110)
+def pull_bus() -> int:
+    """Every few seconds: Nexxio's messages waiting on each Pub/Sub connection's
+    subscription, stored then applied (pull.py). Returns how many were new."""
+    created = 0
+    for connection in Connection.objects.filter(enabled=True, kind=ConnectionKind.PUBSUB).select_related("client"):
+        if not connection.pubsub_subscription:
+            continue
+        try:
+            created += len(pull.pull_connection(connection, budget_seconds=30.0).created)
+        except (google_errors.GoogleAPICallError, pubsub.ConfigurationError) as error:
+            # The bus is unreachable or refuses: the messages wait on it; the next round tries again.
+            logger.warning("Pull from connection %s failed: %s", connection.pk, error)
+    return created

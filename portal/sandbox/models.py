@@ -89,6 +89,11 @@ class Contract(models.Model):
     topic = models.CharField("thème", max_length=100, blank=True)
     manager_name = models.CharField("bailleur", max_length=200, blank=True)
     service_codes = models.JSONField("codes prestation", default=list, blank=True)
+    via_bus = models.BooleanField(
+        "échanges par Nexxio (Pub/Sub)",
+        default=False,
+        help_text="Demandes et réponses publiées sur le bus, sans webhook.",
+    )
 
     class Meta:
         verbose_name = "marché"

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from portal.sandbox import bus
 from portal.sandbox.models import (
     AccessToken,
     ApiClient,
@@ -426,6 +427,9 @@ def notification_for(operation: Operation, notification_type: str, operation_url
 def queue_webhook(operation: Operation, notification_type: str, operation_url: str) -> list[WebhookDelivery]:
     """Records one delivery per active target (or one that says there is none)
     and sends them after commit. The body is kept as sent, for a resend."""
+    if bus.routes(operation.contract_reference):
+        bus.publish_after_commit(operation)  # the Nexxio demo client hears over Pub/Sub, not by webhook
+        return []
     body = json.dumps([notification_for(operation, notification_type, operation_url)], ensure_ascii=False)
     notification_id = json.loads(body)[0]["id"]
     return _queue_deliveries(operation, notification_id, notification_type, body)

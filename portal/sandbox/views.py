@@ -17,7 +17,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.sandbox import api, services
+from portal.sandbox import api, bus, services
 from portal.sandbox.forms import ApiClientForm, BehaviourForm, InterventionRequestForm, WebhookTargetForm
 from portal.sandbox.models import (
     ApiClient,
@@ -46,6 +46,7 @@ def _detail_url(operation: Operation) -> str:
 
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
+    bus.collect()  # what the portal published on Nexxio's topic, recorded as logs
     operations = Operation.objects.annotate(log_count=Count("logs")).order_by("-last_update_date", "-pk")[:200]
     # Submitted quotes waiting for the manager's answer, with their latest amounts and PDF.
     quotes = list(Operation.objects.filter(type=OperationType.QUOTATION).exclude(status__in=("closed", "denied")))
@@ -71,6 +72,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def operation_detail(request: HttpRequest, contract: str, reference: str) -> HttpResponse:
+    bus.collect()
     operation = _get_operation(contract, reference)
     logs = list(operation.logs.order_by("sequence"))
     for log in logs:
