@@ -207,6 +207,13 @@ class OutboxMessage(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="relay_outbox_due_idx"),
             models.Index(fields=["stream", "status", "sequence"], name="relay_outbox_stream_idx"),
+            # The undelivered messages only (few, beside every message ever sent):
+            # the first of each stream, and what waits behind it.
+            models.Index(
+                fields=["stream", "sequence"],
+                condition=Q(status__in=["pending", "rejected"]),
+                name="relay_outbox_undelivered_idx",
+            ),
             models.Index(fields=["order", "sequence"], name="relay_outbox_order_idx"),
         ]
         constraints = [
