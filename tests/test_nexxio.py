@@ -169,9 +169,22 @@ def a_day(order: Order, technician) -> None:
     services.finish_work(order, actor=technician)
 
 
-def assert_on_bus_once_in_order(order: Order, received: list[Any]) -> None:
+def assert_on_bus_once_in_order(order: Order, received: list[Any], *, duplicates_allowed: bool = False) -> None:
+    """Each of the order's messages on the bus once, in sequence order. With
+    `duplicates_allowed`, a message may appear again with the same `messageId`
+    (the convention's, by which the manager drops it): when the bus goes away
+    mid-publish, the client library may still deliver a publish the relay saw
+    fail and sent again. Then the first appearances must be once and in order."""
     messages = list(order.outbox_messages.order_by("sequence"))
     assert all(message.status == MessageStatus.DELIVERED for message in messages)
+    repeated: set[str] = set()
+    if duplicates_allowed:
+        seen: dict[str, Any] = {}
+        for item in received:
+            if item.attributes["messageId"] in seen:
+                repeated.add(item.attributes["messageId"])
+            seen.setdefault(item.attributes["messageId"], item)
+        received = list(seen.values())
     ids = [item.attributes["messageId"] for item in received]
     assert ids == [pubsub.bus_message_id(message) for message in messages]  # each once, in sequence order
     for message, item in zip(messages, received, strict=True):
@@ -187,7 +200,8 @@ def assert_on_bus_once_in_order(order: Order, received: list[Any]) -> None:
         for name, value in message.payload.items():
             assert data[name] == value
         attempt = message.attempts_log.get(outcome=DeliveryAttempt.Outcome.DELIVERED)
-        assert attempt.bus_message_id == item.message_id  # the bus's id, recorded as the delivery
+        if item.attributes["messageId"] not in repeated:
+            assert attempt.bus_message_id == item.message_id  # the bus's id, recorded as the delivery
 
 
 # --- Outgoing ---------------------------------------------------------------------------
@@ -233,7 +247,7 @@ def test_the_bus_stopped_then_restarted_loses_nothing_and_keeps_the_order(bus, c
     bus.create()  # the emulator keeps nothing: the manager's team sets the bus up again
     drain()
     received = first + bus.read()
-    assert_on_bus_once_in_order(order, received)
+    assert_on_bus_once_in_order(order, received, duplicates_allowed=True)
 
 
 def test_a_refused_publish_goes_to_the_error_queue_and_is_resent_from_the_admin(

@@ -56,7 +56,7 @@ MARKER = "portal-tests:relay-worker:database"
 # lease outlasts any delivery; shorter, a slow send could be taken over and doubled.
 LEASE_SECONDS = "8"
 REQUEUE_SECONDS = "5"
-# The sweep runs every 15 s: a recovery takes up to two of its rounds.
+# The sweep runs every 5 s (15 s before): a recovery takes up to two of its rounds, with room.
 RECOVERY_TIMEOUT = 40.0
 
 

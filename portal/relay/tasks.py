@@ -40,12 +40,11 @@ def deliver_message(message_id: int) -> str | None:
 @shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
 def sweep_outbox() -> int:
     """Queue what is due: retries whose time has come, claims that expired,
-    and anything the broker lost. A full batch means more is waiting: go on."""
+    and anything the broker lost (a task per batch: each goes on while
+    messages are due; the next sweep, 5 s later, sees what is left)."""
     due = delivery.sweep(batch=SWEEP_BATCH)
     for message_id in due:
         queue_delivery(message_id)
-    if len(due) >= SWEEP_BATCH:
-        sweep_outbox.delay()
     return len(due)
 
 
