@@ -194,6 +194,24 @@ class Order(models.Model):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    def progress_from_lines(self) -> int:
+        """The share of its lines done, in % (0 without lines)."""
+        flags = list(self.lines.values_list("done", flat=True))
+        return round(100 * sum(flags) / len(flags)) if flags else 0
+
+    def missing_to_finish(self) -> list[str]:
+        """What is not done yet, in French, for the confirmation of « Terminer les travaux »."""
+        missing = []
+        lines = list(self.lines.all())
+        left = [line for line in lines if not line.done]
+        if left:
+            names = ", ".join(f"{line.reference} {line.label}" for line in left)
+            verb = "n'est pas réalisée" if len(left) == 1 else "ne sont pas réalisées"
+            missing.append(f"{len(left)} ligne{'s' if len(left) > 1 else ''} sur {len(lines)} {verb} ({names})")
+        if not self.reports.exists():
+            missing.append("aucun rapport d'intervention n'est saisi")
+        return missing
+
     @property
     def department(self) -> str | None:
         """Where the works are done: whose public holidays count (CCAG-MI §3.2.4)."""

@@ -545,12 +545,13 @@ def mark_line(line: OrderLine, *, actor: User | None, done: bool, at: datetime |
     """Mark a line done or not done; marking it as it already is changes nothing."""
     order = lock_for(line.order, Action.MARK_LINE)
     at = at or timezone.now()
-    updated = OrderLine.objects.filter(pk=line.pk, order=order, done=not done).update(
+    if not OrderLine.objects.filter(pk=line.pk, order=order, done=not done).update(
         done=done, done_at=at if done else None
-    )
-    line.refresh_from_db()
-    if not updated:
+    ):
         return None
+    line.refresh_from_db()
+    Order.objects.filter(pk=order.pk).update(progress=order.progress_from_lines(), updated_at=timezone.now())
+    order.refresh_from_db()  # its progress follows the lines
     return record_event(
         order,
         kind=Action.MARK_LINE.value,
