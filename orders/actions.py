@@ -233,8 +233,9 @@ def buttons(order: Order, url: Callable[[ActionSpec], str]) -> list[ActionButton
     for spec in technician_actions():
         if spec.own_section or spec.action not in order.allowed_actions:
             continue
-        label, initial = spec.button, None
+        label, initial, options = spec.button, None, dict[str, Any]()
         if spec.action == Action.PLAN:
+            options["replanning"] = order.state != State.ACKNOWLEDGED
             # Planning again: the form starts from the current appointment or period.
             initial = {
                 "appointment": order.appointment_at,
@@ -248,6 +249,6 @@ def buttons(order: Order, url: Callable[[ActionSpec], str]) -> list[ActionButton
             confirm = f"Attention : {' et '.join(missing)}. Terminer quand même les travaux ? " + confirm.removeprefix(
                 "Terminer les travaux ? "
             )
-        form = technician_form(spec, initial=initial)
+        form = technician_form(spec, initial=initial, **options)
         found.append(ActionButton(spec.name, label, url(spec), form, confirm, spec.action == main))
     return found

@@ -228,10 +228,11 @@ def order_action(request: HttpRequest, pk: int, action: Action, line_pk: int | N
     spec = actions.ACTIONS[action]
     order = get_order_for(request, pk)
     line = get_object_or_404(order.lines, pk=line_pk) if spec.on_line else None
-    form = actions.technician_form(spec, request.POST, line=line)
+    options = {"replanning": order.state != State.ACKNOWLEDGED} if action == Action.PLAN else {}
+    form = actions.technician_form(spec, request.POST, line=line, **options)
     url = reverse(spec.url_name, args=[order.pk] if line is None else [order.pk, line.pk])
-    submission = Submission(spec.name, form, spec.button, url)
-    return _act(request, order, submission, spec.service, target=line)
+    label = "Changer le rendez-vous" if options.get("replanning") else spec.button
+    return _act(request, order, Submission(spec.name, form, label, url), spec.service, target=line)
 
 
 @login_required

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -18,7 +20,7 @@ from orders.models import Order
 from orders.states import State
 from portal.models import Asset, Client, Contract, Role, User
 from portal.roles import OFFICE_GROUP
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PARIS, PASSWORD, make_user
 
 
 @pytest.fixture
@@ -554,6 +556,14 @@ def test_the_order_page_shows_the_actions_allowed_in_its_state(office_client, or
     assert f"/admin/orders/order/{order.pk}/action/edit/" not in text
 
 
+@pytest.fixture
+def before_the_visits():
+    """The day before the appointments these tests set (a past one is refused)."""
+    with time_machine.travel(datetime(2026, 11, 24, 10, 0, tzinfo=PARIS), tick=False):
+        yield
+
+
+@pytest.mark.usefixtures("before_the_visits")
 def test_acknowledging_then_planning_an_appointment_from_the_action_pages(office_client, order):
     response = office_client.get(f"/admin/orders/order/{order.pk}/action/acknowledge/")
     assert response.status_code == HTTPStatus.OK
@@ -641,6 +651,7 @@ LIFE = [
 ]
 
 
+@pytest.mark.usefixtures("before_the_visits")
 def test_each_action_page_moves_the_order_through_its_service(office_client, order):
     for action, data, state, label in LIFE:
         url = f"/admin/orders/order/{order.pk}/action/{action}/"

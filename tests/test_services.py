@@ -126,7 +126,9 @@ def test_the_suspension_is_recorded_with_its_reason(order, technician):
 
 def test_planning_by_period_records_both_dates(order, technician):
     services.acknowledge_order(order, actor=technician)
-    event = services.plan_order(order, actor=technician, planned_start=T0, planned_end=T0 + timedelta(days=2))
+    event = services.plan_order(
+        order, actor=technician, planned_start=T0, planned_end=T0 + timedelta(days=2), at=T0 - timedelta(days=1)
+    )
     assert event.label == "Travaux planifiés du lundi 23 novembre à 8 h au mercredi 25 novembre à 8 h"
     assert order.appointment_at is None
     assert order.planned_end == T0 + timedelta(days=2)
@@ -230,7 +232,7 @@ def test_every_change_passes_through_the_relay_seam(order, technician, superviso
     original = sharing.share_event
     monkeypatch.setattr(sharing, "share_event", lambda o, event: (shared.append(event.pk), original(o, event)))
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=T0)
+    services.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
     services.assign_order(order, actor=supervisor, pilot=supervisor)
     services.start_work(order, actor=technician)
     services.set_progress(order, actor=technician, progress=30)

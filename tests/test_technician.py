@@ -118,7 +118,7 @@ def test_a_card_shows_the_reference_address_occupant_time_and_state(signed_in, o
     assert "OPH57_241122093015" in html
     assert "14 rue des Tilleuls, 57000 Metz" in html
     assert "Mme Claire Martin" in html
-    assert "Rendez-vous mar 24 nov à 14h30" in html
+    assert "Rendez-vous mar. 24 nov. à 14 h 30" in html
     assert '<span class="badge state-planned">Planifié</span>' in html
 
 
@@ -397,11 +397,14 @@ def test_changing_the_appointment_shows_the_current_one_and_records_a_new_one(si
     html = signed_in.get(f"/commandes/{order.pk}/").content.decode()
     assert 'value="2026-11-24T12:00"' in html
 
-    signed_in.post(f"/commandes/{order.pk}/planifier/", {"appointment": "2026-11-26T09:00"})
+    assert "Motif du report" in html
+    signed_in.post(
+        f"/commandes/{order.pk}/planifier/", {"appointment": "2026-11-26T09:00", "reason": "Pièce en commande"}
+    )
 
     order.refresh_from_db()
     assert order.appointment_at == datetime(2026, 11, 26, 9, 0, tzinfo=PARIS)
-    assert last_event(order).label == "Rendez-vous reporté au jeudi 26 novembre à 9 h"
+    assert last_event(order).label == "Rendez-vous reporté au jeudi 26 novembre à 9 h (motif : Pièce en commande)"
 
 
 def test_a_plan_without_any_date_is_answered_in_french(signed_in, order, technician):
@@ -696,5 +699,5 @@ def test_a_line_quantity_shows_in_french_without_useless_decimals(signed_in, ord
 def test_a_planned_start_without_an_end_is_shown_from_that_day(signed_in, contract, technician):
     an_order(contract, technician, "OPEN-ENDED", state=State.PLANNED, planned_start=NOW - timedelta(days=1))
     html = signed_in.get("/mes-commandes/").content.decode()
-    assert "Travaux à partir du lun 23 nov" in html
+    assert "Travaux à partir du lun. 23 nov." in html
     assert html.index("Aujourd&#x27;hui") < html.index("OPEN-ENDED")

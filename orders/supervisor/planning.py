@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from orders import dispatch
@@ -29,6 +29,7 @@ from orders.models import Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action, State
 from orders.supervisor.forms import PlanningChangeForm
+from portal import moments
 from portal.access import role_required
 from portal.errors import Refused
 from portal.models import Role, User
@@ -77,8 +78,8 @@ def _midnight(day: date) -> datetime:
 # --- The grid --------------------------------------------------------------------
 
 
-def _moment(value: datetime, pattern: str = "D j b G\\hi") -> str:
-    return formats.date_format(timezone.localtime(value), pattern)
+def _moment(value: datetime) -> str:
+    return moments.moment(value)
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Item:
 
     @property
     def description(self) -> str:
-        """`rendez-vous lun. 30 nov. 9h30`, `travaux du lun. 30 nov. 8h00 au mer. 2 déc. 17h00`."""
+        """`rendez-vous lun. 30 nov. à 9 h 30`, `travaux du lun. 30 nov. à 8 h 00 au mer. 2 déc. à 17 h 00`."""
         if self.is_appointment:
             return f"rendez-vous {_moment(self.start)}"
         if self.open_ended:
