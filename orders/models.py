@@ -199,6 +199,17 @@ class Order(models.Model):
         flags = list(self.lines.values_list("done", flat=True))
         return round(100 * sum(flags) / len(flags)) if flags else 0
 
+    def previous_reports(self) -> models.QuerySet[InterventionReport]:
+        """The reports of the other visits to the same asset, latest first (five at most)."""
+        if self.asset_id is None:
+            return InterventionReport.objects.none()
+        return (
+            InterventionReport.objects.filter(order__asset_id=self.asset_id)
+            .exclude(order_id=self.pk)
+            .select_related("order__service_code")
+            .order_by("-created_at", "-pk")[:5]
+        )
+
     def missing_to_finish(self) -> list[str]:
         """What is not done yet, in French, for the confirmation of « Terminer les travaux »."""
         missing = []

@@ -113,7 +113,7 @@ def my_orders(request: HttpRequest) -> HttpResponse:
     orders = (
         Order.objects.visible_to(request.user)
         .filter(Q(state__in=WORK_STATES) | Q(state__in=DONE_STATES, actual_end__gte=now - RECENTLY_FINISHED))
-        .select_related("asset")
+        .select_related("asset", "service_code")
     )
     sections = _sections(orders.search(query), now)
     context = {"form": form, "query": query, "sections": sections, "count": sum(len(s.cards) for s in sections)}
