@@ -109,3 +109,16 @@ def test_back_keeps_the_filter_form_in_step_with_the_list(live_server, busy_day,
     page.go_forward()
     expect(rows).to_have_count(1)
     expect(search).to_have_value("OPH57_261205090003")
+
+
+@pytest.mark.parametrize("path", ["/admin/orders/order/", "/admin/portal/priceitem/"])
+def test_the_admin_tables_fit_1440_px(live_server, busy_day, price_item, office, desktop, screenshots, path):
+    page = desktop
+    page.goto(f"{live_server.url}/connexion/?next={path}")
+    page.get_by_label("Identifiant").fill(office.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page).to_have_url(f"{live_server.url}{path}")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    page.screenshot(path=screenshots / f"admin-1440{path.replace('/', '-').rstrip('-')}.png", full_page=True)
+    assert width <= 1440, f"{path}: {width} px wide"
