@@ -9,6 +9,7 @@ from django.db import transaction
 
 from orders import services
 from orders.models import Order, OrderEvent
+from orders.states import State
 from portal.models import User
 
 # "Leave the technician as they are": None would take the order from them.
@@ -31,14 +32,18 @@ def reschedule_order(
     planned_start: datetime | None = None,
     planned_end: datetime | None = None,
 ) -> list[OrderEvent]:
-    """Reassign then reschedule in one transaction: the events of what changed
-    (none when nothing did). A refusal of either leaves both undone."""
+    """Reassign then reschedule in one transaction (an order still to be
+    acknowledged is acknowledged first): the events of what changed (none when
+    nothing did). A refusal of either leaves both undone."""
     events: list[OrderEvent] = []
     if technician is not KEEP and order.technician_id != getattr(technician, "pk", None):
         assert technician is None or isinstance(technician, User)
         assigned = services.assign_order(order, actor=actor, technician=technician)
         if assigned is not None:
             events.append(assigned)
+    if (appointment is not None or planned_start is not None) and order.state == State.TO_ACKNOWLEDGE:
+        # Dispatching a new order onto a day takes it into account for the company.
+        events.append(services.acknowledge_order(order, actor=actor))
     if appointment is not None:
         if not (_same_minute(order.appointment_at, appointment) and order.planned_start is None):
             events.append(services.plan_order(order, actor=actor, appointment=appointment))

@@ -352,17 +352,18 @@ def test_an_order_can_be_taken_away_from_its_technician(signed_in, planned):
 
 
 def test_an_illegal_change_gets_a_french_message_and_changes_nothing(signed_in, order, technician, other_technician):
-    # To be acknowledged: it can be reassigned, not planned; the two go together or not at all.
+    # Finished: it can be reassigned, not planned; the two go together or not at all.
+    factories.bring_to(order, State.FINISHED, technician, at=timezone.now() - timedelta(hours=4))
     events = order.events.count()
     response = change(signed_in, order, technician=other_technician.pk, appointment="2026-12-03T10:00")
     assert response.status_code == HTTPStatus.FOUND
     order.refresh_from_db()
     assert order.technician == technician
-    assert order.appointment_at is None
+    assert order.appointment_at != at(3, 10)
     assert order.events.count() == events
     text = messages_of(signed_in.get(response.url))
     assert f"Commande {order.reference} : rien n'a été modifié." in text
-    assert "Action « Planifier » impossible : la commande est à l'état « À prendre en compte »" in text
+    assert "Action « Planifier » impossible : la commande est à l'état « Terminé »" in text
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Q
+from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -251,6 +251,7 @@ def planning(request: HttpRequest) -> HttpResponse:
         week_error = f"« {asked[:20]} » n'est pas une semaine : écrivez-la sous la forme {week_param(this_monday)}."
         monday = this_monday
     start, end = _midnight(monday), _midnight(monday + timedelta(days=7))
+    backlog_query = request.GET.get("a_planifier", "").strip()[:100]
     technicians = list(User.objects.filter(role=Role.TECHNICIAN, is_active=True).order_by("last_name", "first_name"))
     rows = build_rows(week_orders(request.user, start, end), technicians, monday)
     context = {
@@ -270,6 +271,8 @@ def planning(request: HttpRequest) -> HttpResponse:
         "technicians": technicians,
         "slot_minutes": int(SLOT.total_seconds() // 60),
         "conflicts": sum(row.conflicts for row in rows),
+        "backlog": backlog_orders(request.user, backlog_query),
+        "backlog_query": backlog_query,
     }
     return render(request, "orders/planning.html", context)
 
@@ -307,3 +310,78 @@ def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.info(request, f"Commande {order.reference} : rien à changer.")
     return redirect(back)
+
+
+# --- The backlog (issue 16, item 9, first slice) -----------------------------------
+# The open orders nobody is assigned to or that have no date yet, the most
+# urgent first, each with a form that assigns and schedules it (a plain POST to
+# `planning_change`, so it works without JavaScript), and a check of the chosen
+# technician and time asked by htmx before saving: the technician's visits it
+# overlaps, and whether it ends after the order's due date.
+
+BACKLOG_LIMIT = 300  # shown at most; the filter narrows it
+
+
+def backlog_orders(user: User, query: str = "") -> list[Order]:
+    """Open orders without a technician or without a date: due first (no due
+    date last), then the most critical, then the oldest."""
+    orders = (
+        Order.objects.visible_to(user)
+        .filter(state__in=WORK_STATES)
+        .filter(Q(technician__isnull=True) | Q(appointment_at__isnull=True, planned_start__isnull=True))
+        .select_related("asset", "service_code", "contract__client", "technician")
+        .order_by(F("due_at").asc(nulls_last=True), "-critical_level", "pk")
+    )
+    if query:
+        orders = orders.search(query)
+    return list(orders[:BACKLOG_LIMIT])
+
+
+@dataclass(frozen=True)
+class Check:
+    warnings: list[str]
+    checked: bool  # a technician and a time were given
+
+
+def check_slot(order: Order, technician: User | None, appointment: datetime | None) -> Check:
+    """What goes wrong if `order` is given to `technician` at `appointment`
+    (held for the planning's slot): their visits it overlaps, a due date passed."""
+    if appointment is None:
+        return Check([], False)
+    warnings = []
+    end = appointment + SLOT
+    if order.due_at is not None and end > order.due_at:
+        warnings.append(f"Après l'échéance du {moments.moment(order.due_at)}.")
+    if technician is not None:
+        theirs = (
+            Order.objects.filter(technician=technician, state__in=WORK_STATES)
+            .exclude(pk=order.pk)
+            .filter(
+                Q(appointment_at__gt=appointment - SLOT, appointment_at__lt=end)
+                | Q(appointment_at__isnull=True, planned_start__lt=end, planned_end__gt=appointment)
+                | Q(
+                    appointment_at__isnull=True,
+                    planned_end__isnull=True,
+                    planned_start__gt=appointment - SLOT,
+                    planned_start__lt=end,
+                )
+            )
+            .order_by("appointment_at", "planned_start", "pk")
+        )
+        for other in theirs:
+            item = _item(other, "")
+            if item is not None:
+                warnings.append(f"Chevauche {other.reference} ({item.description}) de {technician}.")
+    return Check(warnings, technician is not None)
+
+
+@role_required(Role.SUPERVISOR, Role.OFFICE)
+def backlog_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """htmx: the warnings of the backlog form of order `pk` as it is filled in."""
+    order = Order.objects.visible_to(request.user).filter(pk=pk).first()
+    form = PlanningChangeForm(request.GET)
+    if order is None or not form.is_valid():
+        result = Check([], False)
+    else:
+        result = check_slot(order, form.cleaned_data.get("technician"), form.cleaned_data.get("appointment"))
+    return render(request, "orders/_backlog_check.html", {"check": result, "order": order, "now": timezone.now()})

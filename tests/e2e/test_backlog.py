@@ -1,0 +1,64 @@
+"""The planning's backlog in a supervisor's browser (issue 16, item 9, first
+slice): pick a technician and a time for an order nobody has, see the
+conflict with their visit before saving, pick another time, save: the order
+leaves the backlog for the technician's row of the week."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from orders.models import Order
+from orders.states import State
+from tests import factories
+from tests.conftest import PASSWORD
+from tests.e2e.helpers import Screens
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("database_before_the_live_server")]
+
+
+def test_an_order_is_dispatched_from_the_backlog_after_seeing_the_conflict(
+    live_server, contract, asset, service_code, technician, supervisor, desktop, screenshots
+):
+    tomorrow = (timezone.localtime() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    busy = factories.register_order(
+        contract, reference="DEJA-10H", asset=asset, service_code=service_code, technician=technician
+    )
+    factories.bring_to(busy, State.PLANNED, technician, appointment=tomorrow)
+    new = factories.register_order(
+        contract,
+        reference="NOUVELLE",
+        asset=asset,
+        service_code=service_code,
+        description="Fuite sous l'évier de la cuisine",
+    )
+    Order.objects.filter(pk=new.pk).update(technician=None, due_at=tomorrow + timedelta(days=5))
+
+    page = desktop
+    screens = Screens(page, screenshots)
+    page.goto(f"{live_server.url}/connexion/?next=/pilotage/planning/")
+    page.get_by_label("Identifiant").fill(supervisor.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    item = page.locator(f"#a-planifier-{new.pk}")
+    expect(item).to_contain_text("NOUVELLE")
+    item.get_by_label("Technicien").select_option(str(technician.pk))
+    item.get_by_label("Rendez-vous").fill(f"{tomorrow:%Y-%m-%d}T10:30")
+    item.get_by_label("Rendez-vous").dispatch_event("change")
+    expect(item.locator(".backlog-warnings")).to_contain_text("Chevauche DEJA-10H")
+    assert Order.objects.get(pk=new.pk).technician_id is None  # nothing saved yet
+    screens.check("backlog-01-conflict-before-saving")
+
+    item.get_by_label("Rendez-vous").fill(f"{tomorrow:%Y-%m-%d}T14:00")
+    item.get_by_label("Rendez-vous").dispatch_event("change")
+    expect(item.locator(".backlog-ok")).to_contain_text("Aucun conflit")
+    item.get_by_role("button", name="Planifier").click()
+    expect(page.locator("#a-planifier")).not_to_contain_text("NOUVELLE")
+    expect(page.locator("table.planning")).to_contain_text("NOUVELLE")
+    screens.check("backlog-02-dispatched")
+    new.refresh_from_db()
+    assert (new.technician_id, new.state) == (technician.pk, State.PLANNED)
+    assert timezone.localtime(new.appointment_at).hour == 14
