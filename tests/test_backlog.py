@@ -64,8 +64,8 @@ def test_the_backlog_is_filtered_by_any_word_of_the_order(client, supervisor, ba
 
 
 def check(client, order, technician, when):
-    url = f"/pilotage/planning/commandes/{order.pk}/verifier/"
-    return client.get(url, {"technician": technician.pk if technician else "", "appointment": when}).content.decode()
+    data = {"commande": order.pk, "technician": technician.pk if technician else "", "appointment": when}
+    return client.get("/pilotage/planning/a-planifier/verifier/", data).content.decode()
 
 
 def test_a_slot_that_overlaps_a_visit_or_passes_the_due_date_is_told_before_saving(
@@ -87,10 +87,11 @@ def test_the_plain_form_assigns_and_schedules_and_the_order_leaves_the_backlog(c
     client.force_login(supervisor)
     order = backlog["tuesday"]
     response = client.post(
-        f"/pilotage/planning/commandes/{order.pk}/",
-        {"technician": technician.pk, "appointment": "2026-12-07T14:00", "semaine": "2026-W50"},
+        "/pilotage/planning/a-planifier/",
+        {"commande": order.pk, "technician": technician.pk, "appointment": "2026-12-07T14:00", "semaine": "2026-W50"},
     )
     assert response.status_code == HTTPStatus.FOUND
+    assert response.url == "/pilotage/planning/?semaine=2026-W50#a-planifier"
     order.refresh_from_db()
     assert order.technician == technician
     assert order.appointment_at == datetime(2026, 12, 7, 14, 0, tzinfo=PARIS)
@@ -104,8 +105,18 @@ def test_the_overview_counts_the_orders_nobody_is_assigned_to(client, supervisor
     assert "<strong>2</strong> non affectées</a>" in html
 
 
-def test_technicians_and_strangers_cannot_check(client, technician, backlog):
-    url = f"/pilotage/planning/commandes/{backlog['tuesday'].pk}/verifier/"
-    assert client.get(url).status_code == HTTPStatus.FOUND  # to the sign-in page
+def test_technicians_and_strangers_cannot_check_or_plan(client, technician, backlog):
+    check_url = f"/pilotage/planning/a-planifier/verifier/?commande={backlog['tuesday'].pk}"
+    data = {"commande": backlog["tuesday"].pk, "technician": technician.pk, "appointment": "2026-12-07T14:00"}
+    assert client.get(check_url).status_code == HTTPStatus.FOUND  # to the sign-in page
+    assert client.post("/pilotage/planning/a-planifier/", data).status_code == HTTPStatus.FOUND
     client.force_login(technician)
-    assert client.get(url).status_code == HTTPStatus.FORBIDDEN
+    assert client.get(check_url).status_code == HTTPStatus.FORBIDDEN
+    assert client.post("/pilotage/planning/a-planifier/", data).status_code == HTTPStatus.FORBIDDEN
+    assert Order.objects.get(pk=backlog["tuesday"].pk).appointment_at is None
+
+
+def test_planning_without_choosing_an_order_says_so(client, supervisor, technician, backlog):
+    client.force_login(supervisor)
+    response = client.post("/pilotage/planning/a-planifier/", {"technician": technician.pk}, follow=True)
+    assert "Choisissez la commande à planifier dans la liste." in response.content.decode()

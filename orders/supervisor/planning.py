@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -375,13 +376,46 @@ def check_slot(order: Order, technician: User | None, appointment: datetime | No
     return Check(warnings, technician is not None)
 
 
+def _picked(request: HttpRequest, data: Any) -> Order | None:
+    """The backlog order chosen in the form (`commande`), if the person may see it."""
+    value = str(data.get("commande", "")).strip()
+    if not value.isdigit():
+        return None
+    return Order.objects.visible_to(request.user).filter(pk=int(value)).first()
+
+
 @role_required(Role.SUPERVISOR, Role.OFFICE)
-def backlog_check(request: HttpRequest, pk: int) -> HttpResponse:
-    """htmx: the warnings of the backlog form of order `pk` as it is filled in."""
-    order = Order.objects.visible_to(request.user).filter(pk=pk).first()
+def backlog_check(request: HttpRequest) -> HttpResponse:
+    """htmx: the warnings of the backlog's form as it is filled in."""
+    order = _picked(request, request.GET)
     form = PlanningChangeForm(request.GET)
     if order is None or not form.is_valid():
         result = Check([], False)
     else:
         result = check_slot(order, form.cleaned_data.get("technician"), form.cleaned_data.get("appointment"))
-    return render(request, "orders/_backlog_check.html", {"check": result, "order": order, "now": timezone.now()})
+    return render(request, "orders/_backlog_check.html", {"check": result, "order": order})
+
+
+@role_required(Role.SUPERVISOR, Role.OFFICE)
+@require_POST
+def backlog_plan(request: HttpRequest) -> HttpResponse:
+    """The backlog's form: the chosen order to a technician and a time (a plain
+    POST, the same change as the grid's forms), then back to the backlog."""
+    order = _picked(request, request.POST)
+    monday = parse_week(request.POST.get(WEEK_PARAM, ""))
+    back = (week_url(monday) if monday else reverse("orders:planning")) + "#a-planifier"
+    if order is None:
+        messages.error(request, "Choisissez la commande à planifier dans la liste.")
+        return redirect(back)
+    form = PlanningChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Commande {order.reference} : {_errors(form)}")
+        return redirect(back)
+    try:
+        events = dispatch.reschedule_order(order, actor=request.user, **form.cleaned_data)
+    except Refused as error:
+        messages.error(request, f"Commande {order.reference} : rien n'a été modifié. {error}")
+    else:
+        labels = "; ".join(event.label for event in events) or "rien à changer"
+        messages.success(request, f"Commande {order.reference} : {labels}.")
+    return redirect(back)
