@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.utils import timezone
 
 from orders import services
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, OrderSeen
 from orders.states import State
 from portal.models import User
 
@@ -54,3 +55,16 @@ def reschedule_order(
     ):
         events.append(services.plan_order(order, actor=actor, planned_start=planned_start, planned_end=planned_end))
     return events
+
+
+def mark_seen(order: Order, user: User) -> None:
+    """`user` (a technician) opened `order`'s page now: what was given or moved
+    to them before is no longer news on their list."""
+    if user.is_technician:
+        # One statement whether or not it was seen before (INSERT ... ON CONFLICT DO UPDATE).
+        OrderSeen.objects.bulk_create(
+            [OrderSeen(user=user, order=order, seen_at=timezone.now())],
+            update_conflicts=True,
+            unique_fields=["user", "order"],
+            update_fields=["seen_at"],
+        )

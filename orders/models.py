@@ -325,6 +325,23 @@ class OrderEvent(models.Model):
         raise ValueError("L'historique d'une commande ne se supprime pas.")
 
 
+class OrderSeen(models.Model):
+    """When a technician last opened an order's page: their list marks the
+    orders given or moved to them by someone else since (« nouveau », « modifié »)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="technicien")
+    order = models.ForeignKey(Order, models.CASCADE, related_name="seen_by", verbose_name="commande")
+    seen_at = models.DateTimeField("vue le")
+
+    class Meta:
+        verbose_name = "commande vue"
+        verbose_name_plural = "commandes vues"
+        constraints = [models.UniqueConstraint(fields=["user", "order"], name="orders_orderseen_once")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} vue par {self.user_id} le {self.seen_at:%Y-%m-%d %H:%M}"
+
+
 # --- Documents and intervention reports ---------------------------------------
 
 
