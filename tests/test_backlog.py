@@ -13,6 +13,7 @@ import time_machine
 
 from orders.models import Order
 from orders.states import State
+from portal.models import ServiceCode
 from tests import factories
 from tests.conftest import PARIS
 
@@ -120,3 +121,18 @@ def test_planning_without_choosing_an_order_says_so(client, supervisor, technici
     client.force_login(supervisor)
     response = client.post("/pilotage/planning/a-planifier/", {"technician": technician.pk}, follow=True)
     assert "Choisissez la commande à planifier dans la liste." in response.content.decode()
+
+
+def test_a_visit_holds_its_technician_for_its_service_codes_duration(client, supervisor, technician, backlog):
+    """D-PLANIFIEE is at 10:00; its code now takes 2 h 30, B-MARDI's 30 minutes."""
+    ServiceCode.objects.filter(pk=backlog["planned"].service_code_id).update(visit_minutes=150)
+    long_code = backlog["planned"].service_code
+    short = ServiceCode.objects.create(contract=long_code.contract, code="COURT", label="Contrôle", visit_minutes=30)
+    Order.objects.filter(pk=backlog["tuesday"].pk).update(service_code=short)
+    client.force_login(supervisor)
+    # 12:00 is inside 10:00 + 2 h 30; 12:30 is not.
+    assert "Chevauche D-PLANIFIEE" in check(client, backlog["tuesday"], technician, "2026-12-07T12:00")
+    assert "Aucun conflit" in check(client, backlog["tuesday"], technician, "2026-12-07T12:30")
+    # 9:30 for 30 minutes ends as D-PLANIFIEE begins; 9:31 runs into it.
+    assert "Aucun conflit" in check(client, backlog["tuesday"], technician, "2026-12-07T09:30")
+    assert "Chevauche D-PLANIFIEE" in check(client, backlog["tuesday"], technician, "2026-12-07T09:31")

@@ -39,6 +39,16 @@ from portal.models import Role, User
 # technician less than an hour apart are flagged as overlapping. Planned
 # periods overlap when they intersect.
 SLOT = timedelta(hours=1)
+# An appointment holds its technician for its service code's visit (`visit_minutes`),
+# SLOT without a code; the longest allowed is a day, hence how far back to look.
+LONGEST_VISIT = timedelta(days=1)
+
+
+def visit_length(order: Order) -> timedelta:
+    """How long `order`'s appointment holds its technician (its service code read along)."""
+    return timedelta(minutes=order.service_code.visit_minutes) if order.service_code_id else SLOT
+
+
 WEEK_PARAM = "semaine"
 WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{1,2})$")
 # Far enough for any real planning, near enough that a week after it still exists.
@@ -145,7 +155,7 @@ class Row:
 
 def _item(order: Order, url: str) -> Item | None:
     if order.appointment_at is not None:
-        return Item(order, order.appointment_at, order.appointment_at + SLOT, True, False, url)
+        return Item(order, order.appointment_at, order.appointment_at + visit_length(order), True, False, url)
     if order.planned_start is not None:
         if order.planned_end is None:
             return Item(order, order.planned_start, order.planned_start + SLOT, False, True, url)
@@ -225,7 +235,7 @@ def week_orders(user: User, start: datetime, end: datetime) -> list[Order]:
         Order.objects.visible_to(user)
         .exclude(state=State.CANCELLED)
         .filter(
-            Q(appointment_at__gte=start - SLOT, appointment_at__lt=end)
+            Q(appointment_at__gte=start - LONGEST_VISIT, appointment_at__lt=end)
             | Q(appointment_at__isnull=True, planned_start__lt=end, planned_end__gt=start)
             | Q(
                 appointment_at__isnull=True,
@@ -234,7 +244,7 @@ def week_orders(user: User, start: datetime, end: datetime) -> list[Order]:
                 planned_start__lt=end,
             )
         )
-        .select_related("asset", "technician", "contract__client")
+        .select_related("asset", "technician", "contract__client", "service_code")
         .order_by("pk")
     )
     return list(orders)
@@ -346,11 +356,11 @@ class Check:
 
 def check_slot(order: Order, technician: User | None, appointment: datetime | None) -> Check:
     """What goes wrong if `order` is given to `technician` at `appointment`
-    (held for the planning's slot): their visits it overlaps, a due date passed."""
+    (held for its service code's visit): their visits it overlaps, a due date passed."""
     if appointment is None:
         return Check([], False)
     warnings = []
-    end = appointment + SLOT
+    end = appointment + visit_length(order)
     if order.due_at is not None and end > order.due_at:
         warnings.append(f"Après l'échéance du {moments.moment(order.due_at)}.")
     if technician is not None:
@@ -358,7 +368,7 @@ def check_slot(order: Order, technician: User | None, appointment: datetime | No
             Order.objects.filter(technician=technician, state__in=WORK_STATES)
             .exclude(pk=order.pk)
             .filter(
-                Q(appointment_at__gt=appointment - SLOT, appointment_at__lt=end)
+                Q(appointment_at__gt=appointment - LONGEST_VISIT, appointment_at__lt=end)
                 | Q(appointment_at__isnull=True, planned_start__lt=end, planned_end__gt=appointment)
                 | Q(
                     appointment_at__isnull=True,
@@ -367,11 +377,12 @@ def check_slot(order: Order, technician: User | None, appointment: datetime | No
                     planned_start__lt=end,
                 )
             )
+            .select_related("service_code")
             .order_by("appointment_at", "planned_start", "pk")
         )
         for other in theirs:
             item = _item(other, "")
-            if item is not None:
+            if item is not None and item.end > appointment:
                 warnings.append(f"Chevauche {other.reference} ({item.description}) de {technician}.")
     return Check(warnings, technician is not None)
 
@@ -381,7 +392,7 @@ def _picked(request: HttpRequest, data: Any) -> Order | None:
     value = str(data.get("commande", "")).strip()
     if not value.isdigit():
         return None
-    return Order.objects.visible_to(request.user).filter(pk=int(value)).first()
+    return Order.objects.visible_to(request.user).select_related("service_code").filter(pk=int(value)).first()
 
 
 @role_required(Role.SUPERVISOR, Role.OFFICE)
