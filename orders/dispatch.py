@@ -3,12 +3,13 @@ all or nothing, through the order services."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from orders import services
+from orders import services, tasks
 from orders.models import Order, OrderEvent, OrderSeen
 from orders.states import State
 from portal.models import User
@@ -54,6 +55,10 @@ def reschedule_order(
         and _same_minute(order.planned_end, planned_end)
     ):
         events.append(services.plan_order(order, actor=actor, planned_start=planned_start, planned_end=planned_end))
+    if events and order.technician_id is not None and order.technician_id != getattr(actor, "pk", None):
+        # Told once the change is saved; a broker that is down loses only the email.
+        changes = [event.label for event in events]
+        transaction.on_commit(functools.partial(tasks.tell_technician.delay, order.pk, changes), robust=True)
     return events
 
 

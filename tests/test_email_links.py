@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
-from orders import notifications, services
+from orders import dispatch, notifications, services
 from orders.models import Order
 from orders.states import State
 from portal.models import NotificationPreference, Role, User
@@ -152,3 +152,30 @@ def test_quote_refusal_email_links_open_for_who_sent_it(
     assert follow_every_link(client, mail.outbox) == 2
     assert "Office Public de l'Habitat de Metz" in mail.outbox[0].body
     assert "Office Public de l'Habitat de Metz" in mail.outbox[0].subject
+
+
+def test_the_technician_told_of_a_dispatch_opens_the_order(
+    client, order, technician, supervisor, django_capture_on_commit_callbacks
+):
+    factories.bring_to(order, State.ACKNOWLEDGED, technician, at=NOW - timedelta(hours=2))
+    with django_capture_on_commit_callbacks() as callbacks:
+        events = dispatch.reschedule_order(order, actor=supervisor, appointment=NOW + timedelta(days=1))
+    changes = [event.label for event in events]
+    # Queued for the worker once saved: the order and what changed.
+    assert [(callback.func.__name__, callback.args) for callback in callbacks] == [("delay", (order.pk, changes))]
+
+    assert notifications.tell_technician(order.pk, changes) == 1
+    [email] = mail.outbox
+    assert email.to == [technician.email]
+    assert email.subject == f"Commande {order.reference} : Rendez-vous fixé le lundi 23 novembre à 10 h"
+    assert "Rendez-vous : lun. 23 nov. à 10 h 00" in email.body
+    assert follow_every_link(client, mail.outbox) == 1
+
+
+def test_what_a_technician_plans_themselves_is_not_emailed_to_them(
+    order, technician, django_capture_on_commit_callbacks
+):
+    factories.bring_to(order, State.ACKNOWLEDGED, technician, at=NOW - timedelta(hours=2))
+    with django_capture_on_commit_callbacks() as callbacks:
+        dispatch.reschedule_order(order, actor=technician, appointment=NOW + timedelta(days=1))
+    assert callbacks == []
