@@ -159,7 +159,7 @@ class BillingAccountAdmin(admin.ModelAdmin):
 
 class ServiceCodeInline(admin.TabularInline):
     model = ServiceCode
-    fields = ("code", "label", "intervention_delay_hours", "completion_delay_hours", "visit_minutes")
+    fields = ("code", "label", "intervention_delay_hours", "completion_delay_hours")
     extra = 1
 
 

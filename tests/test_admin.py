@@ -583,7 +583,7 @@ def test_acknowledging_then_planning_an_appointment_from_the_action_pages(office
     order.refresh_from_db()
     assert order.state == State.PLANNED
     assert split(order.appointment_at) == ("25/11/2026", "08:30:00")
-    label = "Rendez-vous fixé le mercredi 25 novembre à 8 h 30"
+    label = "Rendez-vous fixé le mer. 25 nov. à 8 h 30"
     assert label in [str(message) for message in response.context["messages"]]
     assert label in history(response)
     assert order.events.latest("pk").actor.username == "nadia"
@@ -597,7 +597,7 @@ LIFE = [
         "plan",
         {"appointment_0": "25/11/2026", "appointment_1": "08:30"},
         State.PLANNED,
-        "Rendez-vous fixé le mercredi 25 novembre à 8 h 30",
+        "Rendez-vous fixé le mer. 25 nov. à 8 h 30",
     ),
     (
         "suspend",
@@ -614,13 +614,13 @@ LIFE = [
             "planned_end_1": "12:00",
         },
         State.PLANNED,
-        "Travaux replanifiés du jeudi 26 novembre à 8 h au jeudi 26 novembre à 12 h",
+        "Travaux replanifiés du jeu. 26 nov. à 8 h 00 au jeu. 26 nov. à 12 h 00",
     ),
     (
         "start",
         {"at_0": "26/11/2026", "at_1": "08:10"},
         State.IN_PROGRESS,
-        "Travaux démarrés le jeudi 26 novembre à 8 h 10",
+        "Travaux démarrés le jeu. 26 nov. à 8 h 10",
     ),
     (
         "suspend",
@@ -633,7 +633,7 @@ LIFE = [
         "finish",
         {"at_0": "27/11/2026", "at_1": "11:30"},
         State.FINISHED,
-        "Travaux terminés le vendredi 27 novembre à 11 h 30",
+        "Travaux terminés le ven. 27 nov. à 11 h 30",
     ),
     (
         "record_reception",

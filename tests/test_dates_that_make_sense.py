@@ -133,7 +133,7 @@ def test_moving_an_appointment_asks_a_reason_and_relays_it(signed_in, order, tec
     order.refresh_from_db()
     assert order.appointment_at == datetime(2026, 12, 8, 9, 0, tzinfo=PARIS)
     event = order.events.filter(kind="plan").latest("pk")
-    assert event.label == "Rendez-vous reporté au mardi 8 décembre à 9 h (motif : Occupant indisponible)"
+    assert event.label == "Rendez-vous reporté au mar. 8 déc. à 9 h 00 (motif : Occupant indisponible)"
     assert event.data["reason"] == "Occupant indisponible"
     message = OutboxMessage.objects.get(event=event)
     assert "motif : Occupant indisponible" in message.payload["description"]

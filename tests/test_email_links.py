@@ -167,7 +167,7 @@ def test_the_technician_told_of_a_dispatch_opens_the_order(
     assert notifications.tell_technician(order.pk, changes) == 1
     [email] = mail.outbox
     assert email.to == [technician.email]
-    assert email.subject == f"Commande {order.reference} : Rendez-vous fixé le lundi 23 novembre à 10 h"
+    assert email.subject == f"Commande {order.reference} : Rendez-vous fixé le lun. 23 nov. à 10 h 00"
     assert "Rendez-vous : lun. 23 nov. à 10 h 00" in email.body
     assert follow_every_link(client, mail.outbox) == 1
 

@@ -331,9 +331,9 @@ def test_rescheduling_from_the_planning_replans_the_appointment(signed_in, plann
     event = planned.events.order_by("-pk").first()
     assert event.kind == "plan"
     assert event.actor == supervisor
-    assert event.label == "Rendez-vous reporté au mardi 8 décembre à 14 h 30"
+    assert event.label == "Rendez-vous reporté au mar. 8 déc. à 14 h 30"
     page = signed_in.get(response.url)
-    assert "Rendez-vous reporté au mardi 8 décembre à 14 h 30" in messages_of(page)
+    assert "Rendez-vous reporté au mar. 8 déc. à 14 h 30" in messages_of(page)
     assert cells_of(page.content.decode(), planned.reference) == [1]
 
 

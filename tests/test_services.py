@@ -98,15 +98,15 @@ def test_a_whole_order_life_leaves_a_french_history_in_order(at_t0, order, super
     labels = history(order)
     assert labels[4:] == [
         "Commande prise en compte",
-        "Rendez-vous fixé le mardi 24 novembre à 8 h 30",
-        "Rendez-vous reporté au mercredi 25 novembre à 14 h",
-        "Travaux démarrés le mercredi 25 novembre à 14 h 05",
+        "Rendez-vous fixé le mar. 24 nov. à 8 h 30",
+        "Rendez-vous reporté au mer. 25 nov. à 14 h 00",
+        "Travaux démarrés le mer. 25 nov. à 14 h 05",
         "Avancement : 50 %",
         "Ligne L1 réalisée : Recherche de fuite",
         "Intervention suspendue : devis nécessaire (pièce à commander)",
         "Travaux repris",
         "Ligne L2 réalisée : Remplacement du siphon",
-        "Travaux terminés le jeudi 26 novembre à 10 h",
+        "Travaux terminés le jeu. 26 nov. à 10 h 00",
         "Travaux réceptionnés le 27 novembre 2026",
         "Facture F2026-118 émise le 30 novembre 2026",
         "Commande clôturée : travaux réalisés",
@@ -129,7 +129,7 @@ def test_planning_by_period_records_both_dates(order, technician):
     event = services.plan_order(
         order, actor=technician, planned_start=T0, planned_end=T0 + timedelta(days=2), at=T0 - timedelta(days=1)
     )
-    assert event.label == "Travaux planifiés du lundi 23 novembre à 8 h au mercredi 25 novembre à 8 h"
+    assert event.label == "Travaux planifiés du lun. 23 nov. à 8 h 00 au mer. 25 nov. à 8 h 00"
     assert order.appointment_at is None
     assert order.planned_end == T0 + timedelta(days=2)
 

@@ -329,9 +329,9 @@ ACTIONS = [
         State.ACKNOWLEDGED,
         {"appointment": "2026-11-25T14:30"},
         State.PLANNED,
-        "Rendez-vous fixé le mercredi 25 novembre à 14 h 30",
+        "Rendez-vous fixé le mer. 25 nov. à 14 h 30",
     ),
-    ("demarrer", State.PLANNED, {}, State.IN_PROGRESS, "Travaux démarrés le mardi 24 novembre à 10 h"),
+    ("demarrer", State.PLANNED, {}, State.IN_PROGRESS, "Travaux démarrés le mar. 24 nov. à 10 h 00"),
     (
         "suspendre",
         State.IN_PROGRESS,
@@ -340,7 +340,7 @@ ACTIONS = [
         "Intervention suspendue : occupant absent (Personne au 3e)",
     ),
     ("reprendre", State.SUSPENDED, {}, State.IN_PROGRESS, "Travaux repris"),
-    ("terminer", State.IN_PROGRESS, {}, State.FINISHED, "Travaux terminés le mardi 24 novembre à 10 h"),
+    ("terminer", State.IN_PROGRESS, {}, State.FINISHED, "Travaux terminés le mar. 24 nov. à 10 h 00"),
 ]
 
 
@@ -404,7 +404,7 @@ def test_changing_the_appointment_shows_the_current_one_and_records_a_new_one(si
 
     order.refresh_from_db()
     assert order.appointment_at == datetime(2026, 11, 26, 9, 0, tzinfo=PARIS)
-    assert last_event(order).label == "Rendez-vous reporté au jeudi 26 novembre à 9 h (motif : Pièce en commande)"
+    assert last_event(order).label == "Rendez-vous reporté au jeu. 26 nov. à 9 h 00 (motif : Pièce en commande)"
 
 
 def test_a_plan_without_any_date_is_answered_in_french(signed_in, order, technician):
