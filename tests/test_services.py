@@ -328,7 +328,7 @@ def test_of_two_concurrent_starts_exactly_one_wins(order, technician):
 @pytest.mark.django_db(transaction=True)
 def test_of_eight_simultaneous_transitions_exactly_one_wins(order, technician):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=T0)
+    services.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
     barrier = threading.Barrier(8)
     results: list = [None] * 8
 
