@@ -23,7 +23,7 @@ from typing import Any
 
 from django import forms
 
-from orders import services
+from orders import reports, services
 from orders.forms import (
     AcknowledgeForm,
     AtForm,
@@ -135,7 +135,7 @@ TABLE: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         Action.FINISH,
-        services.finish_work,
+        reports.finish_work,
         admin_form=AtForm,
         technician_form=TechnicianActionForm,
         path="terminer",
@@ -233,8 +233,9 @@ def buttons(order: Order, url: Callable[[ActionSpec], str]) -> list[ActionButton
     for spec in technician_actions():
         if spec.own_section or spec.action not in order.allowed_actions:
             continue
-        label, initial = spec.button, None
+        label, initial, options = spec.button, None, dict[str, Any]()
         if spec.action == Action.PLAN:
+            options["replanning"] = order.state != State.ACKNOWLEDGED
             # Planning again: the form starts from the current appointment or period.
             initial = {
                 "appointment": order.appointment_at,
@@ -243,6 +244,11 @@ def buttons(order: Order, url: Callable[[ActionSpec], str]) -> list[ActionButton
             }
             if order.appointment_at or order.planned_start:
                 label = "Changer le rendez-vous"
-        form = technician_form(spec, initial=initial)
-        found.append(ActionButton(spec.name, label, url(spec), form, spec.confirm, spec.action == main))
+        confirm = spec.confirm
+        if spec.action == Action.FINISH and (missing := order.missing_to_finish()):
+            confirm = f"Attention : {' et '.join(missing)}. Terminer quand même les travaux ? " + confirm.removeprefix(
+                "Terminer les travaux ? "
+            )
+        form = technician_form(spec, initial=initial, **options)
+        found.append(ActionButton(spec.name, label, url(spec), form, confirm, spec.action == main))
     return found

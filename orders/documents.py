@@ -84,13 +84,15 @@ def attach_report_pdf(report: InterventionReport, *, content: bytes) -> Document
     if locked.pdf_status == PdfStatus.DONE:
         return None
     stamp = timezone.localtime(locked.created_at)
+    # Rendered again when the works end (orders.reports.finish_work): a new version.
+    again = locked.document_id is not None
     document = attach_document(
         locked.order,
         actor=locked.created_by,
         file=ContentFile(content),
         kind=DocumentKind.GENERATED_REPORT,
-        title=report_title(locked),
-        file_name=f"rapport-intervention-{locked.order.reference}-{stamp:%Y%m%d-%H%M}.pdf",
+        title=report_title(locked) + (" (mis à jour à la fin des travaux)" if again else ""),
+        file_name=f"rapport-intervention-{locked.order.reference}-{stamp:%Y%m%d-%H%M}{'-fin' if again else ''}.pdf",
     )
     InterventionReport.objects.filter(pk=locked.pk).update(pdf_status=PdfStatus.DONE, pdf_error="", document=document)
     return document

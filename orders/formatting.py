@@ -8,15 +8,13 @@ from datetime import date, datetime
 from django.utils import formats, timezone, translation
 
 from orders import deadlines
+from portal import moments
 
 
 def format_datetime(value: datetime) -> str:
-    """`lundi 25 novembre à 8 h 30`, in Paris time, whatever language is active."""
-    with translation.override("fr"):
-        local = timezone.localtime(value)
-        text = formats.date_format(local, "l j F")
-        minutes = f"{local.minute:02d}" if local.minute else ""
-        return f"{text} à {local.hour} h {minutes}".rstrip()
+    """`lun. 25 nov. à 8 h 30` (the year when not this year's), in Paris time:
+    the pages' one format (portal.moments), in the history and the labels sent."""
+    return moments.moment(value)
 
 
 def format_deadline(ends_at: datetime, *, short: bool = False) -> str:

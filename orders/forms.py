@@ -103,6 +103,7 @@ class PlanForm(forms.Form):
     planned_end = PlausibleSplitDateTimeField(
         label="Fin prévue", required=False, widget=admin_widgets.AdminSplitDateTime
     )
+    reason = forms.CharField(label="Motif du report", required=False, max_length=200)
 
 
 class AtForm(forms.Form):
@@ -187,6 +188,20 @@ class TechnicianPlanForm(TechnicianActionForm):
     appointment = _datetime_field("Rendez-vous")
     planned_start = _datetime_field("Début prévu")
     planned_end = _datetime_field("Fin prévue")
+    reason = forms.CharField(
+        label="Motif du report",
+        required=False,
+        max_length=200,
+        help_text="Transmis au client avec la nouvelle date.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    def __init__(self, *args: Any, replanning: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if replanning:  # a reason is asked when an appointment is moved
+            self.fields["reason"].required = True
+        else:
+            del self.fields["reason"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -194,6 +194,35 @@ class Order(models.Model):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    def progress_from_lines(self) -> int:
+        """The share of its lines done, in % (0 without lines)."""
+        flags = list(self.lines.values_list("done", flat=True))
+        return round(100 * sum(flags) / len(flags)) if flags else 0
+
+    def previous_reports(self) -> models.QuerySet[InterventionReport]:
+        """The reports of the other visits to the same asset, latest first (five at most)."""
+        if self.asset_id is None:
+            return InterventionReport.objects.none()
+        return (
+            InterventionReport.objects.filter(order__asset_id=self.asset_id)
+            .exclude(order_id=self.pk)
+            .select_related("order__service_code")
+            .order_by("-created_at", "-pk")[:5]
+        )
+
+    def missing_to_finish(self) -> list[str]:
+        """What is not done yet, in French, for the confirmation of « Terminer les travaux »."""
+        missing = []
+        lines = list(self.lines.all())
+        left = [line for line in lines if not line.done]
+        if left:
+            names = ", ".join(f"{line.reference} {line.label}" for line in left)
+            verb = "n'est pas réalisée" if len(left) == 1 else "ne sont pas réalisées"
+            missing.append(f"{len(left)} ligne{'s' if len(left) > 1 else ''} sur {len(lines)} {verb} ({names})")
+        if not self.reports.exists():
+            missing.append("aucun rapport d'intervention n'est saisi")
+        return missing
+
     @property
     def department(self) -> str | None:
         """Where the works are done: whose public holidays count (CCAG-MI §3.2.4)."""
@@ -294,6 +323,23 @@ class OrderEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("L'historique d'une commande ne se supprime pas.")
+
+
+class OrderSeen(models.Model):
+    """When a technician last opened an order's page: their list marks the
+    orders given or moved to them by someone else since (« nouveau », « modifié »)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="technicien")
+    order = models.ForeignKey(Order, models.CASCADE, related_name="seen_by", verbose_name="commande")
+    seen_at = models.DateTimeField("vue le")
+
+    class Meta:
+        verbose_name = "commande vue"
+        verbose_name_plural = "commandes vues"
+        constraints = [models.UniqueConstraint(fields=["user", "order"], name="orders_orderseen_once")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} vue par {self.user_id} le {self.seen_at:%Y-%m-%d %H:%M}"
 
 
 # --- Documents and intervention reports ---------------------------------------

@@ -95,3 +95,18 @@ def warn_late_soon(now: datetime | None = None) -> int:
     )
     orders = Order.objects.due_soon(now).exclude(Exists(warned)).order_by("due_at", "pk")
     return _notify_orders(NotificationKind.LATE_SOON, orders, "late_soon", now)
+
+
+def tell_technician(order_id: int, changes: list[str]) -> int:
+    """The technician an order was given or moved to by someone else (the
+    planning, orders.dispatch): what changed, and the link to the order."""
+    order = Order.objects.select_related("technician", "asset", "service_code", "contract__client").get(pk=order_id)
+    technician = order.technician
+    if technician is None or not technician.is_active or not technician.email:
+        return 0
+    url = settings.SITE_URL + reverse("orders:detail", args=[order.pk])
+    try:
+        return emails.send("dispatched", {"order": order, "changes": changes, "url": url}, [technician.email])
+    except OSError:  # the mail server is down: their list marks it « nouveau » or « modifié » all the same
+        logger.exception("Could not tell %s about order %s", technician, order.pk)
+        return 0

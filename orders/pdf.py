@@ -105,6 +105,7 @@ def report_context(report: InterventionReport) -> tuple[dict[str, Any], dict[str
         "asset": order.asset,
         "technician": technician.get_full_name() or technician.username if technician else "",
         "photo_groups": groups,
+        "lines": list(order.lines.all()),
         "signature_url": signature_url,
         "generated_at": timezone.now(),
     }

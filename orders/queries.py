@@ -80,8 +80,8 @@ class OrderQuerySet(models.QuerySet["Order"]):
         return self.filter(state__in=OPEN_STATES)
 
     def search(self, query: str) -> OrderQuerySet:
-        """Every word found in the reference, the address, the asset's label or
-        the occupant's name (the technician's and the supervisors' search)."""
+        """Every word found in the reference, the description, the address, the
+        asset's label or the occupant's name (the technician's and the supervisors' search)."""
         orders = self
         postgresql = connections[self.db].vendor == "postgresql"
         for word in query.split():
@@ -101,7 +101,12 @@ class OrderQuerySet(models.QuerySet["Order"]):
             # like the trigram ones (migration 0009), and PostgreSQL ORs the
             # three indexes instead of reading every order (see bench/README.md).
             at_asset = _EqualsAny(F("asset_id"), ArraySubquery(assets)) if postgresql else Q(asset__in=assets)
-            orders = orders.filter(Q(reference__icontains=word) | Q(occupant_name__icontains=word) | at_asset)
+            orders = orders.filter(
+                Q(reference__icontains=word)
+                | Q(occupant_name__icontains=word)
+                | Q(description__icontains=word)
+                | at_asset
+            )
         return orders
 
     def late(self, now: datetime) -> OrderQuerySet:

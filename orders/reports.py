@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from orders import documents, services, tasks
 from orders.images import ProcessedImage
-from orders.models import InterventionReport, Order, PdfStatus, PhotoKind, ReportPhoto, SignatureStatus
+from orders.models import InterventionReport, Order, OrderEvent, PdfStatus, PhotoKind, ReportPhoto, SignatureStatus
 from orders.services import ServiceError
 from portal.models import User
 
@@ -132,3 +132,17 @@ def retry_report_pdf(report: InterventionReport, *, actor: User | None) -> Inter
     _queue_report_pdf(locked.pk)
     locked.refresh_from_db()
     return locked
+
+
+@transaction.atomic
+def finish_work(order: Order, *, actor: User | None, at: datetime | None = None) -> OrderEvent:
+    """« Terminer les travaux », then the PDF of the order's latest report
+    rendered again, so that it shows the end of the works and the lines done."""
+    event = services.finish_work(order, actor=actor, at=at)
+    latest = order.reports.order_by("-created_at", "-pk").first()
+    if latest is not None:
+        InterventionReport.objects.filter(pk=latest.pk).update(
+            pdf_status=PdfStatus.PENDING, pdf_error="", pdf_requested_at=timezone.now()
+        )
+        _queue_report_pdf(latest.pk)
+    return event

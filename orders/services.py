@@ -347,10 +347,12 @@ def plan_order(
     appointment: datetime | None = None,
     planned_start: datetime | None = None,
     planned_end: datetime | None = None,
+    reason: str = "",
     at: datetime | None = None,
 ) -> OrderEvent:
-    """Set the appointment, or the planned period; doing it again is a replanning."""
-    replanning = order.state != State.ACKNOWLEDGED
+    """Set the appointment, or the planned period; again, a replanning, its `reason` in the label."""
+    replanning, at, reason = order.state != State.ACKNOWLEDGED, at or timezone.now(), " ".join(reason.split())
+    when = {"appointment": appointment, "planned_start": planned_start, "planned_end": planned_end}
     if appointment is not None:
         label = f"Rendez-vous {'reporté au' if replanning else 'fixé le'} {format_datetime(appointment)}"
     elif planned_start is not None and planned_end is not None:
@@ -363,22 +365,17 @@ def plan_order(
     return _transition(
         order,
         Action.PLAN,
-        Facts(appointment=appointment, planned_start=planned_start, planned_end=planned_end),
+        Facts(appointment=appointment, planned_start=planned_start, planned_end=planned_end, at=at),
         actor=actor,
-        at=at or timezone.now(),
-        label=label,
+        at=at,
+        label=f"{label} (motif : {reason})" if reason else label,
         changes={
             "appointment_at": appointment,
             "planned_start": planned_start,
             "planned_end": planned_end,
             "suspend_reason": "",
         },
-        data={
-            "replanned": replanning,
-            "appointment": iso(appointment),
-            "planned_start": iso(planned_start),
-            "planned_end": iso(planned_end),
-        },
+        data={"replanned": replanning, "reason": reason, **{name: iso(value) for name, value in when.items()}},
     )
 
 
@@ -545,12 +542,13 @@ def mark_line(line: OrderLine, *, actor: User | None, done: bool, at: datetime |
     """Mark a line done or not done; marking it as it already is changes nothing."""
     order = lock_for(line.order, Action.MARK_LINE)
     at = at or timezone.now()
-    updated = OrderLine.objects.filter(pk=line.pk, order=order, done=not done).update(
+    if not OrderLine.objects.filter(pk=line.pk, order=order, done=not done).update(
         done=done, done_at=at if done else None
-    )
-    line.refresh_from_db()
-    if not updated:
+    ):
         return None
+    line.refresh_from_db()
+    Order.objects.filter(pk=order.pk).update(progress=order.progress_from_lines(), updated_at=timezone.now())
+    order.refresh_from_db()  # its progress follows the lines
     return record_event(
         order,
         kind=Action.MARK_LINE.value,

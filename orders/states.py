@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -220,6 +220,11 @@ class Facts:
     progress: int | Decimal | None = None
 
 
+# An appointment this long before the moment it is set is still taken (set
+# on the doorstep, or a phone's clock a little late); earlier, it is refused.
+PAST_APPOINTMENT_GRACE = timedelta(minutes=30)
+
+
 def _require_plan(f: Facts) -> str | None:
     if f.appointment is None and (f.planned_start is None or f.planned_end is None):
         return "il faut un rendez-vous, ou une date de début et une date de fin prévues."
@@ -227,6 +232,10 @@ def _require_plan(f: Facts) -> str | None:
         return "indiquez soit un rendez-vous, soit une période prévue, pas les deux."
     if f.planned_start and f.planned_end and f.planned_end <= f.planned_start:
         return "la fin prévue doit être après le début prévu."
+    if f.at is not None and f.appointment is not None and f.appointment < f.at - PAST_APPOINTMENT_GRACE:
+        return "ce rendez-vous est déjà passé : indiquez une date et une heure à venir."
+    if f.at is not None and f.planned_end is not None and f.planned_end < f.at - PAST_APPOINTMENT_GRACE:
+        return "cette période de travaux est déjà passée : indiquez des dates à venir."
     return None
 
 

@@ -116,6 +116,12 @@ def warn_orders_late_soon() -> int:
     return notifications.warn_late_soon()
 
 
+@shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
+def tell_technician(order_id: int, changes: list[str]) -> int:
+    """After the planning gave or moved an order: email its technician."""
+    return notifications.tell_technician(order_id, changes)
+
+
 @shared_task(ignore_result=True, acks_late=True, time_limit=1800, soft_time_limit=1700)
 def erase_ended_contracts() -> dict[str, dict[str, int]]:
     """Every night: the occupants' personal data of the contracts whose end and

@@ -95,4 +95,6 @@ urlpatterns = [
     path("bureau/exports/<int:export_id>/telecharger/", export_views.export_download, name="export_download"),
     path("pilotage/planning/", planning.planning, name="planning"),
     path("pilotage/planning/commandes/<int:pk>/", planning.planning_change, name="planning_change"),
+    path("pilotage/planning/a-planifier/", planning.backlog_plan, name="backlog_plan"),
+    path("pilotage/planning/a-planifier/verifier/", planning.backlog_check, name="backlog_check"),
 ]

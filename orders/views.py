@@ -18,17 +18,17 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import actions, offline, services
+from orders import actions, dispatch, offline, services
 from orders.access import get_order_for
 from orders.forms import NoteForm, OrderSearchForm, TechnicianActionForm
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, OrderSeen
 from orders.queries import is_late
 from orders.states import DONE_STATES, WORK_STATES, Action, State
 from portal.access import role_required
@@ -47,6 +47,21 @@ RECENTLY_FINISHED = timedelta(days=7)
 class Card:
     order: Order
     late: bool
+
+    @property
+    def news(self) -> str:
+        """« nouveau »: an order to do never opened; « modifié »: given, moved or
+        changed by someone else since it was last opened (annotated by `my_orders`)."""
+        seen_at, changed_at = getattr(self.order, "seen_at", None), getattr(self.order, "changed_at", None)
+        if self.order.state not in WORK_STATES:
+            return ""
+        if seen_at is None:
+            return "nouveau"
+        return "modifié" if changed_at is not None and changed_at > seen_at else ""
+
+
+# What someone else may do to a technician's order that they should look at again.
+NEWS_KINDS = (Action.ASSIGN.value, Action.PLAN.value, "edited", "line_added", "line_changed", "line_removed")
 
 
 @dataclass
@@ -113,7 +128,16 @@ def my_orders(request: HttpRequest) -> HttpResponse:
     orders = (
         Order.objects.visible_to(request.user)
         .filter(Q(state__in=WORK_STATES) | Q(state__in=DONE_STATES, actual_end__gte=now - RECENTLY_FINISHED))
-        .select_related("asset")
+        .select_related("asset", "service_code")
+        .annotate(
+            seen_at=Subquery(OrderSeen.objects.filter(order=OuterRef("pk"), user=request.user).values("seen_at")[:1]),
+            changed_at=Subquery(
+                OrderEvent.objects.filter(order=OuterRef("pk"), kind__in=NEWS_KINDS)
+                .exclude(actor=request.user)
+                .order_by("-recorded_at")
+                .values("recorded_at")[:1]
+            ),
+        )
     )
     sections = _sections(orders.search(query), now)
     context = {"form": form, "query": query, "sections": sections, "count": sum(len(s.cards) for s in sections)}
@@ -174,6 +198,7 @@ def _render_order(request: HttpRequest, order: Order, **context: Any) -> HttpRes
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_order_for(request, pk)
     record_contact_access(request.user, ContactAccess.Where.ORDER_PAGE, order_id=order.pk, detail=order.reference)
+    dispatch.mark_seen(order, request.user)
     return _render_order(request, order)
 
 
@@ -228,10 +253,11 @@ def order_action(request: HttpRequest, pk: int, action: Action, line_pk: int | N
     spec = actions.ACTIONS[action]
     order = get_order_for(request, pk)
     line = get_object_or_404(order.lines, pk=line_pk) if spec.on_line else None
-    form = actions.technician_form(spec, request.POST, line=line)
+    options = {"replanning": order.state != State.ACKNOWLEDGED} if action == Action.PLAN else {}
+    form = actions.technician_form(spec, request.POST, line=line, **options)
     url = reverse(spec.url_name, args=[order.pk] if line is None else [order.pk, line.pk])
-    submission = Submission(spec.name, form, spec.button, url)
-    return _act(request, order, submission, spec.service, target=line)
+    label = "Changer le rendez-vous" if options.get("replanning") else spec.button
+    return _act(request, order, Submission(spec.name, form, label, url), spec.service, target=line)
 
 
 @login_required

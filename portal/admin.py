@@ -212,7 +212,7 @@ class AssetAdmin(admin.ModelAdmin):
 
 @admin.register(ServiceCode)
 class ServiceCodeAdmin(admin.ModelAdmin):
-    list_display = ("code", "label", "contract", "intervention_delay_hours", "completion_delay_hours")
+    list_display = ("code", "label", "contract", "intervention_delay_hours", "completion_delay_hours", "visit_minutes")
     list_filter = ("contract",)
     search_fields = ("code", "label", "contract__reference")
     list_select_related = ("contract",)

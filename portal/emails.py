@@ -13,7 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db.models import Q
-from django.template.loader import render_to_string
+from django.template import Context
+from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -36,6 +37,14 @@ def recipients(kind: NotificationKind | str) -> list[str]:
     return sorted(set(users.values_list("email", flat=True)))
 
 
+def render_text(name: str, context: Mapping[str, Any]) -> str:
+    """A plain-text template rendered as it is read: no HTML escaping (a
+    client named « l'Habitat » stays so, never `l&#x27;Habitat`), whether or
+    not the template says `{% autoescape off %}`."""
+    compiled = get_template(name).template  # type: ignore[attr-defined]  # the Django backend's Template
+    return compiled.render(Context(dict(context), autoescape=False))
+
+
 def send(template: str, context: Mapping[str, Any], to: Iterable[str]) -> int:
     """Render `emails/<template>_subject.txt`, `.txt` and `.html` and send one
     email per recipient (colleagues do not see each other's addresses), over
@@ -46,8 +55,8 @@ def send(template: str, context: Mapping[str, Any], to: Iterable[str]) -> int:
     preferences_url = settings.SITE_URL + reverse("notification_preferences")
     context = {"site_url": settings.SITE_URL, "preferences_url": preferences_url, **context}
     with translation.override("fr"), timezone.override(settings.TIME_ZONE):
-        subject = " ".join(render_to_string(f"emails/{template}_subject.txt", context).split())
-        text = render_to_string(f"emails/{template}.txt", context)
+        subject = " ".join(render_text(f"emails/{template}_subject.txt", context).split())
+        text = render_text(f"emails/{template}.txt", context)
         html = render_to_string(f"emails/{template}.html", context)
     emails = []
     for address in to:

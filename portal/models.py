@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -309,6 +309,12 @@ class ServiceCode(models.Model):
         null=True,
         blank=True,
         help_text="Fixe l'échéance des commandes de ce code.",
+    )
+    visit_minutes = models.PositiveSmallIntegerField(
+        "durée d'une visite (minutes)",
+        default=60,
+        validators=[MinValueValidator(5), MaxValueValidator(24 * 60)],
+        help_text="Le temps qu'un rendez-vous de ce code occupe son technicien dans le planning.",
     )
 
     class Meta:

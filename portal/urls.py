@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 
 from portal import notifications, views
 from portal.password_reset import QueuedPasswordResetForm
@@ -12,10 +12,15 @@ from portal.tasks import RESET_TEMPLATES
 admin.site.site_header = "Portail prestataire – administration"
 admin.site.site_title = "Portail prestataire"
 admin.site.index_title = "Bureau"
+# « Voir le site »: the overview, which office staff may open ("/" brings them
+# back to the admin, their home). Named, not imported: the core knows no app.
+admin.site.site_url = reverse_lazy("orders:overview")
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for it whatever the page says: the portal's icon.
+    path("favicon.ico", views.favicon),
     path("connexion/", views.PortalLoginView.as_view(), name="login"),
     path("deconnexion/", views.PortalLogoutView.as_view(), name="logout"),
     path(

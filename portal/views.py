@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 
 from portal.models import Role
 
@@ -36,6 +37,12 @@ class PortalLogoutView(auth_views.LogoutView):
         response = super().post(request, *args, **kwargs)
         response["Clear-Site-Data"] = '"cache"'
         return response
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: the portal's icon
+    (its static URL read at request time: in production, from the manifest)."""
+    return redirect(static("icons/icon-192.png"), permanent=True)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -18,7 +20,7 @@ from orders.models import Order
 from orders.states import State
 from portal.models import Asset, Client, Contract, Role, User
 from portal.roles import OFFICE_GROUP
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PARIS, PASSWORD, make_user
 
 
 @pytest.fixture
@@ -554,6 +556,14 @@ def test_the_order_page_shows_the_actions_allowed_in_its_state(office_client, or
     assert f"/admin/orders/order/{order.pk}/action/edit/" not in text
 
 
+@pytest.fixture
+def before_the_visits():
+    """The day before the appointments these tests set (a past one is refused)."""
+    with time_machine.travel(datetime(2026, 11, 24, 10, 0, tzinfo=PARIS), tick=False):
+        yield
+
+
+@pytest.mark.usefixtures("before_the_visits")
 def test_acknowledging_then_planning_an_appointment_from_the_action_pages(office_client, order):
     response = office_client.get(f"/admin/orders/order/{order.pk}/action/acknowledge/")
     assert response.status_code == HTTPStatus.OK
@@ -573,7 +583,7 @@ def test_acknowledging_then_planning_an_appointment_from_the_action_pages(office
     order.refresh_from_db()
     assert order.state == State.PLANNED
     assert split(order.appointment_at) == ("25/11/2026", "08:30:00")
-    label = "Rendez-vous fixé le mercredi 25 novembre à 8 h 30"
+    label = "Rendez-vous fixé le mer. 25 nov. à 8 h 30"
     assert label in [str(message) for message in response.context["messages"]]
     assert label in history(response)
     assert order.events.latest("pk").actor.username == "nadia"
@@ -587,7 +597,7 @@ LIFE = [
         "plan",
         {"appointment_0": "25/11/2026", "appointment_1": "08:30"},
         State.PLANNED,
-        "Rendez-vous fixé le mercredi 25 novembre à 8 h 30",
+        "Rendez-vous fixé le mer. 25 nov. à 8 h 30",
     ),
     (
         "suspend",
@@ -604,13 +614,13 @@ LIFE = [
             "planned_end_1": "12:00",
         },
         State.PLANNED,
-        "Travaux replanifiés du jeudi 26 novembre à 8 h au jeudi 26 novembre à 12 h",
+        "Travaux replanifiés du jeu. 26 nov. à 8 h 00 au jeu. 26 nov. à 12 h 00",
     ),
     (
         "start",
         {"at_0": "26/11/2026", "at_1": "08:10"},
         State.IN_PROGRESS,
-        "Travaux démarrés le jeudi 26 novembre à 8 h 10",
+        "Travaux démarrés le jeu. 26 nov. à 8 h 10",
     ),
     (
         "suspend",
@@ -623,7 +633,7 @@ LIFE = [
         "finish",
         {"at_0": "27/11/2026", "at_1": "11:30"},
         State.FINISHED,
-        "Travaux terminés le vendredi 27 novembre à 11 h 30",
+        "Travaux terminés le ven. 27 nov. à 11 h 30",
     ),
     (
         "record_reception",
@@ -641,6 +651,7 @@ LIFE = [
 ]
 
 
+@pytest.mark.usefixtures("before_the_visits")
 def test_each_action_page_moves_the_order_through_its_service(office_client, order):
     for action, data, state, label in LIFE:
         url = f"/admin/orders/order/{order.pk}/action/{action}/"

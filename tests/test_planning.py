@@ -141,7 +141,7 @@ def test_an_item_shows_reference_time_address_state_and_links_to_the_order(signe
     html = signed_in.get(URL).content.decode()
     assert cells_of(html, "RDV-1") == [2]  # Wednesday
     assert row_of(html, "RDV-1").startswith("Karim Haddad")
-    assert "Rendez-vous 14h30" in html
+    assert "Rendez-vous 14 h 30" in html
     assert "14 rue des Tilleuls, 57000 Metz" in html
     assert '<span class="badge state-planned">Planifié</span>' in html
     assert f'href="/commandes/{order.pk}/"' in html or f'href="/pilotage/commandes/{order.pk}/"' in html
@@ -152,9 +152,9 @@ def test_a_planned_period_spans_its_days_and_carries_one_form(signed_in, contrac
     html = signed_in.get(URL).content.decode()
     assert cells_of(html, "PERIODE-1") == [1, 2, 3]
     text = text_of(html)
-    assert "Travaux dès 8h00, jusqu'au jeu 3 déc" in text
-    assert "Travaux (suite) jusqu'au jeu 3 déc" in text  # Wednesday
-    assert "Travaux (suite) jusqu'à 17h00" in text
+    assert "Travaux dès 8 h 00, jusqu'au jeu. 3 déc." in text
+    assert "Travaux (suite) jusqu'au jeu. 3 déc." in text  # Wednesday
+    assert "Travaux (suite) jusqu'à 17 h 00" in text
     assert html.count('id="commande-') == 1
 
 
@@ -246,8 +246,8 @@ def test_two_appointments_of_one_technician_within_the_hour_are_flagged(signed_i
     html = signed_in.get(URL).content.decode()
     text = text_of(html)
     assert "2 commandes en chevauchement cette semaine." in text
-    assert "Chevauchement : A-9H30 (rendez-vous mer 2 déc 9h30)." in text
-    assert "Chevauchement : A-9H00 (rendez-vous mer 2 déc 9h00)." in text
+    assert "Chevauchement : A-9H30 (rendez-vous mer. 2 déc. à 9 h 30)." in text
+    assert "Chevauchement : A-9H00 (rendez-vous mer. 2 déc. à 9 h 00)." in text
     assert "A-11H00 (" not in text
     assert html.count('class="plan-item is-conflict"') == 2
     assert "2 en chevauchement" in row_of(html, "A-9H00")
@@ -270,8 +270,8 @@ def test_planned_periods_that_intersect_are_flagged_and_an_appointment_inside_on
     text = page_text(signed_in)
     assert "3 commandes en chevauchement cette semaine." in text
     assert (
-        "Chevauchement : R-1 (rendez-vous mar 1 déc 10h00) ; P-2 (travaux du mer 2 déc 14h00 au jeu 3 déc 12h00)."
-        in text
+        "Chevauchement : R-1 (rendez-vous mar. 1 déc. à 10 h 00) ; "
+        "P-2 (travaux du mer. 2 déc. à 14 h 00 au jeu. 3 déc. à 12 h 00)." in text
     )
     assert "P-3 (" not in text
 
@@ -331,9 +331,9 @@ def test_rescheduling_from_the_planning_replans_the_appointment(signed_in, plann
     event = planned.events.order_by("-pk").first()
     assert event.kind == "plan"
     assert event.actor == supervisor
-    assert event.label == "Rendez-vous reporté au mardi 8 décembre à 14 h 30"
+    assert event.label == "Rendez-vous reporté au mar. 8 déc. à 14 h 30"
     page = signed_in.get(response.url)
-    assert "Rendez-vous reporté au mardi 8 décembre à 14 h 30" in messages_of(page)
+    assert "Rendez-vous reporté au mar. 8 déc. à 14 h 30" in messages_of(page)
     assert cells_of(page.content.decode(), planned.reference) == [1]
 
 
@@ -352,17 +352,18 @@ def test_an_order_can_be_taken_away_from_its_technician(signed_in, planned):
 
 
 def test_an_illegal_change_gets_a_french_message_and_changes_nothing(signed_in, order, technician, other_technician):
-    # To be acknowledged: it can be reassigned, not planned; the two go together or not at all.
+    # Finished: it can be reassigned, not planned; the two go together or not at all.
+    factories.bring_to(order, State.FINISHED, technician, at=timezone.now() - timedelta(hours=4))
     events = order.events.count()
     response = change(signed_in, order, technician=other_technician.pk, appointment="2026-12-03T10:00")
     assert response.status_code == HTTPStatus.FOUND
     order.refresh_from_db()
     assert order.technician == technician
-    assert order.appointment_at is None
+    assert order.appointment_at != at(3, 10)
     assert order.events.count() == events
     text = messages_of(signed_in.get(response.url))
     assert f"Commande {order.reference} : rien n'a été modifié." in text
-    assert "Action « Planifier » impossible : la commande est à l'état « À prendre en compte »" in text
+    assert "Action « Planifier » impossible : la commande est à l'état « Terminé »" in text
 
 
 @pytest.mark.parametrize(

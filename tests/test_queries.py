@@ -42,7 +42,7 @@ def test_late_is_the_same_for_an_order_already_read_as_in_a_query(order, technic
         assert queries.is_late(order, now) == Order.objects.late(now).filter(pk=order.pk).exists(), due_at
     Order.objects.filter(pk=order.pk).update(due_at=now - timedelta(days=1))
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=now - timedelta(hours=3))
+    services.plan_order(order, actor=technician, appointment=now - timedelta(hours=3), at=now - timedelta(hours=4))
     services.start_work(order, actor=technician, at=now - timedelta(hours=2))
     services.finish_work(order, actor=technician, at=now - timedelta(hours=1))
     order.refresh_from_db()

@@ -98,15 +98,15 @@ def test_a_whole_order_life_leaves_a_french_history_in_order(at_t0, order, super
     labels = history(order)
     assert labels[4:] == [
         "Commande prise en compte",
-        "Rendez-vous fixé le mardi 24 novembre à 8 h 30",
-        "Rendez-vous reporté au mercredi 25 novembre à 14 h",
-        "Travaux démarrés le mercredi 25 novembre à 14 h 05",
+        "Rendez-vous fixé le mar. 24 nov. à 8 h 30",
+        "Rendez-vous reporté au mer. 25 nov. à 14 h 00",
+        "Travaux démarrés le mer. 25 nov. à 14 h 05",
         "Avancement : 50 %",
         "Ligne L1 réalisée : Recherche de fuite",
         "Intervention suspendue : devis nécessaire (pièce à commander)",
         "Travaux repris",
         "Ligne L2 réalisée : Remplacement du siphon",
-        "Travaux terminés le jeudi 26 novembre à 10 h",
+        "Travaux terminés le jeu. 26 nov. à 10 h 00",
         "Travaux réceptionnés le 27 novembre 2026",
         "Facture F2026-118 émise le 30 novembre 2026",
         "Commande clôturée : travaux réalisés",
@@ -126,8 +126,10 @@ def test_the_suspension_is_recorded_with_its_reason(order, technician):
 
 def test_planning_by_period_records_both_dates(order, technician):
     services.acknowledge_order(order, actor=technician)
-    event = services.plan_order(order, actor=technician, planned_start=T0, planned_end=T0 + timedelta(days=2))
-    assert event.label == "Travaux planifiés du lundi 23 novembre à 8 h au mercredi 25 novembre à 8 h"
+    event = services.plan_order(
+        order, actor=technician, planned_start=T0, planned_end=T0 + timedelta(days=2), at=T0 - timedelta(days=1)
+    )
+    assert event.label == "Travaux planifiés du lun. 23 nov. à 8 h 00 au mer. 25 nov. à 8 h 00"
     assert order.appointment_at is None
     assert order.planned_end == T0 + timedelta(days=2)
 
@@ -230,7 +232,7 @@ def test_every_change_passes_through_the_relay_seam(order, technician, superviso
     original = sharing.share_event
     monkeypatch.setattr(sharing, "share_event", lambda o, event: (shared.append(event.pk), original(o, event)))
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=T0)
+    services.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
     services.assign_order(order, actor=supervisor, pilot=supervisor)
     services.start_work(order, actor=technician)
     services.set_progress(order, actor=technician, progress=30)
@@ -326,7 +328,7 @@ def test_of_two_concurrent_starts_exactly_one_wins(order, technician):
 @pytest.mark.django_db(transaction=True)
 def test_of_eight_simultaneous_transitions_exactly_one_wins(order, technician):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=T0)
+    services.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
     barrier = threading.Barrier(8)
     results: list = [None] * 8
 

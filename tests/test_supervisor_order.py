@@ -194,7 +194,7 @@ def test_with_htmx_an_action_answers_the_panel_only(signed_in, order):
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="supervisor-order"')
-    assert "Rendez-vous fixé le jeudi 26 novembre à 14 h 30" in html
+    assert "Rendez-vous fixé le jeu. 26 nov. à 14 h 30" in html
     order.refresh_from_db()
     assert order.appointment_at == datetime(2026, 11, 26, 14, 30, tzinfo=PARIS)
 

@@ -118,7 +118,7 @@ def test_a_card_shows_the_reference_address_occupant_time_and_state(signed_in, o
     assert "OPH57_241122093015" in html
     assert "14 rue des Tilleuls, 57000 Metz" in html
     assert "Mme Claire Martin" in html
-    assert "Rendez-vous mar 24 nov à 14h30" in html
+    assert "Rendez-vous mar. 24 nov. à 14 h 30" in html
     assert '<span class="badge state-planned">Planifié</span>' in html
 
 
@@ -329,9 +329,9 @@ ACTIONS = [
         State.ACKNOWLEDGED,
         {"appointment": "2026-11-25T14:30"},
         State.PLANNED,
-        "Rendez-vous fixé le mercredi 25 novembre à 14 h 30",
+        "Rendez-vous fixé le mer. 25 nov. à 14 h 30",
     ),
-    ("demarrer", State.PLANNED, {}, State.IN_PROGRESS, "Travaux démarrés le mardi 24 novembre à 10 h"),
+    ("demarrer", State.PLANNED, {}, State.IN_PROGRESS, "Travaux démarrés le mar. 24 nov. à 10 h 00"),
     (
         "suspendre",
         State.IN_PROGRESS,
@@ -340,7 +340,7 @@ ACTIONS = [
         "Intervention suspendue : occupant absent (Personne au 3e)",
     ),
     ("reprendre", State.SUSPENDED, {}, State.IN_PROGRESS, "Travaux repris"),
-    ("terminer", State.IN_PROGRESS, {}, State.FINISHED, "Travaux terminés le mardi 24 novembre à 10 h"),
+    ("terminer", State.IN_PROGRESS, {}, State.FINISHED, "Travaux terminés le mar. 24 nov. à 10 h 00"),
 ]
 
 
@@ -397,11 +397,14 @@ def test_changing_the_appointment_shows_the_current_one_and_records_a_new_one(si
     html = signed_in.get(f"/commandes/{order.pk}/").content.decode()
     assert 'value="2026-11-24T12:00"' in html
 
-    signed_in.post(f"/commandes/{order.pk}/planifier/", {"appointment": "2026-11-26T09:00"})
+    assert "Motif du report" in html
+    signed_in.post(
+        f"/commandes/{order.pk}/planifier/", {"appointment": "2026-11-26T09:00", "reason": "Pièce en commande"}
+    )
 
     order.refresh_from_db()
     assert order.appointment_at == datetime(2026, 11, 26, 9, 0, tzinfo=PARIS)
-    assert last_event(order).label == "Rendez-vous reporté au jeudi 26 novembre à 9 h"
+    assert last_event(order).label == "Rendez-vous reporté au jeu. 26 nov. à 9 h 00 (motif : Pièce en commande)"
 
 
 def test_a_plan_without_any_date_is_answered_in_french(signed_in, order, technician):
@@ -696,5 +699,5 @@ def test_a_line_quantity_shows_in_french_without_useless_decimals(signed_in, ord
 def test_a_planned_start_without_an_end_is_shown_from_that_day(signed_in, contract, technician):
     an_order(contract, technician, "OPEN-ENDED", state=State.PLANNED, planned_start=NOW - timedelta(days=1))
     html = signed_in.get("/mes-commandes/").content.decode()
-    assert "Travaux à partir du lun 23 nov" in html
+    assert "Travaux à partir du lun. 23 nov." in html
     assert html.index("Aujourd&#x27;hui") < html.index("OPEN-ENDED")

@@ -222,7 +222,7 @@ def _page(orders: QuerySet[Order], number: str | None, now: datetime) -> Page:
     found = {
         order.pk: order
         for order in _annotated(Order.objects.filter(pk__in=ids), now).select_related(
-            "contract__client", "asset", "technician"
+            "contract__client", "asset", "technician", "service_code"
         )
     }
     return Page([found[pk] for pk in ids if pk in found], wanted, paginator)

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from orders import admission, buyer, deadlines, durations, penalties
 from orders.models import Order
-from orders.states import STATE_LABELS, State
+from orders.states import STATE_LABELS, WORK_STATES, State
 from orders.supervisor import exposure
 from portal.access import role_required
 from portal.models import Client, Contract, Role, User
@@ -296,6 +296,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "visits": todays_visits(orders, now),
         "admissions": admissions(orders, now),
         "today": timezone.localdate(now),
+        "unassigned_count": orders.filter(state__in=WORK_STATES, technician__isnull=True).count(),
     }
     return render(request, "orders/overview.html", context)
 

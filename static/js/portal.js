@@ -121,4 +121,33 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.successful) notify("");
   });
+
+  // --- Back and Forward: the filter forms follow the address ----------------
+
+  // htmx restores the list of the address gone back to, but a form's fields
+  // keep what was last typed (a snapshot holds attributes, not values): set
+  // them from the address, so that the form says what the list shows.
+  function followAddress() {
+    var params = new URLSearchParams(window.location.search);
+    document.querySelectorAll("form[method=get][hx-push-url]").forEach(function (form) {
+      Array.prototype.forEach.call(form.elements, function (field) {
+        if (!field.name || field.type === "submit" || field.type === "button") return;
+        var values = params.getAll(field.name);
+        if (field.type === "checkbox" || field.type === "radio") {
+          field.checked = values.indexOf(field.value) !== -1;
+        } else if (field.tagName === "SELECT") {
+          Array.prototype.forEach.call(field.options, function (option, index) {
+            option.selected = values.length ? values.indexOf(option.value) !== -1 : index === 0;
+          });
+        } else {
+          field.value = values.length ? values[0] : "";
+        }
+      });
+    });
+  }
+
+  document.addEventListener("htmx:historyRestore", followAddress);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) followAddress();  // back from another page, from the browser's cache
+  });
 })();

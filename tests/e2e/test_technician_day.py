@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 from django.utils import timezone
-from django.utils.formats import date_format
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
 from orders.models import InterventionReport, PdfStatus
 from orders.tasks import render_report_pdf
+from portal import moments
 from portal.relay import intent
 from portal.relay.models import Connection, MessageKind, MessageStatus
 from tests.conftest import PARIS, PASSWORD
@@ -203,7 +203,7 @@ def test_a_technician_goes_through_a_day_on_one_order_from_a_phone_and_the_platf
         ("end", "Travaux terminés"),
     ]
     planned = next(log for log in received if log["event"] == "planned")
-    assert planned["description"] == f"Rendez-vous fixé le {date_format(tomorrow, 'l j F')} à 14 h 30"
+    assert planned["description"] == f"Rendez-vous fixé le {moments.day(tomorrow)} à 14 h 30"
     # The PDF went between the report's log and the end, as the order's messages say.
     kinds = list(messages.values_list("kind", flat=True))
     assert kinds[-3:] == [MessageKind.INTERVENTION_LOG, MessageKind.DOCUMENT, MessageKind.INTERVENTION_LOG]

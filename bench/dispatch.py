@@ -1,0 +1,202 @@
+"""The planning with its backlog (issue 16, item 9): 30 technicians, a week of
+150 visits and a backlog of 200 orders to plan.
+
+1. The planning page (GET /pilotage/planning/: the week's grid and the
+   backlog, each with its form) (goal: p95 <= 150 ms).
+2. The check of a technician and time for a backlog order, as htmx asks it
+   while the dispatcher chooses (GET .../verifier/, the conflicts and the due
+   date) (goal: p95 <= 100 ms, the drop's round trip).
+
+The requests go through the whole Django stack in-process (middleware,
+session, the view, the template): the server's time, without the network or
+a browser. It prints the figures against the goals and asserts nothing.
+
+    make bench
+    .venv/bin/python bench/dispatch.py [--requests 200] [--database bench_dispatch] [--quick]
+
+It drops and recreates the PostgreSQL database --database (default
+`bench_dispatch`) at BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432),
+kept afterwards; without PostgreSQL it uses a throwaway SQLite database, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ms, percentile, postgres_answers, recreate_database  # noqa: E402
+
+PAGE_GOAL = 0.150
+CHECK_GOAL = 0.100
+TECHNICIANS = 30
+VISITS_EACH = 5
+BACKLOG = 200
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200, help="timed requests of each kind (default 200)")
+    parser.add_argument("--database", default="bench_dispatch", help="PostgreSQL database (default bench_dispatch)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 40 requests of each kind")
+    options = parser.parse_args()
+    if options.quick:
+        options.requests = 40
+    return options
+
+
+def build(chance: random.Random):  # noqa: ANN201 (the portal's objects, imported after setup)
+    from django.utils import timezone
+
+    from orders.models import Order
+    from orders.states import State
+    from portal.models import Role
+    from tests import factories
+
+    supervisor = factories.make_user("bench-dispatch", Role.SUPERVISOR, first_name="Nathalie", last_name="Kieffer")
+    technicians = [
+        factories.make_user(
+            f"bench-tech-{n:02d}", Role.TECHNICIAN, first_name=f"Tech{n:02d}", last_name="Banc", password=None
+        )
+        for n in range(TECHNICIANS)
+    ]
+    client = factories.make_client()
+    contract = factories.make_contract(client)
+    service_code = factories.make_service_code(contract)
+    asset = factories.make_asset(client)
+    now = timezone.localtime().replace(minute=0, second=0, microsecond=0)
+    monday = now - timedelta(days=now.weekday())
+    number = 0
+    for technician in technicians:
+        for visit in range(VISITS_EACH):
+            number += 1
+            order = factories.register_order(
+                contract,
+                reference=f"VISITE-{number:04d}",
+                asset=asset,
+                service_code=service_code,
+                technician=technician,
+            )
+            when = (monday + timedelta(days=visit, hours=8 + chance.randint(0, 8))).replace(hour=8 + visit)
+            factories.bring_to(order, State.PLANNED, technician, at=when - timedelta(days=2), appointment=when)
+    backlog = []
+    for index in range(BACKLOG):
+        order = factories.register_order(
+            contract,
+            reference=f"A-PLANIFIER-{index:04d}",
+            asset=asset,
+            service_code=service_code,
+            description=f"Demande {index} : fuite, serrure ou volet roulant à reprendre",
+        )
+        backlog.append(order)
+    Order.objects.filter(pk__in=[order.pk for order in backlog]).update(technician=None)
+    return supervisor, technicians, backlog, monday
+
+
+CPU_TIMES: dict[int, float] = {}
+
+
+def timed(call) -> float:  # noqa: ANN001
+    clock, cpu = time.perf_counter(), time.process_time()
+    call()
+    elapsed = time.perf_counter() - clock
+    CPU_TIMES[id(elapsed)] = time.process_time() - cpu
+    return elapsed
+
+
+def summary(label: str, timings: list[float], goal: float) -> str:
+    cpu = sorted(CPU_TIMES[id(value)] for value in timings)
+    timings = sorted(timings)
+    p95 = percentile(timings, 0.95)
+    verdict = "met" if p95 <= goal else f"MISSED by {ms(p95 - goal).strip()}"
+    return (
+        f"{label}: median {ms(statistics.median(timings)).strip()}, p95 {ms(p95).strip()}, "
+        f"max {ms(timings[-1]).strip()} ({len(timings)} runs; goal p95 <= {goal * 1000:g} ms: {verdict}); "
+        f"CPU median {ms(statistics.median(cpu)).strip()}, p95 {ms(percentile(cpu, 0.95)).strip()}"
+    )
+
+
+def main() -> None:
+    options = parse_arguments()
+    server = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as folder:
+        why_not = postgres_answers(server)
+        database = recreate_database(server, options.database) if not why_not else f"sqlite:///{folder}/b.sqlite3"
+        os.environ.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "portal.settings",
+                "DEBUG": "1",
+                "VAR_DIR": folder,
+                "DATABASE_URL": database,
+                "MEDIA_ROOT": f"{folder}/media",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connection, transaction
+        from django.test import Client
+
+        print(
+            f"database: {'PostgreSQL ' + options.database if not why_not else 'SQLite (PostgreSQL: ' + why_not + ')'}"
+        )
+        call_command("migrate", verbosity=0)
+        chance = random.Random(16)
+        with transaction.atomic():
+            supervisor, technicians, backlog, monday = build(chance)
+            connection.run_on_commit.clear()  # no worker: nothing to relay here
+        if not why_not:
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+
+        browser = Client(HTTP_HOST="127.0.0.1")
+        browser.force_login(supervisor)
+        page_timings, check_timings = [], []
+        size = 0
+
+        def page() -> None:
+            nonlocal size
+            response = browser.get("/pilotage/planning/")
+            assert response.status_code == 200 and b"A-PLANIFIER-0199" in response.content
+            size = len(response.content)
+
+        timed(page)  # warm up
+        for _ in range(options.requests):
+            page_timings.append(timed(page))
+            order = chance.choice(backlog)
+            technician = chance.choice(technicians)
+            when = monday + timedelta(days=chance.randint(0, 4), hours=chance.randint(8, 17))
+
+            def check(order=order, technician=technician, when=when) -> None:
+                response = browser.get(
+                    "/pilotage/planning/a-planifier/verifier/",
+                    {"commande": order.pk, "technician": technician.pk, "appointment": f"{when:%Y-%m-%dT%H:%M}"},
+                    HTTP_HX_REQUEST="true",
+                )
+                assert response.status_code == 200
+
+            check_timings.append(timed(check))
+
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    busy = " (busy: the CPU times say more than the wall times)" if load > cpus else ""
+    print(f"load average at the end: {load:.1f} on {cpus} CPUs{busy}")
+    print(
+        f"planning page: {size / 1024:.0f} KB, {TECHNICIANS} technicians, {TECHNICIANS * VISITS_EACH} visits, "
+        f"{BACKLOG} orders to plan"
+    )
+    print(summary("planning with its backlog (GET)", page_timings, PAGE_GOAL))
+    print(summary("check before dropping (htmx GET)", check_timings, CHECK_GOAL))
+
+
+if __name__ == "__main__":
+    main()
