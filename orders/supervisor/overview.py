@@ -83,6 +83,7 @@ class StateTable:
     states: list[tuple[str, str]]  # (value, French label)
     clients: list[ClientBlock]
     totals: StateRow
+    unassigned: int = 0  # open orders without a technician
 
     def count(self, state: State) -> int:
         return self.totals.cells[list(State).index(state)].count
@@ -98,11 +99,17 @@ def state_table(orders: QuerySet[Order]) -> tuple[StateTable, dict[int, Contract
     def _cell(count: int, **filters: Any) -> Cell:
         return Cell(count, _with_query(path, filters) if count else None)
 
-    counts: dict[tuple[int, str], int] = {
-        (contract_id, state): count
-        # COUNT(*): PostgreSQL counts from the (contract, state) index alone.
-        for contract_id, state, count in orders.order_by().values_list("contract_id", "state").annotate(n=Count("*"))
-    }
+    counts: dict[tuple[int, str], int] = {}
+    unassigned = 0  # open orders without a technician, counted in the same query
+    grouped = (
+        orders.order_by()
+        .values_list("contract_id", "state")
+        .annotate(n=Count("*"), without_technician=Count("pk", filter=Q(technician__isnull=True)))
+    )
+    for contract_id, state, count, without_technician in grouped:
+        counts[(contract_id, state)] = count
+        if state in WORK_STATES:
+            unassigned += without_technician
     used = {contract_id for contract_id, _state in counts}
     contracts = list(
         Contract.objects.filter(Q(active=True) | Q(pk__in=used))
@@ -134,7 +141,7 @@ def state_table(orders: QuerySet[Order]) -> tuple[StateTable, dict[int, Contract
         [_cell(n, etat=state.value) for n, state in zip(sums, State, strict=True)],
         Cell(sum(sums), path),
     )
-    table = StateTable([(state.value, STATE_LABELS[state]) for state in State], blocks, totals)
+    table = StateTable([(state.value, STATE_LABELS[state]) for state in State], blocks, totals, unassigned)
     return table, {contract.pk: contract for contract in contracts}
 
 
@@ -296,7 +303,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "visits": todays_visits(orders, now),
         "admissions": admissions(orders, now),
         "today": timezone.localdate(now),
-        "unassigned_count": orders.filter(state__in=WORK_STATES, technician__isnull=True).count(),
+        "unassigned_count": states.unassigned,
     }
     return render(request, "orders/overview.html", context)
 
