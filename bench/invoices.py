@@ -88,7 +88,7 @@ def main() -> None:
         clock = time.perf_counter()
         office, drafts = setup(count)
         print(f"setup: {count} finished orders and their drafts in {time.perf_counter() - clock:.1f} s")
-        pdf.stylesheet()  # the worker's warm-up: the stylesheet is parsed once per process
+        pdf.stylesheets()  # the worker's warm-up: the stylesheet is parsed once per process
 
         # 1. The batch, as the worker runs it.
         batch = IssueBatch.objects.create(invoice_ids=[draft.pk for draft in drafts], created_by=office)

@@ -22,19 +22,20 @@ from weasyprint import CSS, HTML
 
 from invoices import cii
 from invoices.models import Invoice, InvoiceLine
-from orders.pdf import SCHEME, MemoryFetcher
+from orders.pdf import DOCUMENT_STYLESHEET, SCHEME, MemoryFetcher
 from portal.models import Company
 from quotes import pricing
 
 # factur-x logs every step at INFO for every invoice: noise in the workers' logs.
 logging.getLogger("factur-x").setLevel(logging.WARNING)
 
-STYLESHEET = settings.BASE_DIR / "templates" / "pdf" / "invoice.css"
+# The shared page and masthead, then the invoice's own rules.
+STYLESHEETS = (DOCUMENT_STYLESHEET, settings.BASE_DIR / "templates" / "pdf" / "invoice.css")
 
 
 @functools.cache
-def stylesheet() -> CSS:
-    return CSS(filename=str(STYLESHEET))
+def stylesheets() -> list[CSS]:
+    return [CSS(filename=str(path)) for path in STYLESHEETS]
 
 
 def _amount(value: Any) -> str:
@@ -108,7 +109,7 @@ def render(invoice: Invoice, lines: list[InvoiceLine], *, credited: Invoice | No
         # WeasyPrint opens its sRGB profile for PDF/A's output intent and leaves
         # the file to the garbage collector (a ResourceWarning, nothing lost).
         warnings.simplefilter("ignore", ResourceWarning)
-        plain = document.write_pdf(stylesheets=[stylesheet()], pdf_variant="pdf/a-3b")
+        plain = document.write_pdf(stylesheets=stylesheets(), pdf_variant="pdf/a-3b")
     xml = cii.build(invoice, lines, credited=(credited.number, credited.issue_date) if credited is not None else None)
     seller = invoice.parties.get("seller", {})
     return facturx.generate_from_binary(

@@ -167,9 +167,8 @@ def invoice_preview(request: HttpRequest, pk: int) -> HttpResponse:
     # On screen, the print stylesheet inline, with the nonce the page's CSP names
     # (no other inline style is allowed).
     nonce = str(get_nonce(request))  # generated here, so the policy names it
-    style = (
-        f'<style nonce="{nonce}">{pdf.STYLESHEET.read_text()} body {{ max-width: 190mm; margin: 8mm auto; }}</style>'
-    )
+    rules = "".join(path.read_text() for path in pdf.STYLESHEETS)
+    style = f'<style nonce="{nonce}">{rules} body {{ max-width: 190mm; margin: 8mm auto; }}</style>'
     return HttpResponse(html.replace("</head>", f"{style}</head>", 1))
 
 

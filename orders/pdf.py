@@ -27,6 +27,8 @@ from orders.models import InterventionReport, Letter, PhotoKind
 from portal.models import Company
 
 STYLESHEET = settings.BASE_DIR / "templates" / "pdf" / "report.css"
+# What the quote and the invoice share (page, footer, masthead), before their own stylesheet.
+DOCUMENT_STYLESHEET = settings.BASE_DIR / "templates" / "pdf" / "document.css"
 SCHEME = "portal"
 
 # WeasyPrint logs each of its seven steps at INFO for every document: noise in

@@ -13,16 +13,17 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from weasyprint import CSS, HTML
 
-from orders.pdf import MemoryFetcher
+from orders.pdf import DOCUMENT_STYLESHEET, MemoryFetcher
 from quotes import printing
 from quotes.models import Quote
 
-STYLESHEET = settings.BASE_DIR / "templates" / "pdf" / "quote.css"
+# The shared page and masthead, then the quote's own rules.
+STYLESHEETS = (DOCUMENT_STYLESHEET, settings.BASE_DIR / "templates" / "pdf" / "quote.css")
 
 
 @functools.cache
-def stylesheet() -> CSS:
-    return CSS(filename=str(STYLESHEET))
+def stylesheets() -> list[CSS]:
+    return [CSS(filename=str(path)) for path in STYLESHEETS]
 
 
 def render_quote(quote: Quote) -> bytes:
@@ -32,4 +33,4 @@ def render_quote(quote: Quote) -> bytes:
     with translation.override("fr"):
         html = render_to_string("pdf/quote.html", context)
     document = HTML(string=html, base_url=f"{printing.SCHEME}:/", url_fetcher=MemoryFetcher(resources))
-    return document.write_pdf(stylesheets=[stylesheet()])
+    return document.write_pdf(stylesheets=stylesheets())
