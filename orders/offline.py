@@ -36,7 +36,17 @@ from portal.models import User
 
 # What a technician's page needs to be read and used offline.
 # The stylesheet first: the worker's "no network" page links ASSETS[0].
-ASSETS = ("css/portal.css", "js/htmx.min.js", "js/portal.js", "js/offline.js", "icons/icon-192.png")
+ASSETS = (
+    "css/portal.css",
+    "js/htmx.min.js",
+    "js/portal.js",
+    "js/offline.js",
+    "icons/icon-192.png",
+    # The report's form, written offline (templates/orders/report_form.html).
+    "js/report-store.js",
+    "js/report-form.js",
+    "js/signature.js",
+)
 # The caches' names, shared with static/js/offline.js (which empties the pages' on sign-out).
 PAGES_CACHE = "portal-pages"
 

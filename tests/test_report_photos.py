@@ -419,3 +419,23 @@ def test_the_report_can_be_prepared_before_the_works_start_but_not_on_a_cancelle
     services.cancel_order(order, actor=None, reason="Doublon")
     page = signed_in.get(f"/commandes/{order.pk}/rapport/").content.decode()
     assert "data-report-form" not in page and "elle ne reçoit plus de rapport" in page
+
+
+# --- Offline: the worker keeps the form and what it needs ---------------------------
+
+
+def test_the_service_worker_keeps_the_report_form_and_its_scripts(client):
+    body = client.get("/sw.js").content.decode()
+    for asset in ("report-store.js", "report-form.js", "signature.js"):
+        assert f'"/static/js/{asset}"' in body, asset
+    assert r"rapport\/" in body  # the report's form is one of the pages kept
+
+
+def test_a_technicians_pages_load_the_report_store_after_the_offline_mode(signed_in, started, technician, client):
+    for url in ("/mes-commandes/", f"/commandes/{started.pk}/", f"/commandes/{started.pk}/rapport/"):
+        page = signed_in.get(url).content.decode()
+        store = f'<script src="/static/js/report-store.js" data-user="{technician.pk}" defer></script>'
+        assert page.count(store) == 1, url
+        assert page.index('src="/static/js/offline.js"') < page.index(store) < page.index("</head>"), url
+    client.logout()
+    assert "report-store.js" not in client.get("/connexion/").content.decode()

@@ -10,7 +10,9 @@
 //   when the network returns (the server answers each replay in JSON: applied,
 //   already applied, or refused with the reason, which is then shown);
 // - forgets the pages kept for another person signed in on this phone, and,
-//   on signing out, asks before leaving actions unsent and forgets the pages.
+//   on signing out, asks before leaving actions unsent and forgets the pages;
+// - says "Hors ligne" as soon as the phone has no network, even with nothing
+//   waiting, and lets static/js/report-store.js queue the report (below).
 //
 // portal.js hands over, through `window.portal.keep`, the actions that cannot
 // reach the server: the forms marked `data-offline` are kept here.
@@ -266,6 +268,8 @@
       var queue = load(QUEUE);
       if (!queue.length) return finish("");
       var entry = queue[0];
+      // An item whose parts are still on their way (a report's photos) waits, and what follows it too.
+      if (portal.queue.held(entry)) return finish("");
       send(entry, false).then(function (result) {
         if (result === "later") return finish("");
         if (result === "login") return finish("Votre session a expiré : reconnectez-vous pour envoyer les modifications en attente.");
@@ -275,6 +279,7 @@
           refused.push({label: entry.label, order: entry.order, at: entry.at, reason: result.reason});
           save(REFUSED, refused);
         }
+        document.dispatchEvent(new CustomEvent("portal:sent", {detail: {entry: entry, result: result}}));
         changed = true;
         render();
         next();
@@ -302,6 +307,8 @@
     var urls = Array.prototype.map.call(document.querySelectorAll("a.order-card"), function (link) {
       return new URL(link.getAttribute("href"), window.location.href).href;
     });
+    // Each order's report form too: a report is written where there is no network.
+    urls = urls.concat(urls.map(function (url) { return url + "rapport/"; }));
     // The list itself too: on the first visit, the worker was not there to keep it.
     urls.unshift(window.location.origin + window.location.pathname);
     var fresh = Date.now() - last < PRECACHE_EVERY;
@@ -355,6 +362,52 @@
       if (queue.some(function (entry) { return entry.url === url; })) showQueued(form);
     });
   }
+
+  // --- Other kinds of queued items -------------------------------------------
+
+  // static/js/report-store.js queues the intervention report, whose photos go
+  // ahead of it: it adds the report here like an action (`add`), holds it while
+  // its photos are on their way (`held`, asked before each send), sends the
+  // queue once they are up (`replay`), takes it back when it went another way
+  // (`remove`), and hears each item's outcome (the "portal:sent" event).
+  portal.queue = {
+    add: function (entry) {
+      var queue = load(QUEUE);
+      if (!queue.some(function (queued) { return queued.key === entry.key; })) queue.push(entry);
+      if (!save(QUEUE, queue)) return false;
+      render();
+      return true;
+    },
+    remove: function (key) {
+      save(QUEUE, load(QUEUE).filter(function (queued) { return queued.key !== key; }));
+      render();
+    },
+    list: function () { return load(QUEUE); },
+    // Until its script says otherwise, an item of another kind waits for it.
+    held: function (entry) { return Boolean(entry.kind); },
+    replay: function () { replay(); },
+    token: csrfToken,
+    refreshToken: refreshToken
+  };
+
+  // --- Without network: said at once, even with nothing waiting ----------------
+
+  function showConnection() {
+    var banner = document.getElementById("offline-banner");
+    if (!banner) {
+      banner = document.createElement("p");
+      banner.id = "offline-banner";
+      banner.className = "offline-banner";
+      banner.setAttribute("role", "status");
+      document.querySelector("main").before(banner);
+    }
+    banner.textContent = navigator.onLine ? "" : "Hors ligne : tout reste sur le téléphone";
+    banner.hidden = navigator.onLine;
+  }
+
+  showConnection();
+  window.addEventListener("online", showConnection);
+  window.addEventListener("offline", showConnection);
 
   markQueuedForms();
   render();

@@ -10,7 +10,7 @@ var VERSION = "{{ version }}";
 var STATIC_CACHE = "portal-static-" + VERSION;
 var PAGES_CACHE = {{ pages_cache|safe }};
 var ASSETS = {{ assets|safe }};
-var PAGES = /^\/(mes-commandes\/|commandes\/\d+\/(rapports\/\d+\/)?)$/;
+var PAGES = /^\/(mes-commandes\/|commandes\/\d+\/(rapports\/\d+\/|rapport\/)?)$/;
 var NETWORK_WAIT = 8000;  // ms: a basement's weak signal, then the kept copy
 
 self.addEventListener("install", function (event) {
