@@ -12,9 +12,11 @@ cleaned data of an action form is exactly the keyword arguments of its service.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 from uuid import UUID
 
 from django import forms
@@ -427,13 +429,24 @@ class ReportForm(TechnicianActionForm):
         }
 
 
-class PhotoUploadForm(forms.Form):
-    """A photo of the report opened by the phone before its parts (orders.report_photos)."""
+class PhotoOpeningForm(forms.Form):
+    """What the phone says of a report's photo with its first part, in headers
+    (orders.report_photos): its kind, its size, its name (percent-encoded)."""
 
-    key = forms.UUIDField(error_messages={"invalid": "Photo méconnaissable : choisissez-la à nouveau."})
     kind = forms.ChoiceField(choices=PhotoKind.choices)
-    size = forms.IntegerField(min_value=1)
+    size = forms.IntegerField(min_value=1, error_messages={"min_value": "Cette photo est vide."})
     name = forms.CharField(required=False, max_length=1000)
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> PhotoOpeningForm | None:
+        if "Upload-Length" not in headers:
+            return None
+        data = {
+            "kind": headers.get("Upload-Kind", ""),
+            "size": headers.get("Upload-Length", ""),
+            "name": unquote(headers.get("Upload-Name", "")),
+        }
+        return cls(data)
 
 
 class DocumentUploadForm(forms.Form):

@@ -1,12 +1,13 @@
 """A report's photos sent ahead of the report (orders.photo_models).
 
 The phone (static/js/report-store.js) shrinks each photo as soon as it is
-chosen and sends it at once, in parts of a few hundred kilobytes: it opens the
-upload with the photo's key, kind and size, then sends each part with the
-offset it starts at. The server keeps a part only when it starts where the
-last one ended, and always answers with the offset it has (`received`): after
-a lost connection the phone asks again and resumes from there, so a weak
-signal costs at most one part, never the photo. Once whole, the photo is
+chosen and sends it at once, in parts of 512 KB (most photos, once shrunk,
+are one part): each part with the offset it starts at, the first one also
+with the photo's kind, size and name (which opens its upload). The server
+keeps a part only when it starts where the last one ended, and always answers
+with the offset it has (`received`): after a lost connection the phone sends
+its part again, is told where the server stands, and resumes from there, so a
+weak signal costs at most one part, never the photo. Once whole, the photo is
 checked by its content and shrunk here as every photo is (orders.images, its
 own limits whatever the phone did), and waits for the report that names its
 key (`take_photos`, in the report's transaction). A report that comes before
@@ -34,7 +35,8 @@ from orders.models import Order, PhotoKind, StagedPhoto, StagedPhotoPart, Staged
 from orders.services import ServiceError
 from portal.models import User
 
-# One request's part: the phone sends 256 KB; more is refused before it is kept.
+# One request's part: the phone sends 512 KB (a photo shrunk on the phone is
+# one part, most often); more is refused before it is read.
 MAX_PART_BYTES = 1024 * 1024
 # Photos of one person on one order that no report took yet (two reports' worth, and more).
 MAX_WAITING_PHOTOS = 40
@@ -47,6 +49,15 @@ class ReportPhotoUpload:
 
     kind: PhotoKind
     image: images.ProcessedImage
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What the phone says of a photo with its first part."""
+
+    kind: str
+    size: int
+    name: str = ""
 
 
 class UnknownPhoto(LookupError):
@@ -84,44 +95,51 @@ def _mine(order: Order, actor: User) -> QuerySet[StagedPhoto]:
     return StagedPhoto.objects.filter(order=order, user=actor)
 
 
-def open_upload(order: Order, *, actor: User, key: UUID, kind: str, size: int, name: str = "") -> StagedPhoto:
-    """Start receiving the photo `key` (`size` bytes), or find it again: opening
-    it twice (an answer lost) gives the same photo, with what it has received."""
-    name = name.strip()[:200]
-    if kind not in PhotoKind.values:
+def _open(order: Order, *, actor: User, key: UUID, opening: Opening) -> StagedPhoto:
+    """A photo's first part: its upload opened, with the server's own limits."""
+    name = opening.name.strip()[:200]
+    if opening.kind not in PhotoKind.values:
         raise ServiceError("Indiquez si la photo est d'avant ou d'après les travaux.")
-    if size <= 0:
+    if opening.size <= 0:
         raise ServiceError(f"{_photo_label(name)} est vide.")
-    if size > images.MAX_PHOTO_BYTES:
+    if opening.size > images.MAX_PHOTO_BYTES:
         raise ServiceError(f"{_photo_label(name)} dépasse 15 Mo.")
-    photo = StagedPhoto.objects.filter(key=key).first()
-    if photo is None:
-        if _mine(order, actor).count() >= MAX_WAITING_PHOTOS:
-            raise ServiceError(
-                f"{MAX_WAITING_PHOTOS} photos attendent déjà leur rapport sur cette commande : "
-                "enregistrez le rapport, ou retirez des photos."
+    if _mine(order, actor).count() >= MAX_WAITING_PHOTOS:
+        raise ServiceError(
+            f"{MAX_WAITING_PHOTOS} photos attendent déjà leur rapport sur cette commande : "
+            "enregistrez le rapport, ou retirez des photos."
+        )
+    try:
+        with transaction.atomic():
+            return StagedPhoto.objects.create(
+                key=key, order=order, user=actor, kind=opening.kind, size=opening.size, name=name
             )
-        try:
-            with transaction.atomic():
-                return StagedPhoto.objects.create(key=key, order=order, user=actor, kind=kind, size=size, name=name)
-        except IntegrityError:
-            # The same key opened twice at once: the other one won.
-            photo = StagedPhoto.objects.filter(key=key).first()
-            if photo is None:
-                raise
-    if photo.order_id != order.pk or photo.user_id != actor.pk or photo.size != size:
+    except IntegrityError:
+        # The key is taken: another order's, or the same first part sent twice at once.
+        photo = StagedPhoto.objects.select_for_update().filter(key=key).first()
+        if photo is None:
+            raise
+    if photo.order_id != order.pk or photo.user_id != actor.pk:
         raise ServiceError("Cette photo a déjà été reçue pour une autre commande : elle n'est pas reprise.")
     return photo
 
 
 @transaction.atomic
-def receive_part(order: Order, *, actor: User, key: UUID, offset: int, data: bytes) -> StagedPhoto:
+def receive_part(
+    order: Order, *, actor: User, key: UUID, offset: int, data: bytes, opening: Opening | None = None
+) -> StagedPhoto:
     """Keep `data` if it starts where the photo's received bytes end; once the
-    photo is whole, check and shrink it. A part of a photo already whole (the
-    last one sent again, its answer lost) changes nothing."""
+    photo is whole, check and shrink it. The first part (`offset` 0) comes with
+    the photo's `opening` (its kind, size and name), so that a photo of one
+    part costs one request. A part of a photo already whole (the last one sent
+    again, its answer lost) changes nothing."""
     photo = _mine(order, actor).select_for_update().filter(key=key).first()
     if photo is None:
-        raise UnknownPhoto(key)
+        if opening is None or offset != 0:
+            raise UnknownPhoto(key)
+        photo = _open(order, actor=actor, key=key, opening=opening)
+    elif opening is not None and opening.size != photo.size:
+        raise ServiceError("Cette photo a déjà été reçue pour une autre commande : elle n'est pas reprise.")
     if photo.status != StagedPhotoStatus.RECEIVING:
         return photo
     if offset != photo.received:

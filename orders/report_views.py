@@ -24,7 +24,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from orders import documents, offline, report_photos, reports
 from orders.access import get_order_for
-from orders.forms import DocumentUploadForm, PhotoUploadForm, ReportForm
+from orders.forms import DocumentUploadForm, PhotoOpeningForm, ReportForm
 from orders.models import Document, DocumentKind, InterventionReport, Order, OrderEvent, StagedPhoto
 from orders.states import State
 from portal.errors import Refused
@@ -122,25 +122,11 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
-def report_photo_open(request: HttpRequest, order_id: int) -> JsonResponse:
-    """A photo of the report, chosen on the phone: its upload opened (or found again, with what it has)."""
-    order = get_order_for(request, order_id)
-    form = PhotoUploadForm(request.POST)
-    if not form.is_valid():
-        error = next(iter(form.errors.values()))[0]
-        return JsonResponse({"status": "refused", "error": error}, status=HTTPStatus.BAD_REQUEST)
-    try:
-        photo = report_photos.open_upload(order, actor=request.user, **form.cleaned_data)
-    except Refused as error:
-        return JsonResponse({"status": "refused", "error": str(error)}, status=HTTPStatus.CONFLICT)
-    return JsonResponse(_photo_state(photo))
-
-
-@login_required
 def report_photo(request: HttpRequest, order_id: int, key: UUID) -> HttpResponse:
-    """POST: the photo's next part, its offset in `Upload-Offset`, its bytes as the body. GET: the photo
-    as kept, for its thumbnail on a form shown again."""
+    """POST: the photo's next part, its offset in `Upload-Offset`, its bytes as
+    the body; the first part also says the photo's size, kind and name
+    (`Upload-Length`, `Upload-Kind`, `Upload-Name`). GET: the photo as kept,
+    for its thumbnail on a form shown again."""
     order = get_order_for(request, order_id)
     if request.method == "GET":
         photo = get_object_or_404(report_photos.ready_photos(order, actor=request.user), key=key)
@@ -154,15 +140,21 @@ def report_photo(request: HttpRequest, order_id: int, key: UUID) -> HttpResponse
         offset = int(request.headers.get("Upload-Offset", ""))
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
-        return JsonResponse(
-            {"status": "refused", "error": "Position du morceau illisible."}, status=HTTPStatus.BAD_REQUEST
-        )
+        return _part_refused("Position du morceau illisible.", HTTPStatus.BAD_REQUEST)
     if length > report_photos.MAX_PART_BYTES:
-        return JsonResponse(
-            {"status": "refused", "error": "Morceau trop gros."}, status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-        )
+        return _part_refused("Morceau de photo trop gros.", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    opening = PhotoOpeningForm.from_headers(request.headers)
+    if opening is not None and not opening.is_valid():
+        return _part_refused(next(iter(opening.errors.values()))[0], HTTPStatus.BAD_REQUEST)
     try:
-        photo = report_photos.receive_part(order, actor=request.user, key=key, offset=offset, data=request.body)
+        photo = report_photos.receive_part(
+            order,
+            actor=request.user,
+            key=key,
+            offset=offset,
+            data=request.body,
+            opening=report_photos.Opening(**opening.cleaned_data) if opening else None,
+        )
     except report_photos.UnknownPhoto:
         return JsonResponse({"status": "unknown", "received": 0}, status=HTTPStatus.NOT_FOUND)
     except report_photos.PartOutOfStep as step:

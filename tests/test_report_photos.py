@@ -12,6 +12,7 @@ import json
 import uuid
 from datetime import datetime, timedelta
 from http import HTTPStatus
+from urllib.parse import quote
 
 import pytest
 import time_machine
@@ -56,28 +57,29 @@ def signed_in(client, technician):
     return client
 
 
-def photo_url(order, key=None) -> str:
-    return f"/commandes/{order.pk}/rapport/photos/" + (f"{key}/" if key else "")
+def photo_url(order, key) -> str:
+    return f"/commandes/{order.pk}/rapport/photos/{key}/"
 
 
-def open_photo(client, order, content: bytes, *, key=None, kind="before", name="IMG_1.jpg"):
+def send_part(client, order, key, content: bytes, offset: int, **headers):
+    headers = {"Upload-Offset": str(offset), **headers}
+    return client.post(photo_url(order, key), content, content_type="application/octet-stream", headers=headers)
+
+
+def open_photo(client, order, content: bytes, *, key=None, kind="before", name="IMG_1.jpg", size=None):
+    """The photo's first part, which says its size, kind and name (and so opens its upload)."""
     key = key or uuid.uuid4()
-    response = client.post(photo_url(order), {"key": str(key), "kind": kind, "size": len(content), "name": name})
-    return key, response
-
-
-def send_part(client, order, key, content: bytes, offset: int):
-    return client.post(
-        photo_url(order, key), content, content_type="application/octet-stream", headers={"Upload-Offset": str(offset)}
-    )
+    opening = {"Upload-Length": str(len(content) if size is None else size), "Upload-Kind": kind}
+    opening["Upload-Name"] = quote(name)
+    return key, send_part(client, order, key, content[:PART], 0, **opening)
 
 
 def send_photo(client, order, content: bytes, **options) -> uuid.UUID:
     key, response = open_photo(client, order, content, **options)
-    assert response.status_code == HTTPStatus.OK, response.content
-    for offset in range(0, len(content), PART):
-        response = send_part(client, order, key, content[offset : offset + PART], offset)
+    for offset in range(PART, len(content), PART):
         assert response.status_code == HTTPStatus.OK, response.content
+        response = send_part(client, order, key, content[offset : offset + PART], offset)
+    assert response.status_code == HTTPStatus.OK, response.content
     assert response.json()["status"] == "ready", response.json()
     return key
 
@@ -100,18 +102,15 @@ def report_fields(**overrides) -> dict:
 def test_a_photo_sent_in_parts_is_kept_shrunk_upright_and_without_its_location_once_whole(signed_in, started):
     content = camera_jpeg()
     assert len(content) > 2 * PART  # three parts at least
-    key, response = open_photo(signed_in, started, content)
+    key, response = open_photo(signed_in, started, content, name="IMG 1 été.jpg")
     assert response.status_code == HTTPStatus.OK
     assert response.json() == {
         "key": str(key),
-        "received": 0,
+        "received": PART,
         "size": len(content),
         "status": "receiving",
         "error": "",
     }
-
-    response = send_part(signed_in, started, key, content[:PART], 0)
-    assert response.json()["received"] == PART and response.json()["status"] == "receiving"
     for offset in range(PART, len(content), PART):
         response = send_part(signed_in, started, key, content[offset : offset + PART], offset)
     assert response.json() == {
@@ -123,6 +122,7 @@ def test_a_photo_sent_in_parts_is_kept_shrunk_upright_and_without_its_location_o
     }
 
     photo = StagedPhoto.objects.get(key=key)
+    assert photo.name == "IMG 1 été.jpg"
     image = Image.open(io.BytesIO(bytes(photo.content)))
     assert image.format == "JPEG" and image.size == (photo.width, photo.height) == (1200, 1600)
     assert len(image.getexif()) == 0 and not image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
@@ -135,19 +135,16 @@ def test_a_photo_sent_in_parts_is_kept_shrunk_upright_and_without_its_location_o
 
 def test_after_a_lost_part_the_phone_resumes_where_the_server_says(signed_in, started):
     """A part whose answer was lost is sent again: it is not kept twice; the
-    server says where it stands, and opening the photo again says it too."""
+    server says where it stands, and the phone goes on from there."""
     content = camera_jpeg()
     key, _ = open_photo(signed_in, started, content)
-    send_part(signed_in, started, key, content[:PART], 0)
 
-    again = send_part(signed_in, started, key, content[:PART], 0)  # its answer had been lost
+    _, again = open_photo(signed_in, started, content, key=key)  # the first part again, its answer lost
     assert again.status_code == HTTPStatus.CONFLICT
     assert again.json() == {"status": "receiving", "received": PART}
     ahead = send_part(signed_in, started, key, content[2 * PART : 3 * PART], 2 * PART)  # one part skipped
     assert ahead.status_code == HTTPStatus.CONFLICT and ahead.json()["received"] == PART
 
-    _, reopened = open_photo(signed_in, started, content, key=key)  # the page opened again, later
-    assert reopened.status_code == HTTPStatus.OK and reopened.json()["received"] == PART
     for offset in range(PART, len(content), PART):
         response = send_part(signed_in, started, key, content[offset : offset + PART], offset)
     assert response.json()["status"] == "ready"
@@ -156,10 +153,19 @@ def test_after_a_lost_part_the_phone_resumes_where_the_server_says(signed_in, st
     assert StagedPhoto.objects.count() == 1
 
 
+def test_a_part_of_a_photo_the_server_does_not_know_asks_the_phone_to_start_again(signed_in, started):
+    """Forgotten by the server (two weeks without a report), or never opened:
+    the phone is told, and sends the photo again from its first part."""
+    content = camera_jpeg()
+    response = send_part(signed_in, started, uuid.uuid4(), content[PART : 2 * PART], PART)
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response.json() == {"status": "unknown", "received": 0}
+    assert not StagedPhoto.objects.exists()
+
+
 def test_a_photo_is_checked_by_its_content_not_its_name(signed_in, started):
     content = b"ceci n'est pas une image, malgre son nom" * 10
-    key, _ = open_photo(signed_in, started, content, name="IMG_2.jpg")
-    response = send_part(signed_in, started, key, content, 0)
+    key, response = open_photo(signed_in, started, content, name="IMG_2.jpg")
     assert response.status_code == HTTPStatus.OK
     assert response.json()["status"] == "refused"
     assert response.json()["error"].startswith("La photo « IMG_2.jpg » n'est pas une photo lisible")
@@ -167,35 +173,37 @@ def test_a_photo_is_checked_by_its_content_not_its_name(signed_in, started):
 
 
 def test_the_server_keeps_its_own_limits_whatever_the_phone_says(signed_in, started):
-    _, too_big = open_photo(signed_in, started, b"", name="panorama.jpg")
-    assert too_big.status_code == HTTPStatus.BAD_REQUEST  # size 0
-    key = uuid.uuid4()
-    response = signed_in.post(photo_url(started), {"key": key, "kind": "before", "size": 16 * 1024 * 1024, "name": "x"})
-    assert response.status_code == HTTPStatus.CONFLICT
-    assert response.json() == {"status": "refused", "error": "La photo « x » dépasse 15 Mo."}
+    _, empty = open_photo(signed_in, started, b"x", size=0, name="panorama.jpg")
+    assert empty.status_code == HTTPStatus.BAD_REQUEST
+    assert empty.json() == {"status": "refused", "error": "Cette photo est vide."}
+    _, too_big = open_photo(signed_in, started, b"x", size=16 * 1024 * 1024, name="panorama.jpg")
+    assert too_big.status_code == HTTPStatus.BAD_REQUEST
+    assert too_big.json() == {"status": "refused", "error": "La photo « panorama.jpg » dépasse 15 Mo."}
+    _, bad_kind = open_photo(signed_in, started, b"x", kind="pendant")
+    assert bad_kind.status_code == HTTPStatus.BAD_REQUEST
 
     content = png_bytes((400, 300), (10, 20, 30))
-    key, _ = open_photo(signed_in, started, content)
-    longer = send_part(signed_in, started, key, content + b"more", 0)
+    key, longer = open_photo(signed_in, started, content + b"more", size=len(content))
     assert longer.status_code == HTTPStatus.BAD_REQUEST and "plus longue qu'annoncé" in longer.json()["error"]
     huge = send_part(signed_in, started, key, b"\0" * (MAX_PART_BYTES + 1), 0)
     assert huge.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     no_offset = signed_in.post(photo_url(started, key), content, content_type="application/octet-stream")
     assert no_offset.status_code == HTTPStatus.BAD_REQUEST
-    bad_kind = signed_in.post(photo_url(started), {"key": uuid.uuid4(), "kind": "pendant", "size": 10})
-    assert bad_kind.status_code == HTTPStatus.BAD_REQUEST
-    assert StagedPhoto.objects.get(key=key).received == 0
+    assert not StagedPhoto.objects.exists() and not StagedPhotoPart.objects.exists()
 
 
 def test_photos_are_only_for_those_who_see_the_order(client, started, technician, other_technician):
     client.force_login(technician)
     content = png_bytes((400, 300), (10, 20, 30))
     key = send_photo(client, started, content)
-    mine_in_progress, _ = open_photo(client, started, content)
+    content_of_parts = camera_jpeg()
+    mine_in_progress, _ = open_photo(client, started, content_of_parts)
 
     client.force_login(other_technician)
     assert open_photo(client, started, content)[1].status_code == HTTPStatus.NOT_FOUND
-    assert send_part(client, started, mine_in_progress, content, 0).status_code == HTTPStatus.NOT_FOUND
+    assert open_photo(client, started, content, key=mine_in_progress)[1].status_code == HTTPStatus.NOT_FOUND
+    part = content_of_parts[PART : 2 * PART]
+    assert send_part(client, started, mine_in_progress, part, PART).status_code == HTTPStatus.NOT_FOUND
     assert client.get(photo_url(started, key)).status_code == HTTPStatus.NOT_FOUND
     assert client.post(photo_url(started, key) + "retirer/").status_code == HTTPStatus.NOT_FOUND
     assert StagedPhoto.objects.count() == 2
@@ -211,7 +219,7 @@ def test_a_key_already_used_on_another_order_is_refused(signed_in, started, cont
         contract=contract, reference="OPH57-OTHER", actor=None, asset=asset, technician=technician
     )
     _, response = open_photo(signed_in, other, content, key=key)
-    assert response.status_code == HTTPStatus.CONFLICT
+    assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "déjà été reçue pour une autre commande" in response.json()["error"]
 
 

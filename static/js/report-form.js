@@ -237,6 +237,7 @@
         return reports.addPhoto(draft, {kind: kind, name: file.name, blob: shrunk.blob, width: shrunk.width,
                                         height: shrunk.height, opener: opener});
       }).then(function (photo) {
+        performance.mark("report-photo-kept"); // read by bench/report_upload.py
         fillPhoto(item, photo);
       }, function () {
         item.remove();
@@ -439,6 +440,7 @@
       if (reply !== "later" && reply.status === "login") {
         portal.notify("Votre session a expiré : reconnectez-vous, le rapport partira ensuite.");
       }
+      if (reply !== "later" && reply.status === 424) reports.resend(reply.answer.missing || []);
       showQueued(saved);
       portal.queue.replay();
     });

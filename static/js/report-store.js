@@ -6,8 +6,9 @@
 //   form), in IndexedDB ("portal-reports-<user>"): nothing typed or
 //   photographed is lost to a closed tab, a flat battery or no network;
 // - sends each photo as soon as it is chosen, one at a time, in parts of
-//   256 KB, with its progress: the server answers each part with the offset it
-//   has, and after a lost connection the photo resumes from there
+//   512 KB (one, for most photos once shrunk), the first one opening its
+//   upload, with its progress: the server answers each part with the offset
+//   it has, and after a lost connection the photo resumes from there
 //   (orders/report_photos.py) rather than from the start; a part that makes no
 //   progress for 30 s is given up and tried again later (2 s, 5 s, 15 s, 30 s,
 //   then every minute, and as soon as the network returns);
@@ -33,7 +34,7 @@
   var script = document.currentScript;
   var userId = (script && script.getAttribute("data-user")) || "";
   var DATABASE = "portal-reports-" + userId;
-  var PART = 256 * 1024;
+  var PART = 512 * 1024; // a photo shrunk here is one part, most often
   var STALLED = 30000; // ms without a byte going up: the part is given up, and tried again later
   var RETRY = [2000, 5000, 15000, 30000, 60000];
   var LABEL = "Rapport d'intervention";
@@ -159,18 +160,20 @@
 
   // « Retirer »: gone from the phone, and from the server if it had it (later, if not now).
   function removePhoto(draft, key) {
+    if (sending[key]) removed[key] = true; // told to the server once its part is answered
     return get("photos", key).then(function (photo) {
       draft.photos = draft.photos.filter(function (kept) { return kept !== key; });
       return run("photos", "readwrite", function (store) { store.delete(key); }).then(function () {
         return saveDraft(draft);
       }).then(function () {
-        if (photo && photo.state !== "waiting" && navigator.onLine) {
-          post(photo.opener + key + "/retirer/", new FormData(), {}).catch(function () {
-            // Forgotten by the server after two weeks anyway.
-          });
-        }
+        if (photo && photo.state !== "waiting" && !sending[key]) forgetOnServer(photo);
       });
     });
+  }
+
+  function forgetOnServer(photo) {
+    if (!navigator.onLine) return; // forgotten by the server after two weeks anyway
+    post(photo.opener + photo.key + "/retirer/", new FormData(), {}).catch(function () {});
   }
 
   // --- The report queued --------------------------------------------------------
@@ -258,7 +261,11 @@
 
   // --- Sending the photos, one at a time, in parts ---------------------------
 
-  var pumping = false;
+  var LANES = 2;
+  var sending = {};  // key: on its way
+  var removed = {};  // key: « Retirer » while on its way
+  var looking = false;
+  var resting = false;
   var failures = 0;
   var retryTimer = null;
   var progress = {};  // key: bytes up, the part on its way included (not kept)
@@ -306,6 +313,7 @@
 
   function update(photo, changes) {
     Object.keys(changes).forEach(function (name) { photo[name] = changes[name]; });
+    if (removed[photo.key]) return Promise.resolve(); // « Retirer » meanwhile: not brought back
     return put("photos", photo).then(function () {
       emit("report:photo", {photo: photo, sent: photo.received});
       if (done(photo)) return checkReady(photo.draft);
@@ -327,13 +335,16 @@
     if (reply === "login") return Promise.resolve("login");
     var answer = reply.answer || {};
     if (reply.status === 200 && answer.status) {
-      if (answer.status === "ready") return update(photo, {state: "ready", received: photo.size}).then(function () { return "done"; });
+      if (answer.status === "ready") {
+        performance.mark("report-photo-sent"); // read by bench/report_upload.py
+        return update(photo, {state: "ready", received: photo.size}).then(function () { return "done"; });
+      }
       if (answer.status === "refused") return update(photo, {state: "refused", error: answer.error}).then(function () { return "done"; });
       return update(photo, {state: "sending", received: answer.received}).then(function () { return "next"; });
     }
     if (reply.status === 409 && answer.status === "receiving") {
       // A part lost, or sent twice: the server says where it stands.
-      return update(photo, {received: answer.received}).then(function () { return "next"; });
+      return update(photo, {state: "sending", received: answer.received}).then(function () { return "next"; });
     }
     if (reply.status === 404 && answer.status === "unknown") {
       // Forgotten by the server (two weeks without a report): opened again, from the start.
@@ -350,69 +361,78 @@
   }
 
   function sendPhoto(photo) {
-    var step;
-    if (photo.state === "waiting") {
-      var form = new FormData();
-      form.append("key", photo.key);
-      form.append("kind", photo.kind);
-      form.append("size", String(photo.size));
-      form.append("name", photo.name || "");
-      step = ask(photo.opener, form, {});
-    } else {
-      var offset = photo.received;
-      var part = photo.blob.slice(offset, offset + PART);
-      step = ask(photo.opener + photo.key + "/", part, {"Upload-Offset": String(offset), "Content-Type": "application/octet-stream"},
-        function (loaded) {
-          progress[photo.key] = offset + Math.min(loaded, part.size);
-          emit("report:photo", {photo: photo, sent: progress[photo.key]});
-        });
+    var offset = photo.state === "waiting" ? 0 : photo.received;
+    var part = photo.blob.slice(offset, offset + PART);
+    var headers = {"Upload-Offset": String(offset), "Content-Type": "application/octet-stream"};
+    if (offset === 0) {
+      // The first part opens the photo's upload: one request for a photo of one part.
+      headers["Upload-Length"] = String(photo.size);
+      headers["Upload-Kind"] = photo.kind;
+      headers["Upload-Name"] = encodeURIComponent(photo.name || "");
     }
-    return step.then(function (reply) {
+    return ask(photo.opener + photo.key + "/", part, headers, function (loaded) {
+      progress[photo.key] = offset + Math.min(loaded, part.size);
+      emit("report:photo", {photo: photo, sent: progress[photo.key]});
+    }).then(function (reply) {
       return follow(photo, reply);
     }, function () {
       return "later"; // nothing came back: no network, or a part stalled
     }).then(function (outcome) {
-      return outcome === "next" ? sendPhoto(photo) : outcome;
+      return outcome === "next" && !removed[photo.key] ? sendPhoto(photo) : outcome;
     });
   }
 
+  // The photos still to send, the oldest first, but those on their way.
   function nextPhoto() {
     return all("photos").then(function (photos) {
-      var waiting = photos.filter(function (photo) { return !done(photo); });
+      var waiting = photos.filter(function (photo) { return !done(photo) && !sending[photo.key]; });
       waiting.sort(function (a, b) { return a.addedAt.localeCompare(b.addedAt); });
       return waiting[0] || null;
     });
   }
 
+  // Two photos on their way at once: while one waits for the server's answer
+  // (a 3G link's half second, the photo checked), the other keeps the link busy.
   function pump() {
-    if (pumping || !navigator.onLine) return;
-    pumping = true;
-    window.clearTimeout(retryTimer);
+    if (resting || !navigator.onLine || Object.keys(sending).length >= LANES || looking) return;
+    looking = true;
     nextPhoto().then(function (photo) {
-      if (!photo) {
-        pumping = false;
-        failures = 0;
-        return;
-      }
-      return sendPhoto(photo).then(function (outcome) {
-        pumping = false;
-        if (outcome === "login") {
+      looking = false;
+      if (!photo || resting || sending[photo.key]) return;
+      sending[photo.key] = true;
+      sendPhoto(photo).then(function (outcome) {
+        delete sending[photo.key];
+        if (removed[photo.key]) {
+          forgetOnServer(photo);
+        } else if (outcome === "login") {
           portal.notify("Votre session a expiré : reconnectez-vous pour envoyer les photos du rapport.");
           emit("report:stalled", {photo: photo, reason: "login"});
           return;
-        }
-        if (outcome === "later") {
+        } else if (outcome === "later") {
           emit("report:stalled", {photo: photo, reason: "network"});
-          retryTimer = window.setTimeout(pump, RETRY[Math.min(failures, RETRY.length - 1)]);
-          failures += 1;
+          rest();
           return;
+        } else {
+          failures = 0;
         }
-        failures = 0;
         pump();
       });
+      pump(); // the other lane
     }).catch(function () {
-      pumping = false;
+      looking = false;
     });
+  }
+
+  // No network, or a part that stalled: everything waits a moment (longer each time).
+  function rest() {
+    if (resting) return;
+    resting = true;
+    window.clearTimeout(retryTimer);
+    retryTimer = window.setTimeout(function () {
+      resting = false;
+      pump();
+    }, RETRY[Math.min(failures, RETRY.length - 1)]);
+    failures += 1;
   }
 
   // --- Starting ----------------------------------------------------------------
@@ -428,6 +448,8 @@
 
   window.addEventListener("online", function () {
     failures = 0;
+    resting = false;
+    window.clearTimeout(retryTimer);
     pump();
   });
   document.addEventListener("visibilitychange", function () { if (!document.hidden) pump(); });
@@ -444,6 +466,14 @@
     reopen: reopen,
     forget: forget,
     isReady: function (key) { return checkReady(key); },
+    // Photos the server no longer has (forgotten after two weeks): sent again.
+    resend: function (keys) {
+      return Promise.all(keys.map(function (key) {
+        return get("photos", key).then(function (photo) {
+          if (photo) return update(photo, {state: "waiting", received: 0});
+        });
+      })).then(pump);
+    },
     drive: function (key, on) {
       if (on) driving[key] = true;
       else delete driving[key];
