@@ -5,7 +5,7 @@
 // - keeps each report being written, and its photos (already shrunk by the
 //   form), in IndexedDB ("portal-reports-<user>"): nothing typed or
 //   photographed is lost to a closed tab, a flat battery or no network;
-// - sends each photo as soon as it is chosen, one at a time, in parts of
+// - sends each photo as soon as it is chosen, two at a time, in parts of
 //   512 KB (one, for most photos once shrunk), the first one opening its
 //   upload, with its progress: the server answers each part with the offset
 //   it has, and after a lost connection the photo resumes from there
@@ -246,7 +246,7 @@
     var result = event.detail.result;
     if (entry.kind !== "report") return;
     if (result === "sent") {
-      forget(entry.key).then(function () { emit("report:sent", {key: entry.key, order: entry.page}); });
+      forget(entry.key).then(function () { emit("report:sent", {key: entry.key}); });
       return;
     }
     get("drafts", entry.key).then(function (draft) {
@@ -259,7 +259,7 @@
     });
   });
 
-  // --- Sending the photos, one at a time, in parts ---------------------------
+  // --- Sending the photos, two at a time, in parts ----------------------------
 
   var LANES = 2;
   var sending = {};  // key: on its way
@@ -470,7 +470,9 @@
     resend: function (keys) {
       return Promise.all(keys.map(function (key) {
         return get("photos", key).then(function (photo) {
-          if (photo) return update(photo, {state: "waiting", received: 0});
+          if (!photo) return;
+          ready[photo.draft] = false; // held again until they are up
+          return update(photo, {state: "waiting", received: 0});
         });
       })).then(pump);
     },

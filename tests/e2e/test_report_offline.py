@@ -291,6 +291,16 @@ def test_a_report_with_errors_keeps_its_photos_and_its_text(live_server, order, 
     page.get_by_label("Choisir dans la galerie (après travaux)").set_input_files(camera[1])
     items = page.locator(".report-form .photo-item")
     expect(items.locator(".photo-state")).to_have_text(["Envoyée", "Envoyée"], timeout=20_000)
+    # One too many: « Retirer » takes it off the phone and the server.
+    page.get_by_label("Prendre une photo (après travaux)").set_input_files(camera[0])
+    expect(items.locator(".photo-state")).to_have_text(["Envoyée", "Envoyée", "Envoyée"], timeout=20_000)
+    assert StagedPhoto.objects.count() == 3
+    items.nth(2).get_by_role("button", name=re.compile("^Retirer la photo")).click()
+    expect(items).to_have_count(2)
+    deadline = time.monotonic() + 10
+    while StagedPhoto.objects.count() != 2:
+        assert time.monotonic() < deadline, "the photo removed is still on the server"
+        time.sleep(0.1)
     page.get_by_role("button", name="Enregistrer le rapport").click()
     expect(page.locator("[data-field=works_done] .field-error")).to_have_text("Décrivez les travaux réalisés.")
     expect(page.locator("[data-field=time_on_site_minutes] .field-error")).to_contain_text("temps passé sur place")
