@@ -1,7 +1,8 @@
 """The intervention report on a phone where the network comes and goes: written
 offline with two photos and a signature, kept on the phone (IndexedDB) across
 a reload, sent with the queue when the network returns, once, with the time
-the technician saved it, then its PDF on the platform, once; a report with
+the technician saved it, then its PDF on the platform, once; the report and
+the end of the works done offline, arriving in that order; a report with
 errors keeping its photos; a weak link showing each photo's progress and
 resuming where the server says.
 
@@ -269,6 +270,61 @@ def test_a_report_written_offline_with_two_photos_and_a_signature_arrives_once_w
         ("application/pdf", report.document.sha256)
     ]
     assert order.outbox_messages.filter(kind=MessageKind.DOCUMENT).count() == 1
+
+
+def test_the_day_offline_from_the_report_onward_reaches_the_platform_in_order(
+    live_server, platform, connection, started, technician, phone, screenshots, camera
+):
+    """The report written and the works finished without network: when it
+    returns, the report goes first (once its photo is up), then the end of the
+    works, each with the time it was done; the platform gets them in that order."""
+    page = phone
+    screens = Screens(page, screenshots)
+    base = live_server.url
+    order = started
+    page.on("dialog", lambda dialog: dialog.accept())  # « Terminer quand même les travaux ? »
+    sign_in(page, base, technician, "/mes-commandes/")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.wait_for_function("name => localStorage.getItem(name) !== null", arg=f"portal-precached-{technician.pk}")
+
+    page.context.set_offline(True)
+    page.goto(f"{base}/commandes/{order.pk}/rapport/")
+    page.get_by_label("Travaux réalisés").fill("Flexible remplacé, plus de fuite")
+    page.get_by_label("Temps passé sur place (en minutes)").fill("30")
+    page.get_by_label("Prendre une photo (après travaux)").set_input_files(camera[0])
+    page.get_by_role("radio", name="Occupant absent").check()
+    expect(page.locator(".report-form .photo-item[data-photo]")).to_have_count(1)
+    page.get_by_role("button", name="Enregistrer le rapport").click()
+    expect(page.locator(".report-queued")).to_contain_text("Rapport gardé sur le téléphone")
+    time.sleep(1.1)
+
+    page.goto(f"{base}/commandes/{order.pk}/")
+    page.locator(".action-bar").get_by_role("button", name="Terminer les travaux").click()
+    queue = page.locator("#offline-queue")
+    expect(queue).to_contain_text("2 modifications en attente d'envoi (pas de réseau)")
+    screens.check("39-offline-report-and-finish-waiting")
+
+    back = datetime.now(tz=UTC)
+    page.context.set_offline(False)
+    expect(queue).to_have_count(0, timeout=30_000)
+    expect(page.locator(".order-title .badge").first).to_have_text("Terminé", timeout=15_000)
+    screens.check("40-online-report-and-finish-sent")
+
+    report = InterventionReport.objects.get()
+    (finished,) = order.events.filter(kind="finish")
+    submitted = order.events.get(kind="report_submitted")
+    assert report.photos.count() == 1
+    assert report.created_at == submitted.at < finished.at < back
+    assert submitted.recorded_at < finished.recorded_at  # arrived in the order they were done
+    page.goto("about:blank")
+    assert render_report_pdf(report.pk) == "done"  # rendered again by the end of the works
+    outcomes = drain()
+    assert outcomes and set(outcomes) == {"delivered"}, outcomes
+    response = httpx.get(f"{platform}/logs.json", params={"reference": order.reference})
+    received = [log for log in response.json()["logs"] if log["source"] == "api"]
+    assert [log["event"] for log in received[-2:]] == ["start", "end"], [log["description"] for log in received]
+    assert "Rapport d'intervention saisi" in received[-2]["description"]
+    assert datetime.fromisoformat(received[-1]["raw"]["eventDate"]) == finished.at.replace(microsecond=0)
 
 
 def test_a_report_with_errors_keeps_its_photos_and_its_text(live_server, order, technician, phone, screenshots, camera):
