@@ -36,7 +36,7 @@
   var clientAt = form.querySelector("input[name=client_at]");
   var submit = form.querySelector("button[type=submit]");
   var draftLine = form.querySelector("[data-report-draft]");
-  var draft = reports.newDraft(order, url, reference);
+  var draft = reports.newDraft(order, url, reference, orderPage);
   var shrinking = Promise.resolve();
   var thumbnails = {};
   keyInput.value = draft.key;
@@ -517,7 +517,7 @@
     actions.appendChild(another);
     box.appendChild(actions);
     form.hidden = true;
-    if (saved === draft) draft = reports.newDraft(order, url, reference);
+    if (saved === draft) draft = reports.newDraft(order, url, reference, orderPage);
   }
 
   function showSent(key) {
@@ -548,7 +548,7 @@
 
   function startAnother() {
     clearForm();
-    draft = reports.newDraft(order, url, reference);
+    draft = reports.newDraft(order, url, reference, orderPage);
     keyInput.value = draft.key;
     form.hidden = false;
     form.querySelector("textarea").focus();

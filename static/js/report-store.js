@@ -86,9 +86,10 @@
 
   // --- Reports being written --------------------------------------------------
 
-  function newDraft(order, url, reference) {
-    return {key: portal.uuid4(), order: String(order), url: url, reference: reference, fields: [], photos: [],
-            status: "draft", reason: "", errors: null, savedAt: null, queuedAt: null};
+  // `url`: the report's form; `page`: the order's, where the queue lists the report with the order's other actions.
+  function newDraft(order, url, reference, page) {
+    return {key: portal.uuid4(), order: String(order), url: url, page: page, reference: reference, fields: [],
+            photos: [], status: "draft", reason: "", errors: null, savedAt: null, queuedAt: null};
   }
 
   function saveDraft(draft) {
@@ -215,7 +216,7 @@
 
   function entryOf(draft) {
     return {key: draft.key, kind: "report", url: draft.url, fields: draft.entryFields, label: LABEL,
-            order: draft.reference, page: draft.url, at: draft.queuedAt};
+            order: draft.reference, page: draft.page || draft.url, at: draft.queuedAt};
   }
 
   // « Enregistrer le rapport »: the report, as typed, joins the queue (held until its photos are up).

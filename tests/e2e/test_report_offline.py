@@ -206,7 +206,6 @@ def test_a_report_written_offline_with_two_photos_and_a_signature_arrives_once_w
     expect(queued).to_contain_text("Rapport gardé sur le téléphone")
     expect(queued).to_contain_text("avec 2 photos")
     expect(page.locator("#offline-queue")).to_contain_text("1 modification en attente d'envoi (pas de réseau)")
-    expect(page.locator("#offline-queue li")).to_contain_text("Rapport d'intervention")
     expect(page.locator("form.report-form")).to_be_hidden()
     screens.check("32-offline-report-queued")
     assert not InterventionReport.objects.exists() and not StagedPhoto.objects.exists()
@@ -302,6 +301,9 @@ def test_the_day_offline_from_the_report_onward_reaches_the_platform_in_order(
     page.locator(".action-bar").get_by_role("button", name="Terminer les travaux").click()
     queue = page.locator("#offline-queue")
     expect(queue).to_contain_text("2 modifications en attente d'envoi (pas de réseau)")
+    expect(queue.locator("li")).to_have_count(2)
+    expect(queue.locator("li").nth(0)).to_contain_text("Rapport d'intervention")
+    expect(queue.locator("li").nth(1)).to_contain_text("Terminer les travaux")
     screens.check("39-offline-report-and-finish-waiting")
 
     back = datetime.now(tz=UTC)
