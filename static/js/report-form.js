@@ -227,7 +227,11 @@
     input.value = "";
     files.forEach(function (file) {
       if (listOf(kind).querySelectorAll(".photo-item").length >= MAX_PER_KIND) {
-        portal.notify(MAX_PER_KIND + " photos au plus " + KIND_LABELS[kind] + " : « " + file.name + " » n'est pas gardée.");
+        // Said by the photos, where the thumb is.
+        var fieldset = input.closest("[data-photo-kind]");
+        var said = fieldset.querySelector(".photo-limit") || fieldset.appendChild(element("p", "field-error photo-limit"));
+        said.setAttribute("role", "alert");
+        said.textContent = MAX_PER_KIND + " photos au plus " + KIND_LABELS[kind] + " : « " + file.name + " » n'est pas gardée.";
         return;
       }
       var item = photoItem(kind, file.name);
