@@ -181,3 +181,50 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: str) -> tuple[int, str, float] | None:
+    """(process group, command line, CPU seconds) of a live process, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # After the command: state, ppid, pgrp, ..., utime (14th field) and stime (15th).
+    return int(fields[2]), command, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds(processes: Processes, databases: Sequence[str] = ()) -> dict[str, float]:
+    """CPU seconds used so far by each started process's group (Celery's pool
+    processes and gunicorn's workers included, while they live), by this
+    process, and by the PostgreSQL backends of each named database (their
+    command lines name the database). Differences between two readings say
+    who spent the CPU of a phase."""
+    groups = {process.pid: name for name, process, _ in processes.started}
+    totals: dict[str, float] = dict.fromkeys([*groups.values(), *(f"postgres:{db}" for db in databases)], 0.0)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        found = _process_cpu(pid)
+        if found is None:
+            continue
+        group, command, seconds = found
+        if group in groups:
+            totals[groups[group]] += seconds
+        elif command.startswith("postgres: "):
+            for database in databases:
+                if f" {database} " in command:
+                    totals[f"postgres:{database}"] += seconds
+    own = os.times()
+    totals["bench"] = own.user + own.system
+    return totals
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What each one spent between two readings of `cpu_seconds` (a process
+    that ended between them counts for what it had at the first reading)."""
+    return {name: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) for name in after}

@@ -50,6 +50,8 @@ from _common import (
     VENV_BIN,
     Processes,
     claim_redis_database,
+    cpu_seconds,
+    cpu_spent,
     free_port,
     ms,
     percentile,
@@ -464,15 +466,18 @@ class Bench:
             def post(body: bytes) -> int:
                 return client.post(url, content=body).status_code
 
+            cpu_before = cpu_seconds(processes, DATABASES)
             start = time.perf_counter()
             with ThreadPoolExecutor(threads) as pool:
                 codes = Counter(pool.map(post, bodies))
             elapsed = time.perf_counter() - start
+            spent = cpu_spent(cpu_before, cpu_seconds(processes, DATABASES))
         rate = posts / elapsed
         say(
             f"\n== Plain HTTP load generator: {posts} posts, {threads} threads: {rate:.0f} logs/s "
             f"(answers: {dict(codes)})"
         )
+        say("  " + cpu_per_message(spent, posts, elapsed))
         self.read_sandbox()  # past its logs
         processes.check_alive()
         return rate
@@ -494,10 +499,13 @@ class Bench:
         created = time.monotonic() - start
         self.backlog_up_to = self.last_message_id()
         say(f"  made {count} changes in {created:.0f} s ({count / created:.0f}/s); platform down for {created:.0f} s")
+        cpu_before = cpu_seconds(processes, DATABASES)
         self.set_behaviour(down=False)
         self.up_at = time.time()
         say(f"  platform back after {time.monotonic() - down_at:.0f} s down; draining...")
         self.drained_at = self.wait_until_delivered(processes, timeout=900, progress_every=10)
+        spent = cpu_spent(cpu_before, cpu_seconds(processes, DATABASES))
+        say("  " + cpu_per_message(spent, count, self.drained_at - self.up_at))
         self.read_sandbox()
         outcomes = Counter(
             DeliveryAttempt.objects.filter(pk__gt=attempts_before).values_list("outcome", flat=True).order_by()
@@ -528,6 +536,25 @@ class Bench:
     def report_totals(self) -> None:
         say("\n== Every message of the run")
         say("  " + verdict(check(self.messages(), self.logs)))
+
+
+# The PostgreSQL databases whose backends' CPU is counted (the portal's, the sandbox's).
+DATABASES = ("portal_bench", "portal_bench_sandbox")
+
+
+def cpu_per_message(spent: dict[str, float], count: int, elapsed: float) -> str:
+    """Who spent the CPU of a phase, per message (the bench process counts the
+    generator's threads, or its own polling during the drain)."""
+    total = sum(spent.values())
+    parts = [
+        f"{name} {seconds / count * 1000:.2f}"
+        for name, seconds in sorted(spent.items(), key=lambda item: -item[1])
+        if seconds >= 0.005
+    ]
+    return (
+        f"CPU per message (ms): {', '.join(parts)}; total {total / count * 1000:.2f} ms "
+        f"({total / elapsed:.2f} CPUs busy of {os.cpu_count()})"
+    )
 
 
 def canonical(payload: dict) -> str:

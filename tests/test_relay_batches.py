@@ -190,3 +190,39 @@ def test_the_sweep_probes_a_failing_platform_so_its_return_is_seen_at_once(
         tasks.deliver_message(message_id)
     for order in orders:
         assert_on_platform_once_in_order(platform, order)
+
+
+def test_a_failing_platform_is_probed_every_second_between_sweeps(
+    platform, connection, contract, service_code, asset, monkeypatch
+):
+    """The sweep runs every 5 s; while a platform fails, it also queues a probe
+    for each second until the next sweep, so that the platform's return is seen
+    within a second. Nothing is probed while every platform answers."""
+    orders = busy_orders(contract, service_code, asset, 2, changes=2)
+    scheduled: list[dict] = []
+    monkeypatch.setattr(tasks.probe_outbox, "apply_async", lambda **options: scheduled.append(options))
+    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id: None)  # the test delivers itself
+    tasks.sweep_outbox()
+    assert scheduled == []  # the platform is not known to fail
+
+    set_behaviour(platform, down=True)
+    assert deliver_due()[-1] == "retry"
+    OutboxMessage.objects.update(next_attempt_at=timezone.now() + timedelta(minutes=8))
+    tasks.sweep_outbox()
+    assert [options["countdown"] for options in scheduled] == [1, 2, 3, 4]
+    assert all(options["expires"] > options["countdown"] for options in scheduled)
+    assert tasks.probe_outbox() == 0  # the sweep's own probe is due, not tried yet: no second one
+    assert deliver_due() == ["retry"]  # the sweep's probe: still down
+
+    set_behaviour(platform, down=False)
+    assert tasks.probe_outbox() == 1  # a second later: one waiting message, due now, queued
+    probe = OutboxMessage.objects.get(next_attempt_at__lte=timezone.now(), status=MessageStatus.PENDING)
+    assert probe.queued_at is not None
+    tasks.deliver_message(probe.pk)
+    # Its success brought every waiting message back: nothing waits out its backoff.
+    assert not OutboxMessage.objects.filter(status=MessageStatus.PENDING, next_attempt_at__gt=timezone.now()).exists()
+    assert tasks.probe_outbox() == 0  # the platform answers: nothing to probe
+    for message_id in delivery.sweep():
+        tasks.deliver_message(message_id)
+    for order in orders:
+        assert_on_platform_once_in_order(platform, order)

@@ -119,8 +119,7 @@ def claim_batch(message_id: int, *, limit: int) -> list[OutboxMessage]:
             return []
         # Not those queued a moment ago: their own tasks are on their way to
         # workers that may be idle, and would wait here behind this one's send.
-        waiting = Q(queued_at__isnull=True) | Q(queued_at__lt=now - FRESH)
-        return _take([*first, *_more_due(now, limit - 1, taken=first, only=waiting)], now)
+        return _take([*first, *_more_due(now, limit - 1, taken=first, skip_fresh=True)], now)
 
 
 def _locked(messages: QuerySet[OutboxMessage]) -> QuerySet[OutboxMessage]:
@@ -133,7 +132,9 @@ def _locked(messages: QuerySet[OutboxMessage]) -> QuerySet[OutboxMessage]:
 CANDIDATES = 4
 
 
-def _more_due(now: datetime, count: int, *, taken: list[OutboxMessage], only: Q | None = None) -> list[OutboxMessage]:
+def _more_due(
+    now: datetime, count: int, *, taken: list[OutboxMessage], skip_fresh: bool = False
+) -> list[OutboxMessage]:
     """Up to `count` more due messages, locked, none of a stream already taken
     (a stream has one due message at a time, but the caller may hold one it
     has not recorded yet).
@@ -152,15 +153,71 @@ def _more_due(now: datetime, count: int, *, taken: list[OutboxMessage], only: Q 
         .annotate(first=Min("sequence"), oldest=Min("pk"))
         .order_by("oldest")[: count * CANDIDATES]
     )
-    firsts = Q()
-    for head in heads:
-        firsts |= Q(stream=head["stream"], sequence=head["first"])
-    if not firsts:
+    return _lock_due(now, [(head["stream"], head["first"]) for head in heads], count, skip_fresh=skip_fresh)
+
+
+def _successors(now: datetime, delivered: list[OutboxMessage], count: int) -> list[OutboxMessage]:
+    """The next message of each stream just delivered, those due, locked (up to
+    `count`). While a backlog drains, a task goes on with the streams it has:
+    their next messages are found through the stream index, where looking
+    for the first message of every stream means reading the whole backlog."""
+    return _lock_due(now, [(message.stream, message.sequence + 1) for message in delivered], count)
+
+
+def _lock_due(
+    now: datetime, places: list[tuple[str, int]], count: int, *, skip_fresh: bool = False
+) -> list[OutboxMessage]:
+    """Lock up to `count` due messages among those at these (stream, sequence)
+    places, oldest due first; with `skip_fresh`, not those queued less than
+    `FRESH` ago.
+
+    The places are found by the stream index (`stream IN … AND sequence IN …`,
+    then the exact pairs) and locked by primary key alone; whether each is
+    due is then checked on the locked rows, and whether its stream has an
+    earlier undelivered message by the undelivered index. Asked in one query
+    (an OR of pairs, or the primary keys with the due conditions), PostgreSQL's
+    planner, with the statistics of an outbox that grew by thousands in a
+    minute, scanned the whole due index: 7 to 19 ms a claim instead of 2."""
+    if not places:
         return []
-    messages = due_messages(now).filter(firsts)
-    if only is not None:
-        messages = messages.filter(only)
-    return list(_locked(messages).order_by("next_attempt_at", "pk")[:count])
+    wanted = set(places)
+    candidates = OutboxMessage.objects.filter(
+        stream__in={stream for stream, _ in wanted},
+        sequence__in={sequence for _, sequence in wanted},
+        status=MessageStatus.PENDING,
+    ).values_list("pk", "stream", "sequence")
+    ids = [pk for pk, stream, sequence in candidates if (stream, sequence) in wanted]
+    if not ids:
+        return []
+    locked = [
+        message
+        for message in _locked(OutboxMessage.objects.filter(pk__in=ids)).order_by("next_attempt_at", "pk")
+        if _due(message, now) and not (skip_fresh and message.queued_at and message.queued_at >= now - FRESH)
+    ]
+    if not locked:
+        return []
+    # The undelivered messages before the last one locked, in these streams:
+    # usually none (a backlog's streams move together), never many.
+    earlier = OutboxMessage.objects.filter(
+        stream__in={message.stream for message in locked},
+        status__in=UNDELIVERED,
+        sequence__lt=max(message.sequence for message in locked),
+    ).values_list("stream", "sequence")
+    blocked: dict[str, int] = {}
+    for stream, sequence in earlier:
+        blocked[stream] = min(sequence, blocked.get(stream, sequence))
+    return [message for message in locked if blocked.get(message.stream, message.sequence) >= message.sequence][:count]
+
+
+def _due(message: OutboxMessage, now: datetime) -> bool:
+    """What `due_messages` asks, but the stream's order, of a row in hand."""
+    return (
+        message.status == MessageStatus.PENDING
+        and message.next_attempt_at <= now
+        and (message.lease_until is None or message.lease_until < now)
+        and message.connection.enabled
+        and message.connection.kind in DELIVERING_KINDS
+    )
 
 
 def _take(messages: list[OutboxMessage], now: datetime) -> list[OutboxMessage]:
@@ -443,7 +500,10 @@ def record(sent: list[Sent], *, released: Sequence[OutboxMessage] = (), claim_ne
             item.message.pk for item in sent if item.message.pk in held and item.result.outcome == Outcome.REJECTED
         ]
         if claim_next and delivered and not released:
-            following = _take(_more_due(now, batch_size(), taken=[]), now)
+            # The streams just delivered first (cheap to find), then others.
+            following = _successors(now, [item.message for item in delivered], batch_size())
+            following += _more_due(now, batch_size() - len(following), taken=following)
+            following = _take(following, now)
     for message_id in set(ids) - held:
         logger.warning("Lease of message %s expired before its outcome was recorded.", message_id)
     for message_id in rejected:
@@ -532,28 +592,40 @@ def record_breach_if_late(message: OutboxMessage, *, delivered_at: datetime) -> 
     )
 
 
-def probe_failing(now: datetime) -> int:
+def probe_failing(now: datetime) -> list[int]:
     """For each connection that is failing, make its first waiting message due
-    now: one try per sweep tells whether the platform answers again, and its
-    first success brings every waiting message back at once
+    now: one try tells whether the platform answers again, and its first
+    success brings every waiting message back at once
     (`retry_now_after_recovery`), rather than waiting for a backoff of up to 10
-    minutes to run out. Those the platform slowed down (429) keep their wait."""
-    probed = 0
+    minutes to run out. Those the platform slowed down (429) keep their wait.
+    Returns the messages made due (the sweep queues them with the rest; the
+    probes between sweeps, `tasks.probe_outbox`, queue them themselves)."""
+    probed = []
     failing = Connection.objects.filter(failing_since__isnull=False, enabled=True, kind__in=DELIVERING_KINDS)
     for connection_id in failing.values_list("pk", flat=True):
+        waiting = OutboxMessage.objects.filter(connection_id=connection_id, status=MessageStatus.PENDING)
+        if waiting.filter(next_attempt_at__lte=now).filter(~earlier_undelivered()).exists():
+            continue  # a message is due already (the last probe, not tried yet): it is the probe
         first = (
-            OutboxMessage.objects.filter(
-                connection_id=connection_id, status=MessageStatus.PENDING, next_attempt_at__gt=now
-            )
+            waiting.filter(next_attempt_at__gt=now)
             .exclude(last_status_code=429)
             .filter(~earlier_undelivered())
             .order_by("next_attempt_at", "pk")
             .values_list("pk", flat=True)
             .first()
         )
-        if first is not None:
-            probed += OutboxMessage.objects.filter(pk=first).update(next_attempt_at=now)
+        if first is not None and OutboxMessage.objects.filter(pk=first).update(next_attempt_at=now):
+            probed.append(first)
     return probed
+
+
+def mark_queued(message_ids: list[int]) -> None:
+    """These messages have a task on its way (the sweep leaves them alone a while)."""
+    OutboxMessage.objects.filter(pk__in=message_ids).update(queued_at=timezone.now())
+
+
+def failing_connections() -> bool:
+    return Connection.objects.filter(failing_since__isnull=False, enabled=True, kind__in=DELIVERING_KINDS).exists()
 
 
 def sweep(*, batch: int = 1000) -> list[int]:

@@ -45,7 +45,32 @@ def sweep_outbox() -> int:
     due = delivery.sweep(batch=SWEEP_BATCH)
     for message_id in due:
         queue_delivery(message_id)
+    if delivery.failing_connections():
+        # A platform is down: probe it every second until the next sweep, so
+        # that its return is seen within a second, not up to 5.
+        for seconds in range(1, PROBES_PER_SWEEP + 1):
+            try:
+                probe_outbox.apply_async(countdown=seconds, expires=seconds + 5)
+            except Exception:  # the broker is down: the next sweep probes
+                logger.warning("Could not queue a probe of the failing platforms.", exc_info=True)
+                break
     return len(due)
+
+
+# The sweep runs every 5 s: between two sweeps, a failing platform is probed every second.
+PROBES_PER_SWEEP = 4
+
+
+@shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
+def probe_outbox() -> int:
+    """Try one waiting message of each failing connection now (see
+    `delivery.probe_failing`): its success brings the others back."""
+    probed = delivery.probe_failing(timezone.now())
+    if probed:
+        delivery.mark_queued(probed)
+    for message_id in probed:
+        queue_delivery(message_id)
+    return len(probed)
 
 
 @shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
