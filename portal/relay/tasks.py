@@ -19,21 +19,28 @@ logger = logging.getLogger(__name__)
 SWEEP_BATCH = 1000
 
 
-def queue_delivery(message_id: int) -> None:
-    """Ask a worker to deliver now; the sweep covers a broker that is down."""
+def queue_delivery(message_id: int, *, also: list[int] | None = None) -> None:
+    """Ask a worker to deliver now (with `also`, those messages in the same
+    task); the sweep covers a broker that is down."""
     try:
-        deliver_message.delay(message_id)
+        if also:
+            deliver_message.delay(message_id, also=also)
+        else:
+            deliver_message.delay(message_id)
     except Exception:  # the broker is down or misconfigured: the sweep will send it
         logger.warning("Could not queue delivery of message %s; the sweep will.", message_id, exc_info=True)
 
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
-def deliver_message(message_id: int) -> str | None:
-    """Deliver the message and those of its order that follow it; queue what the
-    delivery found due for other workers. Returns the first outcome."""
-    result = delivery.deliver(message_id)
+def deliver_message(message_id: int, also: list[int] | None = None) -> str | None:
+    """Deliver the message (and those of `also`, handed over by another task)
+    and those that follow them; queue what the delivery found due for other
+    workers. Returns the first outcome."""
+    result = delivery.deliver(message_id, also=also or ())
     for following in result.queue:
         queue_delivery(following)
+    if result.handoff:
+        queue_delivery(result.handoff[0], also=result.handoff[1:])
     return result.outcome
 
 
