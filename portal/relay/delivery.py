@@ -112,6 +112,10 @@ def claim_batch(message_id: int, *, limit: int, also: Sequence[int] = ()) -> lis
     send now (delivered, claimed elsewhere, not due, or waiting for an earlier
     message of their stream)."""
     now = timezone.now()
+    if not also and not _may_be_due(message_id, now):
+        # Taken by another task's batch meanwhile (common under load, where a
+        # running task takes what is due): said without a transaction or a lock.
+        return []
     with transaction.atomic():
         first = list(_locked(due_messages(now).filter(pk=message_id))[:1])
         if also:
@@ -121,6 +125,16 @@ def claim_batch(message_id: int, *, limit: int, also: Sequence[int] = ()) -> lis
         # Not those queued a moment ago: their own tasks are on their way to
         # workers that may be idle, and would wait here behind this one's send.
         return _take([*first, *_more_due(now, limit - len(first), taken=first, skip_fresh=True)], now)
+
+
+def _may_be_due(message_id: int, now: datetime) -> bool:
+    """Whether the message may be due (pending, unleased, its time come), read
+    without locking; the claim then checks for sure."""
+    row = OutboxMessage.objects.filter(pk=message_id).values_list("status", "lease_until", "next_attempt_at").first()
+    if row is None:
+        return False
+    status, lease_until, next_attempt_at = row
+    return status == MessageStatus.PENDING and next_attempt_at <= now and (lease_until is None or lease_until < now)
 
 
 def _locked(messages: QuerySet[OutboxMessage]) -> QuerySet[OutboxMessage]:
