@@ -218,7 +218,11 @@ class OrderAdmin(admin.ModelAdmin):
         return ("contract", "reference", *EXECUTION_FIELDS, "value")
 
     def get_inlines(self, request: HttpRequest, obj: Order | None) -> Any:
-        return (OrderLineInline,) if obj is None else (OrderLineInline, OrderEventInline, UnappliedActionInline)
+        if obj is None:
+            return (OrderLineInline,)
+        # The technicians' actions not applied, when there are some (orders.conflicts).
+        unapplied = (UnappliedActionInline,) if obj.unapplied_actions.exists() else ()
+        return (OrderLineInline, OrderEventInline, *unapplied)
 
     def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         # A closed or cancelled order can be looked at, no longer edited.

@@ -41,7 +41,14 @@ from portal.models import User
 
 # What a technician's page needs to be read and used offline.
 # The stylesheet first: the worker's "no network" page links ASSETS[0].
-ASSETS = ("css/portal.css", "js/htmx.min.js", "js/portal.js", "js/offline.js", "icons/icon-192.png")
+ASSETS = (
+    "css/portal.css",
+    "js/htmx.min.js",
+    "js/portal.js",
+    "js/queue.js",
+    "js/offline.js",
+    "icons/icon-192.png",
+)
 # The caches' names, shared with static/js/offline.js (which empties the pages' on sign-out).
 PAGES_CACHE = "portal-pages"
 
@@ -68,6 +75,8 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         "version": _fingerprint() if settings.DEBUG else _cached_fingerprint(),
         "assets": json.dumps([static(name) for name in ASSETS]),
         "pages_cache": json.dumps(PAGES_CACHE),
+        # The queue's storage and replay, shared with the pages (static/js/queue.js).
+        "queue_script": json.dumps(static("js/queue.js")),
     }
     response = HttpResponse(render_to_string("offline/sw.js", context), content_type="text/javascript; charset=utf-8")
     # Checked on every visit: a new version reaches the phones at once.
