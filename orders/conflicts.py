@@ -175,11 +175,10 @@ def line_removed(order: Order, line_id: int | None, *, done: bool) -> Refusal:
         if line_id is not None
         else None
     )
+    what = "Cette ligne a été retirée de la commande"
     if event is not None:
         what = f"La ligne {event.data.get('line', '')} ({event.data.get('label', '')}) a été retirée de la commande"
         what += _by(event)
-    else:
-        what = "Cette ligne a été retirée de la commande"
     told = " Le bureau est prévenu qu'elle avait été réalisée." if done else ""
     return Refusal(
         UnappliedReason.LINE_REMOVED,

@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Q, Subquery
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -267,10 +267,13 @@ def order_action(request: HttpRequest, pk: int, action: Action, line_pk: int | N
     action given by the URL."""
     spec = actions.ACTIONS[action]
     if (lost := conflicts.was_assigned(pk, request.user)) is not None:
-        return _no_longer_assigned(request, lost, spec.name, spec.button)
+        line_reference = lost.lines.filter(pk=line_pk).values_list("reference", flat=True).first() or ""
+        return _no_longer_assigned(request, lost, spec.name, spec.button, line_reference)
     order = get_order_for(request, pk)
     line = order.lines.filter(pk=line_pk).first() if spec.on_line else None
     if spec.on_line and line is None:
+        if not conflicts.removed_line_reference(order, line_pk):
+            raise Http404("Pas de telle ligne sur cette commande.")
         return _line_removed(request, order, line_pk, spec.name)
     options = {"replanning": order.state != State.ACKNOWLEDGED} if action == Action.PLAN else {}
     form = actions.technician_form(spec, request.POST, line=line, **options)
@@ -279,12 +282,16 @@ def order_action(request: HttpRequest, pk: int, action: Action, line_pk: int | N
     return _act(request, order, Submission(spec.name, form, label, url), spec.service, target=line)
 
 
-def _no_longer_assigned(request: HttpRequest, order: Order, action: str, button: str) -> HttpResponse:
+def _no_longer_assigned(
+    request: HttpRequest, order: Order, action: str, button: str, line_reference: str = ""
+) -> HttpResponse:
     """An action on an order given to someone else since: kept and explained to a
     replay (the phone forgets the order); otherwise back to the list, saying so."""
     refusal = conflicts.reassigned(order, request.user)  # type: ignore[arg-type]  # login_required
     if offline.is_replay(request):
-        return offline.refuse_replay(request, order, refusal, action=action, button=button)
+        return offline.refuse_replay(
+            request, order, refusal, action=action, button=button, line_reference=line_reference
+        )
     messages.warning(request, f"{refusal.reason} {refusal.advice}")
     if request.htmx:
         return HttpResponseClientRedirect(reverse("orders:my_orders"))

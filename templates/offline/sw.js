@@ -101,11 +101,14 @@ function asset(request) {
 var sending = null;
 
 // The queue of the person signed in, sent in order (PortalQueue.replay), then
-// every page of the portal told what became of it.
+// every page of the portal told what became of it; unless a page of the portal
+// is in front, which sends it itself.
 function sendQueue() {
   if (sending) return sending;
-  sending = PortalQueue.count().then(function (waiting) {
-    if (!waiting) return null;
+  sending = Promise.all([PortalQueue.count(), self.clients.matchAll({type: "window"})]).then(function (found) {
+    // A page of the portal in front sends it itself (static/js/offline.js), and shows how it went.
+    var inFront = found[1].some(function (client) { return client.visibilityState === "visible"; });
+    if (!found[0] || inFront) return null;
     return PortalQueue.signedIn().then(function (session) {
       if (!session) return null;  // signed out, or no network: the next time
       var current = session;
