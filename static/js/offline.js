@@ -234,7 +234,9 @@
       var what = document.createElement("span");
       var note = field(entry, "text");
       var progress = field(entry, "progress");
-      what.textContent = note !== null ? "Note : " + note : progress !== null ? "Avancement : " + progress + " %" : entry.label;
+      var done = field(entry, "done");
+      var line = done !== null ? entry.label + (done === "on" ? " réalisée" : " non réalisée") : entry.label;
+      what.textContent = note !== null ? "Note : " + note : progress !== null ? "Avancement : " + progress + " %" : line;
       var status = document.createElement("small");
       status.className = "pending-mark";
       status.textContent = "en attente d'envoi";

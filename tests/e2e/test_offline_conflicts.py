@@ -90,6 +90,8 @@ def test_works_started_offline_on_an_order_cancelled_meanwhile_are_kept_told_and
     phone.reload()
     phone.locator(".action-bar").get_by_role("button", name="Démarrer les travaux").click()
     expect(phone.locator("#offline-queue")).to_contain_text("1 modification en attente d'envoi")
+    # Shown as it will be once sent: works in progress, pending.
+    expect(phone.locator(".order-title .badge").first).to_have_text("En cours · en attente")
     phone.locator("input[name=progress]").fill("30")
     phone.get_by_role("button", name="Enregistrer l'avancement").click()
     expect(phone.locator("#offline-queue")).to_contain_text("2 modifications en attente d'envoi")
@@ -339,6 +341,7 @@ def test_pending_changes_show_on_the_order_offline_and_go_when_the_network_retur
     expect(pending).to_have_count(3)
     expect(pending.first).to_contain_text("Note : Siphon commandé")
     expect(pending.first).to_contain_text("en attente d'envoi")
+    expect(pending.last).to_contain_text("Ligne L1 réalisée")
     screens.check("70-offline-pending-on-the-order")
     assert not OrderEvent.objects.filter(order=order, kind__in=("mark_line", "set_progress", "note")).exists()
 
