@@ -134,7 +134,8 @@
     };
     // What the page shows at once; the queue, a moment later.
     showQueued(form, entry);
-    queue.add(entry).then(function () {
+    // portal.js waits for it before leaving the page (the session expired).
+    portal.kept = queue.add(entry).then(function () {
       askForSync();
       render();
     }, function () {
