@@ -233,11 +233,7 @@
       time.setAttribute("datetime", entry.at);
       time.textContent = timeOf(entry.at);
       var what = document.createElement("span");
-      var note = field(entry, "text");
-      var progress = field(entry, "progress");
-      var done = field(entry, "done");
-      var line = done !== null ? entry.label + (done === "on" ? " réalisée" : " non réalisée") : entry.label;
-      what.textContent = note !== null ? "Note : " + note : progress !== null ? "Avancement : " + progress + " %" : line;
+      what.textContent = describe(entry);
       var status = document.createElement("small");
       status.className = "pending-mark";
       status.textContent = "en attente d'envoi";
@@ -246,6 +242,17 @@
       item.appendChild(status);
       history.prepend(item);
     });
+  }
+
+  // An action as people read it: « Ligne L1 réalisée », « Avancement : 60 % », « Note : … ».
+  function describe(entry) {
+    var note = field(entry, "text");
+    var progress = field(entry, "progress");
+    var done = field(entry, "done");
+    if (note !== null) return "Note : " + note;
+    if (progress !== null) return "Avancement : " + progress + " %";
+    if (done !== null) return entry.label + (done === "on" ? " réalisée" : " non réalisée");
+    return entry.label;
   }
 
   var waiting = 0;
@@ -283,7 +290,7 @@
       if (!navigator.onLine) title.textContent += " (pas de réseau)";
       box.appendChild(title);
       var here = entries.filter(function (entry) { return entry.page === window.location.pathname; });
-      if (here.length) box.appendChild(list(here, function (entry) { return entry.label + " – " + timeOf(entry.at); }));
+      if (here.length) box.appendChild(list(here, function (entry) { return describe(entry) + " – " + timeOf(entry.at); }));
       if (navigator.onLine) {
         var send = document.createElement("button");
         send.type = "button";
@@ -307,7 +314,7 @@
     refused.forEach(function (entry) {
       var item = document.createElement("li");
       var what = document.createElement("strong");
-      what.textContent = (entry.order ? entry.order + " · " : "") + entry.label + " (" + timeOf(entry.at) + ")";
+      what.textContent = (entry.order ? entry.order + " · " : "") + describe(entry) + " (" + timeOf(entry.at) + ")";
       var reason = document.createElement("span");
       reason.className = "refusal-reason";
       reason.textContent = " : " + entry.reason;

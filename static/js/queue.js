@@ -91,7 +91,7 @@
 
   function keepRefusal(entry, result) {
     var refusal = {
-      user: entry.user, key: entry.key, label: entry.label, order: entry.order, page: entry.page, at: entry.at,
+      user: entry.user, key: entry.key, label: entry.label, fields: entry.fields, order: entry.order, page: entry.page, at: entry.at,
       reason: result.reason, advice: result.advice || "", gone: !!result.gone
     };
     return transact("refused", "readwrite", function (store) { store.add(refusal); });
