@@ -39,6 +39,7 @@ from orders.models import (
     OrderEvent,
     OrderLine,
     ReportPhoto,
+    UnappliedAction,
 )
 from orders.states import Action
 from portal.dates import admin_overrides
@@ -217,7 +218,11 @@ class OrderAdmin(admin.ModelAdmin):
         return ("contract", "reference", *EXECUTION_FIELDS, "value")
 
     def get_inlines(self, request: HttpRequest, obj: Order | None) -> Any:
-        return (OrderLineInline,) if obj is None else (OrderLineInline, OrderEventInline)
+        if obj is None:
+            return (OrderLineInline,)
+        # The technicians' actions not applied, when there are some (orders.conflicts).
+        unapplied = (UnappliedActionInline,) if obj.unapplied_actions.exists() else ()
+        return (OrderLineInline, OrderEventInline, *unapplied)
 
     def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         # A closed or cancelled order can be looked at, no longer edited.
@@ -435,6 +440,41 @@ def _file_link(document: Document | None) -> str:
     if document is None:
         return "—"
     return format_html('<a href="{}">{}</a>', reverse("orders:document", args=[document.pk]), document.file_name)
+
+
+class UnappliedActionInline(ReadOnlyMixin, admin.TabularInline):
+    """What technicians did without network that was not applied (orders.conflicts)."""
+
+    model = UnappliedAction
+    fields = ("acted_at", "received_at", "user", "label", "kind", "reason")
+    readonly_fields = fields
+    extra = 0
+    verbose_name_plural = "actions hors ligne non appliquées"
+
+
+@admin.register(UnappliedAction)
+class UnappliedActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("received_at", "order", "user", "label", "kind", "acted_at", "notified_at")
+    list_filter = ("kind",)
+    search_fields = ("order__reference", "label", "reason")
+    list_select_related = ("order", "user")
+    date_hierarchy = "received_at"
+    fields = (
+        "order",
+        "user",
+        "label",
+        "line_reference",
+        "kind",
+        "reason",
+        "advice",
+        "acted_at",
+        "received_at",
+        "notified_at",
+        "notified_to",
+        "key",
+        "data",
+    )
+    readonly_fields = fields
 
 
 @admin.register(Document)

@@ -91,6 +91,10 @@ class Order(models.Model):
     progress = models.PositiveSmallIntegerField(
         "avancement (%)", default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
     )
+    # When the progress now shown was given (the person's time, a phone's for an
+    # action taken offline): an older value arriving later does not replace it
+    # (orders.services.set_progress, docs/architecture.md « Offline conflicts »).
+    progress_at = models.DateTimeField("avancement indiqué le", null=True, blank=True, editable=False)
     suspend_reason = models.CharField(
         "motif de suspension", max_length=30, blank=True, choices=list(SUSPEND_REASON_LABELS.items())
     )
@@ -273,6 +277,9 @@ class OrderLine(models.Model):
     )
     done = models.BooleanField("réalisée", default=False)
     done_at = models.DateTimeField("réalisée le", null=True, blank=True)
+    # When it was last marked done or not done (the person's time): an older tick
+    # arriving later does not undo a newer one (orders.services.mark_line).
+    marked_at = models.DateTimeField("marquée le", null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "ligne de commande"
@@ -340,6 +347,52 @@ class OrderSeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} vue par {self.user_id} le {self.seen_at:%Y-%m-%d %H:%M}"
+
+
+class UnappliedReason(models.TextChoices):
+    REFUSED = "refused", "Refusée (état de la commande)"
+    REASSIGNED = "reassigned", "Commande plus attribuée au technicien"
+    LINE_REMOVED = "line_removed", "Ligne retirée entre-temps"
+    SUPERSEDED = "superseded", "Valeur plus récente gardée"
+    INVALID = "invalid", "Données refusées"
+
+
+class UnappliedAction(models.Model):
+    """An action a technician took without network that the server did not apply
+    when it arrived: refused (the order changed state meanwhile, was given to
+    someone else, lost the line), or older than a value set meanwhile (conflict).
+    Kept so that nobody's work disappears without a trace: shown on the order's
+    timeline to supervisors and office staff, in the admin, and emailed
+    (orders.notifications.tell_unapplied_actions). Written by orders.conflicts."""
+
+    order = models.ForeignKey(Order, models.CASCADE, related_name="unapplied_actions", verbose_name="commande")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="technicien")
+    key = models.UUIDField("clé", unique=True, null=True, blank=True, help_text="La clé que le téléphone lui a donnée.")
+    action = models.CharField("action", max_length=30)
+    label = models.CharField("ce qui a été fait", max_length=300)
+    line_reference = models.CharField("ligne", max_length=100, blank=True)
+    data = models.JSONField("données envoyées", default=dict, blank=True)
+    acted_at = models.DateTimeField("fait le", help_text="L'heure du téléphone du technicien.")
+    received_at = models.DateTimeField("reçu le", default=timezone.now)
+    kind = models.CharField("nature", max_length=20, choices=UnappliedReason)
+    reason = models.TextField("motif")
+    advice = models.CharField("conduite à tenir", max_length=300, blank=True)
+    notified_at = models.DateTimeField("signalé le", null=True, blank=True)
+    notified_to = models.PositiveIntegerField("destinataires", default=0)
+
+    class Meta:
+        verbose_name = "action hors ligne non appliquée"
+        verbose_name_plural = "actions hors ligne non appliquées"
+        ordering = ["-received_at", "-pk"]
+        indexes = [models.Index(fields=["notified_at"], name="orders_unapplied_notified_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=UnappliedReason.values), name="%(app_label)s_%(class)s_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.order_id}) : {self.get_kind_display()}"
 
 
 # --- Documents and intervention reports ---------------------------------------

@@ -148,6 +148,16 @@ def event_dates_with_code(order_id: int, kind: MessageKind, status: str, event: 
     ]
 
 
+def codes_and_dates(order_id: int, kind: MessageKind) -> list[tuple[str, str, str]]:
+    """(status, event, eventDate) of the order's messages of `kind`, abandoned ones aside."""
+    rows = (
+        OutboxMessage.objects.filter(order_id=order_id, kind=kind)
+        .exclude(status=MessageStatus.CANCELLED)
+        .values_list("payload__status", "payload__event", "payload__eventDate")
+    )
+    return [(str(status or ""), str(event or ""), str(date or "")) for status, event, date in rows]
+
+
 def last_message_id(order_id: int) -> int | None:
     return (
         OutboxMessage.objects.filter(stream=order_stream(order_id))
