@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from orders import deadlines
+from orders.durations import duration
 from orders.formatting import format_deadline
 from orders.queries import OrderQuerySet, line_total
 from orders.states import (
@@ -54,6 +55,10 @@ class Origin(models.TextChoices):
     MANUAL = "manual", "Saisie manuelle"
 
 
+# An appointment without a duration of its own or a service code holds its technician this long.
+DEFAULT_VISIT = timedelta(hours=1)
+
+
 class Order(models.Model):
     contract = models.ForeignKey(Contract, models.PROTECT, related_name="orders", verbose_name="marché")
     reference = models.CharField("référence", max_length=100, help_text="La référence de la plateforme du client.")
@@ -86,6 +91,13 @@ class Order(models.Model):
     appointment_at = models.DateTimeField("rendez-vous", null=True, blank=True, db_index=True)
     planned_start = models.DateTimeField("début prévu", null=True, blank=True)
     planned_end = models.DateTimeField("fin prévue", null=True, blank=True)
+    visit_minutes = models.PositiveSmallIntegerField(
+        "durée de la visite (minutes)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(5), MaxValueValidator(24 * 60)],
+        help_text="Vide : la durée de visite de son code prestation.",
+    )
     actual_start = models.DateTimeField("début réel", null=True, blank=True)
     actual_end = models.DateTimeField("fin réelle", null=True, blank=True)
     progress = models.PositiveSmallIntegerField(
@@ -161,6 +173,10 @@ class Order(models.Model):
                 name="%(app_label)s_%(class)s_critical_level_range",
             ),
             models.CheckConstraint(
+                condition=Q(visit_minutes__isnull=True) | Q(visit_minutes__gte=5, visit_minutes__lte=24 * 60),
+                name="%(app_label)s_%(class)s_visit_minutes_range",
+            ),
+            models.CheckConstraint(
                 condition=Q(actual_end__isnull=True) | Q(actual_start__isnull=False, actual_end__gte=F("actual_start")),
                 name="%(app_label)s_%(class)s_end_after_start",
             ),
@@ -189,6 +205,25 @@ class Order(models.Model):
     @property
     def allowed_actions(self) -> list[Action]:
         return allowed_actions(self.state)
+
+    @property
+    def visit_length(self) -> timedelta:
+        """How long its appointment holds its technician: its own duration, else
+        its service code's (`visit_minutes`), else an hour (service code read along)."""
+        if self.visit_minutes:
+            return timedelta(minutes=self.visit_minutes)
+        if self.service_code_id:
+            return timedelta(minutes=self.service_code.visit_minutes)
+        return DEFAULT_VISIT
+
+    @property
+    def visit_length_minutes(self) -> int:
+        return int(self.visit_length.total_seconds() // 60)
+
+    @property
+    def visit_label(self) -> str:
+        """`1 h 30 min`: its visit's duration as people read it."""
+        return duration(self.visit_length)
 
     @property
     def is_open(self) -> bool:
