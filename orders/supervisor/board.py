@@ -42,6 +42,7 @@ from orders import dispatch
 from orders.models import Order
 from orders.queries import OrderQuerySet
 from orders.states import WORK_STATES
+from orders.supervisor import board_html
 from orders.supervisor.forms import BacklogFilterForm, DispatchForm, Missing
 from orders.supervisor.planning import (
     LONGEST_VISIT,
@@ -131,6 +132,10 @@ class Block:
     def end_ms(self) -> int:
         return _milliseconds(self.item.end)
 
+    @property
+    def html(self) -> SafeString:
+        return board_html.visit(self)
+
 
 @dataclass
 class BoardRow:
@@ -166,7 +171,7 @@ def board_rows(orders: list[Order], technicians: list[User], day: date) -> list[
     start, end = _midnight(day), _midnight(day + timedelta(days=1))
     rows = {technician.pk: BoardRow(technician) for technician in technicians}
     items: dict[int, list[Item]] = {}
-    prefix = reverse("orders:supervisor_order", args=[0]).removesuffix("0/")
+    prefix = _order_prefix()
     for order in orders:
         if order.technician_id is None:
             continue
@@ -181,6 +186,12 @@ def board_rows(orders: list[Order], technicians: list[User], day: date) -> list[
         theirs.sort(key=lambda item: (item.start, item.order.reference))
         rows[technician_id].blocks = [_block(item, day) for item in theirs]
     return list(rows.values())
+
+
+def _order_prefix() -> str:
+    """The path of the supervisors' order pages less the pk: reverse() for each of
+    hundreds of orders would be most of the page's time."""
+    return reverse("orders:supervisor_order", args=[0]).removesuffix("0/")
 
 
 def _technicians() -> list[User]:
@@ -294,8 +305,21 @@ def _picked(request: HttpRequest, data: QueryDict) -> Order | None:
 # --- The views -------------------------------------------------------------------
 
 
-def _board_context(request: HttpRequest, day: date, **extra: Any) -> dict[str, Any]:
+def _backlog_context(request: HttpRequest, picked: int | None = None) -> dict[str, Any]:
     filters = backlog_filter_form(request.user, request.GET)
+    prefix = _order_prefix()
+    backlog = backlog_orders(request.user, filters.filters())
+    return {
+        "backlog": [board_html.backlog_item(order, picked=picked, prefix=prefix) for order in backlog],
+        "backlog_limit": BACKLOG_LIMIT,
+        "filters": filters,
+        "filtered": bool(filters.filters()),
+        # The filters go with the form, for the board shown again after it (without JavaScript).
+        "filtered_query": request.GET.urlencode(),
+    }
+
+
+def _board_context(request: HttpRequest, day: date, *, picked: int | None = None, **extra: Any) -> dict[str, Any]:
     start, end = _midnight(day), _midnight(day + timedelta(days=1))
     today = timezone.localdate()
     monday = day - timedelta(days=day.weekday())
@@ -307,13 +331,8 @@ def _board_context(request: HttpRequest, day: date, **extra: Any) -> dict[str, A
         "hours": range(OPENING_HOUR, CLOSING_HOUR),
         "opening_ms": _milliseconds(_at(day, OPENING_HOUR)),
         "now_ms": _milliseconds(timezone.now()),
-        "backlog": backlog_orders(request.user, filters.filters()),
+        **_backlog_context(request, picked),
         "backlog_count": Order.objects.visible_to(request.user).to_dispatch().count(),
-        "backlog_limit": BACKLOG_LIMIT,
-        "filters": filters,
-        "filtered": bool(filters.filters()),
-        # The filters go with the form, for the board shown again after it (without JavaScript).
-        "filtered_query": request.GET.urlencode(),
         "form": DispatchForm(initial={"appointment": _at(day, 8)}),
         "previous_url": day_url(day - timedelta(days=1)),
         "next_url": day_url(day + timedelta(days=1)),
@@ -338,9 +357,7 @@ def dispatch_board(request: HttpRequest) -> HttpResponse:
     backlog; for htmx's filters, the backlog's list alone."""
     day, day_error = _day_of(request.GET)
     if wants_fragment(request):
-        filters = backlog_filter_form(request.user, request.GET)
-        context = {"backlog": backlog_orders(request.user, filters.filters()), "filters": filters}
-        context.update(backlog_limit=BACKLOG_LIMIT, filtered=bool(filters.filters()), fragment=True)
+        context = {**_backlog_context(request), "fragment": True}
         response = render(request, "orders/board.html#backlog", context)
     else:
         response = render(request, "orders/board.html", _board_context(request, day, day_error=day_error))
