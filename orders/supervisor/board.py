@@ -120,6 +120,11 @@ class Block:
     when: str  # `9 h 00 – 10 h 30`, `… – 17 h 00` for works begun another day
 
     @property
+    def shown_when(self) -> str:
+        """What fits on the block: the whole span from an hour and a half (six quarters), else its start."""
+        return self.when if self.span >= 6 else self.when.split(" – ")[0]
+
+    @property
     def holds(self) -> bool:
         """Its works are still to do: it holds its technician (as `flag_overlaps` counts)."""
         return self.item.order.state in WORK_STATES

@@ -93,6 +93,7 @@ def visit(block: Block) -> SafeString:
         part
         for part in (
             order.reference,
+            block.when,
             item.description,
             order.service_code.code if order.service_code else "",
             order.asset.full_address if order.asset else "",
@@ -113,6 +114,6 @@ def visit(block: Block) -> SafeString:
         start=block.start_ms,
         end=block.end_ms,
         holds=mark_safe(" data-holds") if block.holds else EMPTY,
-        when=block.when,
+        when=block.shown_when,
         notes=" · ".join(notes),
     )

@@ -6,6 +6,7 @@ row drawn again, the order out of the backlog), and the technician sees it as
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -152,9 +153,8 @@ def test_an_order_is_dispatched_by_keyboard_after_seeing_the_conflict(
     expect(backlog.locator(".backlog-ok")).to_contain_text("Aucun conflit")
     backlog.get_by_role("button", name="Planifier").press("Enter")
     expect(page.locator("#board-status")).to_contain_text("Commande NOUVELLE : Technicien : Karim Haddad")
-    expect(page.locator(f"#board-row-{technician.pk} .board-visit", has_text="NOUVELLE")).to_contain_text(
-        "9 h 30 – 10 h 00"
-    )
+    visit = page.locator(f"#board-row-{technician.pk} .board-visit", has_text="NOUVELLE")
+    expect(visit).to_have_attribute("title", re.compile(r"^NOUVELLE · 9 h 30 – 10 h 00 · rendez-vous"))
     new.refresh_from_db()
     assert (new.technician_id, new.visit_minutes) == (technician.pk, 30)
 
