@@ -38,6 +38,11 @@ urlpatterns = [
     path("pilotage/commandes/<int:pk>/details/", order.supervisor_details, name="supervisor_details"),
     path("pilotage/commandes/<int:pk>/lignes/ajouter/", order.supervisor_line_add, name="supervisor_line_add"),
     path(
+        "pilotage/commandes/<int:pk>/fournitures/",
+        order.supervisor_materials_to_lines,
+        name="supervisor_materials_to_lines",
+    ),
+    path(
         "pilotage/commandes/<int:pk>/lignes/<int:line_pk>/", order.supervisor_line_update, name="supervisor_line_update"
     ),
     path(
