@@ -157,7 +157,7 @@ def test_the_supervisor_sees_the_supplies_with_the_schedule_s_prices(client, sta
     section = html[html.index('id="fournitures"') :]
     assert "2 à reprendre" in section
     assert "PLB-020" in section and "12,80&nbsp;€" in section  # 4 × 3.20
-    assert "61,30&nbsp;€ HT" in section  # 48.50 + 12.80
+    assert "61,30&nbsp;€&nbsp;HT" in section  # 48.50 + 12.80
     assert "Ajouter aux lignes de la commande (2)" in section
     assert "Devis avec les fournitures des rapports (2)" in html
 
