@@ -7,6 +7,7 @@ row drawn again, the order out of the backlog), and the technician sees it as
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -52,6 +53,13 @@ def sign_in(page, live_server, user, next_url):
     page.get_by_label("Identifiant").fill(user.username)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
+
+
+@contextmanager
+def checked(page):
+    """What is done inside, then the answer of the check htmx asks for it."""
+    with page.expect_response(lambda response: "/pilotage/repartition/verifier/" in response.url):
+        yield
 
 
 def board_url(day) -> str:
@@ -140,16 +148,17 @@ def test_an_order_is_dispatched_by_keyboard_after_seeing_the_conflict(
     page.keyboard.press("Space")
     expect(backlog.locator(f"#pick-{new.pk}")).to_be_checked()
     expect(backlog.get_by_label("Durée (minutes)")).to_have_value("60")  # its code's
-    backlog.get_by_label("Technicien").select_option(str(technician.pk))
-    backlog.get_by_label("Rendez-vous").fill(f"{day['tomorrow']:%Y-%m-%d}T09:30")
-    backlog.get_by_label("Rendez-vous").dispatch_event("change")
-    expect(backlog.locator(".backlog-ok")).to_contain_text("Aucun conflit")
-    backlog.get_by_label("Durée (minutes)").fill("45")
-    backlog.get_by_label("Durée (minutes)").dispatch_event("change")
+    with checked(page):
+        backlog.get_by_label("Technicien").select_option(str(technician.pk))
+    with checked(page):
+        backlog.get_by_label("Rendez-vous").fill(f"{day['tomorrow']:%Y-%m-%d}T09:30")
+        backlog.get_by_label("Rendez-vous").dispatch_event("change")
+    # 9:30 for its code's hour runs into DEJA-10H at 10:00.
     expect(backlog.locator(".backlog-warnings")).to_contain_text("Chevauche DEJA-10H")
     screens.check("board-04-keyboard-conflict-before-saving")
-    backlog.get_by_label("Durée (minutes)").fill("30")
-    backlog.get_by_label("Durée (minutes)").dispatch_event("change")
+    with checked(page):
+        backlog.get_by_label("Durée (minutes)").fill("30")
+        backlog.get_by_label("Durée (minutes)").dispatch_event("change")
     expect(backlog.locator(".backlog-ok")).to_contain_text("Aucun conflit")
     backlog.get_by_role("button", name="Planifier").press("Enter")
     expect(page.locator("#board-status")).to_contain_text("Commande NOUVELLE : Technicien : Karim Haddad")
