@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 
 from django import forms
 from django.contrib import messages
@@ -100,7 +101,7 @@ class Item:
     can_assign: bool = False
     can_plan: bool = False
 
-    @property
+    @cached_property
     def description(self) -> str:
         """`rendez-vous lun. 30 nov. à 9 h 30`, `travaux du lun. 30 nov. à 8 h 00 au mer. 2 déc. à 17 h 00`."""
         if self.is_appointment:
@@ -109,7 +110,7 @@ class Item:
             return f"travaux à partir du {_moment(self.start)}"
         return f"travaux du {_moment(self.start)} au {_moment(self.end)}"
 
-    @property
+    @cached_property
     def late(self) -> bool:
         return is_late(self.order, timezone.now())
 
