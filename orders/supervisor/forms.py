@@ -426,7 +426,12 @@ class BacklogFilterForm(forms.Form):
     """The backlog's filters, in the address (`?q=fuite&criticite=2`): each one
     narrows the list; one that cannot be read is ignored and said so."""
 
-    q = forms.CharField(label="Rechercher", required=False, max_length=100)
+    q = forms.CharField(
+        label="Rechercher",
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Référence, adresse, description…"}),
+    )
     echeance = PlausibleDateField(label="Échéance jusqu'au", required=False, widget=_date_input())
     criticite = forms.TypedChoiceField(
         label="Criticité",
