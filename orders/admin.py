@@ -38,6 +38,7 @@ from orders.models import (
     Order,
     OrderEvent,
     OrderLine,
+    ReportMaterial,
     ReportPhoto,
     UnappliedAction,
 )
@@ -500,6 +501,14 @@ class ReportPhotoInline(ReadOnlyMixin, admin.TabularInline):
     can_delete = False
 
 
+class ReportMaterialInline(ReadOnlyMixin, admin.TabularInline):
+    model = ReportMaterial
+    fields = ("code", "label", "quantity", "unit", "destination", "order_line")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
 @admin.register(InterventionReport)
 class InterventionReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("__str__", "created_by", "signature_status", "quote_needed", "pdf_status")
@@ -525,7 +534,7 @@ class InterventionReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "pdf_link",
     )
     readonly_fields = fields
-    inlines = (ReportPhotoInline,)
+    inlines = (ReportPhotoInline, ReportMaterialInline)
     actions = ("retry_pdf",)
 
     @admin.display(description="PDF")
