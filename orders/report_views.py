@@ -22,9 +22,10 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from orders import documents, offline, report_photos, reports
+from orders import documents, offline, report_photos, reports, timing
 from orders.access import get_order_for
 from orders.forms import DocumentUploadForm, PhotoOpeningForm, ReportForm
+from orders.material_forms import BaseMaterialFormSet, material_formset
 from orders.models import Document, DocumentKind, InterventionReport, Order, OrderEvent, StagedPhoto
 from orders.states import State
 from portal.errors import Refused
@@ -47,13 +48,14 @@ def _photo_state(photo: StagedPhoto) -> dict[str, Any]:
 
 
 def _submit_once(
-    request: HttpRequest, order: Order, form: ReportForm
+    request: HttpRequest, order: Order, form: ReportForm, materials: BaseMaterialFormSet
 ) -> tuple[offline.Outcome, InterventionReport | None]:
     """Save the report once, however often the phone's queue sends it (its key)."""
     saved: list[InterventionReport] = []
 
     def submit() -> OrderEvent:
-        report = reports.submit_report(order, actor=request.user, **form.service_arguments())
+        arguments = form.service_arguments()
+        report = reports.submit_report(order, actor=request.user, **arguments, materials=materials.materials())
         saved.append(report)
         return order.events.filter(kind="report_submitted").latest("pk")
 
@@ -76,9 +78,15 @@ def _report_saved(
     return redirect(url)
 
 
-def _report_refused(form: ReportForm) -> JsonResponse:
+def _report_refused(form: ReportForm, materials: BaseMaterialFormSet) -> JsonResponse:
     """For the phone: every reason (the queue shows them), and each field's own (the form shows them by the field)."""
     fields = {name: [str(message) for message in messages] for name, messages in form.errors.items()}
+    if materials.is_bound and not materials.is_valid():
+        for number, errors in enumerate(materials.errors):
+            for name, messages in errors.items():
+                fields[f"{materials.prefix}-{number}-{name}"] = [str(message) for message in messages]
+        if materials.non_form_errors():
+            fields.setdefault("__all__", []).extend(str(message) for message in materials.non_form_errors())
     errors = [message for messages in fields.values() for message in messages]
     return JsonResponse({"status": "refused", "errors": errors, "fields": fields}, status=HTTPStatus.CONFLICT)
 
@@ -90,10 +98,12 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
     phone (`X-Portal-Replay`) is answered in JSON; one whose photos have not all arrived, with 424."""
     order = get_order_for(request, order_id)
     form = ReportForm(request.POST or None, request.FILES or None, initial={"signatory_name": order.occupant_name})
+    # The supplies from the price schedule: their own formset (orders/material_forms.py, orders/_report_materials.html).
+    materials = material_formset(request.POST or None, contract=order.contract)
     if request.method == "POST":
-        if form.is_valid():
+        if form.is_valid() and materials.accepted:
             try:
-                return _report_saved(request, order, *_submit_once(request, order, form))
+                return _report_saved(request, order, *_submit_once(request, order, form, materials))
             except report_photos.PhotosPending as pending:
                 if offline.is_replay(request):
                     missing = [str(key) for key in pending.missing]
@@ -102,7 +112,11 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
             except Refused as error:
                 form.add_error(None, str(error))
         if offline.is_replay(request):
-            return _report_refused(form)
+            return _report_refused(form, materials)
+    return _report_page(request, order, form, materials)
+
+
+def _report_page(request: HttpRequest, order: Order, form: ReportForm, materials: BaseMaterialFormSet) -> HttpResponse:
     # Shown again after an error: the photos already sent, and those sent with it, stay (no JavaScript).
     kept = (
         report_photos.show_again(
@@ -111,14 +125,22 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
         if form.is_bound
         else []
     )
+    counted = timing.counted_so_far(order)
+    if counted.counted is not None:  # what an empty field would count, shown beside it
+        form.fields["time_on_site_minutes"].help_text = (
+            f"Laissez vide : calculé d'après le début, la fin et les suspensions des travaux "
+            f"({counted.display} à cette heure)."
+        )
     context = {
         "order": order,
         "form": form,
+        "materials": materials,
         "kept_photos": kept,
         "open_to_reports": order.state != State.CANCELLED,
         "works_started": order.state in documents.REPORT_STATES,
     }
-    return render(request, "orders/report_form.html", context, status=400 if form.errors else 200)
+    failed = form.errors or not materials.accepted
+    return render(request, "orders/report_form.html", context, status=400 if failed else 200)
 
 
 @login_required
@@ -184,6 +206,9 @@ def report_detail(request: HttpRequest, order_id: int, report_id: int) -> HttpRe
     order = get_order_for(request, order_id)
     report = _report_for(order, report_id)
     context = {"order": order, "report": report}
+    if not wants_fragment(request):
+        context["on_site"] = timing.time_on_site(report)
+        context["report_materials"] = list(report.materials.all())
     response = render_page_or_fragment(request, "orders/report_detail.html", "pdf-status", context)
     if wants_fragment(request) and not report.pdf_in_progress:
         response.status_code = HTMX_STOP_POLLING

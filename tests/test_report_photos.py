@@ -405,13 +405,15 @@ def test_a_form_shown_again_names_the_photos_already_sent(signed_in, started):
 
 def test_the_form_marks_what_must_be_filled_in_before_it_is_sent(signed_in, started):
     page = signed_in.get(f"/commandes/{started.pk}/rapport/").content.decode()
-    for label in ("Travaux réalisés", "Temps passé sur place (en minutes)", "Signature de l&#x27;occupant"):
+    for label in ("Travaux réalisés", "Signature de l&#x27;occupant"):
         assert f'{label} <span class="required">obligatoire</span>' in page, label
     assert 'Travaux à chiffrer <span class="required">obligatoire avec un devis</span>' in page
-    assert 'Observations <span class="required">' not in page
+    # Counted from the start when left empty (orders/timing.py): not marked.
+    for label in ("Observations", "Temps passé sur place (en minutes)"):
+        assert f'{label} <span class="required">' not in page, label
     # Every aria-describedby names an element of the page.
-    for described in ("id_quote_description_helptext",):
-        assert f'aria-describedby="{described}"' in page and f'id="{described}"' in page
+    for described in ("id_quote_description_helptext", "id_time_on_site_minutes_helptext"):
+        assert f'aria-describedby="{described}"' in page and f'id="{described}"' in page, described
     # The time and key the phone's queue needs, as for every action.
     assert 'name="client_at"' in page and 'name="idempotency_key"' in page
 

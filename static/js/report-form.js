@@ -79,6 +79,12 @@
   function restore(fields) {
     var values = {};
     fields.forEach(function (field) { (values[field[0]] = values[field[0]] || []).push(field[1]); });
+    // The supplies' rows added with « Ajouter une fourniture » (static/js/report_materials.js): added again.
+    var total = form.querySelector("input[name$='-TOTAL_FORMS']");
+    var add = form.querySelector("[data-material-add]");
+    if (total && add && values[total.name]) {
+      for (var count = Number(total.value); count < Number(values[total.name][0]); count += 1) add.click();
+    }
     Array.prototype.forEach.call(form.elements, function (field) {
       if (!field.name || SKIP.indexOf(field.name) !== -1 || field.type === "file" || field.type === "submit") return;
       var kept = values[field.name] || [];
@@ -297,10 +303,8 @@
   function check() {
     var problems = [];
     if (!value("works_done")) problems.push(["works_done", "Décrivez les travaux réalisés."]);
-    var minutes = value("time_on_site_minutes");
-    if (!minutes) {
-      problems.push(["time_on_site_minutes", "Indiquez le temps passé sur place, en minutes."]);
-    } else if (!/^\d+$/.test(minutes) || Number(minutes) < 1 || Number(minutes) > 1440) {
+    var minutes = value("time_on_site_minutes"); // empty: counted by the server from the start of the works
+    if (minutes && (!/^\d+$/.test(minutes) || Number(minutes) < 1 || Number(minutes) > 1440)) {
       problems.push(["time_on_site_minutes", "Le temps passé sur place doit être compris entre 1 minute et 24 heures."]);
     }
     var status = form.querySelector("input[name=signature_status]:checked");
@@ -331,7 +335,8 @@
     box.appendChild(element("p", "", heading || "Le rapport n'est pas enregistré : corrigez ce qui est indiqué ci-dessous."));
     var first = null;
     problems.forEach(function (problem) {
-      var place = form.querySelector('[data-field="' + problem[0] + '"]');
+      var named = form.querySelector('[name="' + problem[0] + '"]');
+      var place = form.querySelector('[data-field="' + problem[0] + '"]') || (named && named.closest(".field"));
       if (!place) {
         box.appendChild(element("p", "", problem[1]));
         return;
@@ -371,84 +376,42 @@
       : "Enregistrement du rapport…";
   }
 
-  function photosUp(key) {
-    return new Promise(function (resolve) {
-      function finish(ok) {
-        document.removeEventListener("report:photo", photo);
-        document.removeEventListener("report:stalled", stalled);
-        window.removeEventListener("offline", offline);
-        resolve(ok);
-      }
-      function probe() { reports.isReady(key).then(function (ok) { if (ok) finish(true); }); }
-      function photo(event) { if (event.detail.photo.draft === key) probe(); }
-      function stalled(event) { if (event.detail.photo.draft === key) finish(false); }
-      function offline() { finish(false); }
-      document.addEventListener("report:photo", photo);
-      document.addEventListener("report:stalled", stalled);
-      window.addEventListener("offline", offline);
-      probe();
-    });
-  }
+  // With network, right after « Enregistrer »: the queue sends the photos left, then the report;
+  // the page follows it and opens the report once saved. A stall, or no network, and it says the
+  // report waits on the phone (the queue goes on by itself).
+  var following = null;
 
-  function post(fields, retried) {
-    var body = new FormData();
-    fields.forEach(function (field) { body.append(field[0], field[1]); });
-    return fetch(url, {
-      method: "POST",
-      body: body,
-      credentials: "same-origin",
-      redirect: "manual",
-      headers: {"X-CSRFToken": portal.queue.token(), "X-Portal-Replay": "1"}
-    }).then(function (response) {
-      if (response.type === "opaqueredirect") return {status: "login"};
-      if (response.status === 403 && !retried) {
-        return portal.queue.refreshToken().then(function () { return post(fields, true); });
-      }
-      return response.json().then(function (answer) {
-        return {status: response.status, answer: answer};
-      }, function () {
-        return {status: response.status, answer: {}};
-      });
-    }, function () {
-      return {status: 0, answer: {}};
-    });
-  }
-
-  // With network, right after « Enregistrer »: the page waits for the photos and sends the report
-  // itself, then opens it. Anything that goes wrong on the way leaves it to the queue.
-  function sendNow(saved) {
+  function follow(saved) {
     progressLine.hidden = false;
     showSending();
-    return photosUp(saved.key).then(function (ok) {
-      if (!ok) return "later";
-      progressLine.textContent = "Enregistrement du rapport…";
-      return post(saved.entryFields, false);
-    }).then(function (reply) {
-      if (reply !== "later" && reply.status === 200 && reply.answer.url) {
-        portal.queue.remove(saved.key);
-        return reports.forget(saved.key).then(function () { window.location.assign(reply.answer.url); });
+    following = saved.key;
+    var quiet = null;
+    function stop(queued) {
+      following = null;
+      window.clearTimeout(quiet);
+      document.removeEventListener("report:stalled", stalled);
+      document.removeEventListener("report:photo", moving);
+      window.removeEventListener("offline", offline);
+      if (queued) {
+        progressLine.hidden = true;
+        showQueued(saved);
       }
-      reports.drive(saved.key, false);
-      progressLine.hidden = true;
-      if (reply !== "later" && reply.status === 409) {
-        var fields = reply.answer.fields || {};
-        var problems = [];
-        Object.keys(fields).forEach(function (name) {
-          fields[name].forEach(function (message) { problems.push([name, message]); });
-        });
-        return reports.reopen(saved, (reply.answer.errors || []).join(" "), fields).then(function () {
-          submit.disabled = false;
-          showErrors(problems);
-        });
-      }
-      if (reply !== "later" && reply.status === "login") {
-        portal.notify("Votre session a expiré : reconnectez-vous, le rapport partira ensuite.");
-      }
-      if (reply !== "later" && reply.status === 424) reports.resend(reply.answer.missing || []);
-      showQueued(saved);
-      portal.queue.replay();
-    });
+    }
+    // Nothing moving for a while (another action ahead of it waits for the server): said as waiting.
+    function moving() {
+      window.clearTimeout(quiet);
+      quiet = window.setTimeout(function () { stop(true); }, 45000);
+    }
+    function stalled(event) { if (event.detail.photo.draft === saved.key) stop(true); }
+    function offline() { stop(true); }
+    document.addEventListener("report:stalled", stalled);
+    document.addEventListener("report:photo", moving);
+    window.addEventListener("offline", offline);
+    moving();
+    return stop;
   }
+
+  var stopFollowing = null;
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -464,18 +427,18 @@
     shrinking.then(function () {
       saved.fields = typed();
       var keys = new FormData(form).getAll("photo_keys");
+      var at = clientAt.value || new Date().toISOString();
       var fields = saved.fields.concat(keys.map(function (key) { return ["photo_keys", key]; }), [
-        ["client_at", clientAt.value || new Date().toISOString()],
+        ["client_at", at],
         ["idempotency_key", saved.key]
       ]);
-      var online = navigator.onLine;
-      if (online) reports.drive(saved.key, true);
-      return reports.queueReport(saved, fields, fields[fields.length - 2][1]).then(function () {
-        if (online) return sendNow(saved);
-        showQueued(saved);
+      if (navigator.onLine) stopFollowing = follow(saved);
+      return reports.queueReport(saved, fields, at).then(function () {
+        if (!stopFollowing) showQueued(saved);
       });
     }).catch(function () {
-      reports.drive(saved.key, false);
+      if (stopFollowing) stopFollowing(false);
+      stopFollowing = null;
       submit.disabled = false;
       progressLine.hidden = true;
       portal.notify("La mémoire du téléphone est pleine : le rapport n'a pas pu être gardé. Réessayez avec du réseau.");
@@ -581,10 +544,20 @@
     }
   }
 
-  document.addEventListener("report:sent", function (event) { showSent(event.detail.key); });
+  document.addEventListener("report:sent", function (event) {
+    if (event.detail.key === following) {
+      // Saved while the page followed it: the report's own page, its PDF on the way.
+      stopFollowing(false);
+      window.location.assign(event.detail.url || orderPage);
+      return;
+    }
+    showSent(event.detail.key);
+  });
 
   document.addEventListener("report:refused", function (event) {
     if (String(event.detail.order) !== String(order)) return;
+    if (event.detail.key === following) stopFollowing(false);
+    progressLine.hidden = true;
     var box = document.querySelector('[data-queued="' + event.detail.key + '"]');
     if (box) box.remove();
     reports.draftFor(order).then(function (found) {
@@ -594,6 +567,28 @@
       reload(found);
     });
   });
+
+  // The service worker sent the queue (no page of the portal in front): what became of the reports waiting here.
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", function (event) {
+      if (!event.data || event.data.type !== "portal-queue") return;
+      Promise.all([reports.queuedFor(order), reports.draftFor(order)]).then(function (found) {
+        var still = found[0].map(function (saved) { return saved.key; });
+        document.querySelectorAll("[data-queued]").forEach(function (box) {
+          var key = box.getAttribute("data-queued");
+          if (still.indexOf(key) !== -1) return;
+          if (found[1] && found[1].key === key && found[1].status === "refused") {
+            box.remove();
+            clearForm();
+            form.hidden = false;
+            reload(found[1]);
+          } else {
+            showSent(key);
+          }
+        });
+      });
+    });
+  }
 
   Promise.all([reports.queuedFor(order), reports.draftFor(order)]).then(function (found) {
     var queued = found[0];

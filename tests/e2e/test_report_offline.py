@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,7 @@ from orders.tasks import render_report_pdf
 from portal.relay import intent
 from portal.relay.models import Connection, MessageKind
 from tests.conftest import PARIS, PASSWORD
-from tests.e2e.helpers import Screens, drain
+from tests.e2e.helpers import Screens, drain, queued, wait_until_sent
 from tests.photos import has_location, write_camera_photos
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("database_before_the_live_server")]
@@ -202,20 +201,21 @@ def test_a_report_written_offline_with_two_photos_and_a_signature_arrives_once_w
     before = moment(page)
     page.get_by_role("button", name="Enregistrer le rapport").click()
     after = moment(page)
-    queued = page.locator(".report-queued")
-    expect(queued).to_contain_text("Rapport gardé sur le téléphone")
-    expect(queued).to_contain_text("avec 2 photos")
+    waiting_card = page.locator(".report-queued")
+    expect(waiting_card).to_contain_text("Rapport gardé sur le téléphone")
+    expect(waiting_card).to_contain_text("avec 2 photos")
     expect(page.locator("#offline-queue")).to_contain_text("1 modification en attente d'envoi (pas de réseau)")
     expect(page.locator("form.report-form")).to_be_hidden()
     screens.check("32-offline-report-queued")
     assert not InterventionReport.objects.exists() and not StagedPhoto.objects.exists()
-    waiting = page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}')")
+    waiting = queued(page, technician.pk)
+    assert [(entry["kind"], entry["label"]) for entry in waiting] == [("report", "Rapport d'intervention")]
 
     time.sleep(1.5)  # the report saved well before the network returns
     back = datetime.now(tz=UTC)
     page.context.set_offline(False)
     expect(banner).to_be_hidden()
-    expect(queued).to_contain_text("Rapport envoyé", timeout=30_000)
+    expect(waiting_card).to_contain_text("Rapport envoyé", timeout=30_000)
     expect(page.locator("#offline-queue")).to_have_count(0)
     screens.check("33-report-sent")
 
@@ -237,10 +237,11 @@ def test_a_report_written_offline_with_two_photos_and_a_signature_arrives_once_w
 
     # Sent again (a replay whose answer was lost): recognised, nothing doubles.
     page.evaluate(
-        "([name, value]) => { localStorage.setItem(name, value); window.dispatchEvent(new Event('online')); }",
-        [f"portal-queue-{technician.pk}", waiting],
+        "entries => Promise.all(entries.map(entry => { delete entry.seq; return PortalQueue.add(entry); }))"
+        ".then(() => document.dispatchEvent(new Event('portal:queued')))",
+        waiting,
     )
-    page.wait_for_function("name => localStorage.getItem(name) === '[]'", arg=f"portal-queue-{technician.pk}")
+    wait_until_sent(page, technician.pk)
     assert InterventionReport.objects.count() == 1
 
     # The PDF, then the platform: the report's log with the technician's time, and the PDF, once.
@@ -339,8 +340,7 @@ def test_a_report_with_errors_keeps_its_photos_and_its_text(live_server, order, 
     services.acknowledge_order(order, actor=technician)
     sign_in(page, base, technician, f"/commandes/{order.pk}/rapport/")
 
-    for label in ("Travaux réalisés", "Temps passé sur place (en minutes)"):
-        expect(page.locator("label", has_text=label).locator(".required")).to_have_text("obligatoire")
+    expect(page.locator("label", has_text="Travaux réalisés").locator(".required")).to_have_text("obligatoire")
     expect(page.locator(".signature-field legend .required")).to_have_text("obligatoire")
     expect(page.locator(".notice-card")).to_contain_text("une fois les travaux démarrés")
     screens.check("34-report-form-required-marked")
@@ -361,7 +361,11 @@ def test_a_report_with_errors_keeps_its_photos_and_its_text(live_server, order, 
         time.sleep(0.1)
     page.get_by_role("button", name="Enregistrer le rapport").click()
     expect(page.locator("[data-field=works_done] .field-error")).to_have_text("Décrivez les travaux réalisés.")
-    expect(page.locator("[data-field=time_on_site_minutes] .field-error")).to_contain_text("temps passé sur place")
+    page.get_by_label("Temps passé sur place (en minutes)").fill("2000")
+    page.get_by_role("button", name="Enregistrer le rapport").click()
+    expect(page.locator("[data-field=time_on_site_minutes] .field-error")).to_contain_text(
+        "entre 1 minute et 24 heures"
+    )
     expect(page.locator("[data-field=signature_status] .field-error")).to_contain_text("Indiquez si l'occupant a signé")
     expect(page.get_by_label("Travaux réalisés")).to_have_attribute("aria-invalid", "true")
     expect(items).to_have_count(2)
@@ -460,4 +464,4 @@ def test_a_weak_link_shows_each_photos_progress_and_resumes_where_the_server_say
     # Sent once more at the same offset, refused (409) with the server's offset, then on from there.
     assert staged.size > 512 * 1024, staged.size
     assert lost == ["0"] and offsets == ["0", "0", "524288"], offsets
-    assert json.loads(page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}') || '[]'")) == []
+    assert queued(page, technician.pk) == []

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0013_order_seen'),
+        ('orders', '0015_merge_offline_conflicts_dispatch'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
