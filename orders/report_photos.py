@@ -148,7 +148,14 @@ def receive_part(
         raise ServiceError("Ce morceau de photo est vide.")
     if len(data) > MAX_PART_BYTES or offset + len(data) > photo.size:
         raise ServiceError(f"{_photo_label(photo.name)} est plus longue qu'annoncé : choisissez-la à nouveau.")
-    StagedPhotoPart.objects.create(photo=photo, offset=offset, data=data)
+    try:
+        with transaction.atomic():
+            StagedPhotoPart.objects.create(photo=photo, offset=offset, data=data)
+    except IntegrityError:
+        # The same part at once in another request (a send the browser retried on a fresh
+        # connection; where rows are not locked, as on SQLite): that one keeps it.
+        photo.refresh_from_db(fields=["received"])
+        raise PartOutOfStep(photo.received) from None
     photo.received = offset + len(data)
     if photo.received < photo.size:
         photo.save(update_fields=["received"])

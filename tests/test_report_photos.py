@@ -449,3 +449,18 @@ def test_a_technicians_pages_load_the_report_store_after_the_offline_mode(signed
         assert page.index('src="/static/js/offline.js"') < page.index(store) < page.index("</head>"), url
     client.logout()
     assert "report-store.js" not in client.get("/connexion/").content.decode()
+
+
+def test_the_same_part_received_twice_at_once_is_kept_once_and_the_second_told_where_the_server_stands(
+    signed_in, started, technician
+):
+    """Where rows are not locked (SQLite), two sends of one part can both pass the
+    offset check: the second finds the part taken and gets 409, never a 500."""
+    content = camera_jpeg()
+    key, _ = open_photo(signed_in, started, content)
+    photo = StagedPhoto.objects.get(key=key)
+    StagedPhotoPart.objects.create(photo=photo, offset=PART, data=content[PART : 2 * PART])  # the other request's
+    response = send_part(signed_in, started, key, content[PART : 2 * PART], PART)
+    assert response.status_code == HTTPStatus.CONFLICT
+    assert response.json() == {"status": "receiving", "received": PART}
+    assert StagedPhotoPart.objects.filter(photo=photo, offset=PART).count() == 1

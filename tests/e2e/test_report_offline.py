@@ -19,6 +19,7 @@ from http import HTTPStatus
 
 import httpx
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 from playwright.sync_api import expect
 from pypdf import PdfReader
@@ -87,6 +88,15 @@ def stored(page, user_id: int) -> dict:
         })""",
         f"portal-reports-{user_id}",
     )
+
+
+def saved() -> bool:
+    """Whether the report is saved; polled beside the live server (on SQLite, a
+    table it is writing to is locked meanwhile: asked again)."""
+    try:
+        return InterventionReport.objects.exists()
+    except OperationalError:
+        return False
 
 
 def draw_signature(page) -> None:
@@ -328,6 +338,44 @@ def test_the_day_offline_from_the_report_onward_reaches_the_platform_in_order(
     assert [log["event"] for log in received[-2:]] == ["start", "end"], [log["description"] for log in received]
     assert "Rapport d'intervention saisi" in received[-2]["description"]
     assert datetime.fromisoformat(received[-1]["raw"]["eventDate"]) == finished.at.replace(microsecond=0)
+
+
+def test_a_report_queued_offline_goes_with_its_photo_when_the_network_returns_with_the_portal_closed(
+    live_server, started, technician, phone, camera
+):
+    """The phone in the pocket: the service worker sends the queue (Background
+    Sync), the report's photo first (static/js/report-queue.js), then the report."""
+    page = phone
+    base = live_server.url
+    order = started
+    sign_in(page, base, technician, "/mes-commandes/")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.wait_for_function("name => localStorage.getItem(name) !== null", arg=f"portal-precached-{technician.pk}")
+    page.context.set_offline(True)
+    page.goto(f"{base}/commandes/{order.pk}/rapport/")
+    page.get_by_label("Travaux réalisés").fill("Robinet d'arrêt changé")
+    page.get_by_label("Choisir dans la galerie (avant travaux)").set_input_files(camera[0])
+    page.get_by_role("radio", name="Refusé : l'occupant ne veut pas signer").check()
+    expect(page.locator(".report-form .photo-item[data-photo]")).to_have_count(1)
+    page.get_by_role("button", name="Enregistrer le rapport").click()
+    expect(page.locator(".report-queued")).to_contain_text("Rapport gardé sur le téléphone")
+
+    page.goto("about:blank")  # the portal closed
+    page.context.set_offline(False)
+    deadline = time.monotonic() + 30
+    while not saved():
+        assert time.monotonic() < deadline, "the report was not sent with the portal closed"
+        time.sleep(0.5)
+    report = InterventionReport.objects.get()
+    assert (report.works_done, report.signature_status, report.photos.count()) == (
+        "Robinet d'arrêt changé",
+        "refused",
+        1,
+    )
+    assert not StagedPhoto.objects.exists()
+    page.goto(f"{base}/commandes/{order.pk}/rapport/")
+    expect(page.locator(".report-queued")).to_have_count(0)
+    assert stored(page, technician.pk) == {"drafts": [], "photos": []}
 
 
 def test_a_report_with_errors_keeps_its_photos_and_its_text(live_server, order, technician, phone, screenshots, camera):
