@@ -595,6 +595,8 @@ def test_the_sandbox_sends_a_request_over_the_bus_and_shows_the_portals_changes(
         service_codes=[{"code": "PLB-FUITE", "label": "Recherche et réparation de fuite"}],
     )
     platform_asset = PlatformAsset.objects.create(code="LGT-0412", label="Logement 12")
+    form = html.unescape(client.get(reverse("sandbox:new_request")).content.decode())
+    assert f"{platform_contract} · Nexxio (bus Pub/Sub)" in form
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             reverse("sandbox:new_request"),
@@ -616,6 +618,8 @@ def test_the_sandbox_sends_a_request_over_the_bus_and_shows_the_portals_changes(
     assert drain() == ["delivered"]
     page = client.get(reverse("sandbox:operation", args=[contract.reference, order.reference]))
     assert page.status_code == 200
+    text = html.unescape(page.content.decode())
+    assert "Nexxio, par le bus Pub/Sub" in text and "bus Pub/Sub (prestataire)" in text
     assert list(Log.objects.filter(reference=order.reference).values_list("event", flat=True)) == [
         "requested",
         "acknowledged",
