@@ -286,7 +286,7 @@ def test_a_reason_about_no_field_the_portal_knows_keeps_the_platforms_words_alon
 
     queue = client.get("/relais/erreurs/").content.decode()
 
-    assert f"La plateforme a refusé : Opération {order.reference} refusée par la plateforme.</p></div>" in queue
+    assert f"La plateforme a refusé : Opération {order.reference} refusée par la plateforme.</p>" in queue
     assert "refusal-hint" not in queue
 
 
