@@ -49,8 +49,19 @@
     form.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
+  // The copy that follows the pointer (on the body, outside any list) is a
+  // picture of the order: inert (neither focused nor read), without ids.
+  function quiet() {
+    var ghost = document.querySelector("body > .sortable-fallback:not([inert])");
+    if (!ghost) return;
+    ghost.inert = true;
+    ghost.removeAttribute("id");
+    ghost.querySelectorAll("[id]").forEach(function (element) { element.removeAttribute("id"); });
+  }
+
   // The day under the pointer (the ghost lets the pointer through).
   function track(event) {
+    quiet();
     var point = event.touches ? event.touches[0] : event;
     var under = document.elementFromPoint(point.clientX, point.clientY);
     var cell = under && under.closest("table.planning tbody tr[data-technician] td");

@@ -56,7 +56,7 @@
 
   function csrfToken() {
     try {
-      return JSON.parse(body.getAttribute("hx-headers"))["X-CSRFToken"];
+      return JSON.parse(body.getAttribute("data-hx-headers"))["X-CSRFToken"];
     } catch (error) {
       return "";
     }
@@ -222,7 +222,7 @@
       .then(function (response) { return response.ok ? response.text() : ""; })
       .then(function (html) {
         var found = /"X-CSRFToken": "([^"]+)"/.exec(html);
-        if (found) body.setAttribute("hx-headers", JSON.stringify({"X-CSRFToken": found[1]}));
+        if (found) body.setAttribute("data-hx-headers", JSON.stringify({"X-CSRFToken": found[1]}));
       });
   }
 
