@@ -181,3 +181,96 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: str) -> tuple[int, str, float] | None:
+    """(process group, command line, CPU seconds) of a live process, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # After the command: state, ppid, pgrp, ..., utime (14th field) and stime (15th).
+    return int(fields[2]), command, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds(processes: Processes, databases: Sequence[str] = ()) -> dict[str, float]:
+    """CPU seconds used so far by each started process's group (Celery's pool
+    processes and gunicorn's workers included, while they live), by this
+    process, and by the PostgreSQL backends of each named database (their
+    command lines name the database). Differences between two readings say
+    who spent the CPU of a phase."""
+    groups = {process.pid: name for name, process, _ in processes.started}
+    totals: dict[str, float] = dict.fromkeys([*groups.values(), *(f"postgres:{db}" for db in databases)], 0.0)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        found = _process_cpu(pid)
+        if found is None:
+            continue
+        group, command, seconds = found
+        if group in groups:
+            totals[groups[group]] += seconds
+        elif command.startswith("postgres: "):
+            for database in databases:
+                if f" {database} " in command:
+                    totals[f"postgres:{database}"] += seconds
+    own = os.times()
+    totals["bench"] = own.user + own.system
+    return totals
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What each one spent between two readings of `cpu_seconds` (a process
+    that ended between them counts for what it had at the first reading)."""
+    return {name: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) for name in after}
+
+
+class StandInAutovacuum:
+    """Production's PostgreSQL vacuums and analyzes the outbox as it churns
+    (autovacuum is on by default, and the relay's migration 0009 asks it to
+    act after every 1,000 changed rows). A server run with `autovacuum = off`
+    (some test machines are) never does, and the relay's queries then plan
+    without statistics over thousands of dead rows. On such a server this
+    does what autovacuum would: VACUUM (ANALYZE) of the given tables every
+    `interval` seconds, in a thread, until stopped. It says which it is."""
+
+    def __init__(self, database_url: str, tables: Sequence[str], interval: float = 15.0) -> None:
+        import threading
+
+        self.database_url, self.tables, self.interval = database_url, tables, interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.runs = 0
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            row = connection.execute("SHOW autovacuum").fetchone()
+        self.needed = row is not None and row[0] == "off"
+
+    def describe(self) -> str:
+        if not self.needed:
+            return "PostgreSQL's autovacuum is on: it keeps the outbox's statistics."
+        return (
+            f"PostgreSQL runs with autovacuum off here: the bench vacuums and analyzes "
+            f"{', '.join(self.tables)} every {self.interval:g} s, as autovacuum would in production."
+        )
+
+    def __enter__(self) -> StandInAutovacuum:
+        if self.needed:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with contextlib.suppress(psycopg.Error), psycopg.connect(self.database_url, autocommit=True) as db:
+                for table in self.tables:
+                    db.execute(f"VACUUM (ANALYZE) {table}")
+                self.runs += 1

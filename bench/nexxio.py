@@ -36,7 +36,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
-from _common import BASE_DIR, VENV_BIN, Processes, ms, percentile, postgres_answers, recreate_database
+from _common import (
+    BASE_DIR,
+    VENV_BIN,
+    Processes,
+    StandInAutovacuum,
+    ms,
+    percentile,
+    postgres_answers,
+    recreate_database,
+)
 
 SECRET_KEY = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 PROJECT = "banc-nexxio"
@@ -85,7 +94,9 @@ def main() -> int:
     emulator = Emulator()
     try:
         emulator.start()
-        with Processes(folder) as processes:
+        vacuum = StandInAutovacuum(environment["DATABASE_URL"], ["relay_outboxmessage"])
+        say(vacuum.describe())
+        with Processes(folder) as processes, vacuum:
             run(environment, processes, emulator, seconds=seconds, backlog=backlog)
     except KeyboardInterrupt:
         say("\nInterrupted; every process stopped.")

@@ -40,7 +40,7 @@ from orders.forms import (
     TechnicianSuspendForm,
 )
 from orders.models import Order, OrderLine
-from orders.states import ACTION_LABELS, Action, State
+from orders.states import ACTION_LABELS, STATE_LABELS, TRANSITIONS, Action, State
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,8 @@ class ActionButton:
     form: forms.Form
     confirm: str = ""
     main: bool = False
+    # The state the order will be in once done (shown by the phone while the action waits to be sent).
+    leads_to: str = ""
 
 
 def technician_form(
@@ -250,5 +252,7 @@ def buttons(order: Order, url: Callable[[ActionSpec], str]) -> list[ActionButton
                 "Terminer les travaux ? "
             )
         form = technician_form(spec, initial=initial, **options)
-        found.append(ActionButton(spec.name, label, url(spec), form, confirm, spec.action == main))
+        target = TRANSITIONS[spec.action].get(State(order.state))
+        leads_to = STATE_LABELS[target] if target is not None else ""
+        found.append(ActionButton(spec.name, label, url(spec), form, confirm, spec.action == main, leads_to))
     return found

@@ -38,7 +38,9 @@ from orders.models import (
     Order,
     OrderEvent,
     OrderLine,
+    ReportMaterial,
     ReportPhoto,
+    UnappliedAction,
 )
 from orders.states import Action
 from portal.dates import admin_overrides
@@ -217,7 +219,11 @@ class OrderAdmin(admin.ModelAdmin):
         return ("contract", "reference", *EXECUTION_FIELDS, "value")
 
     def get_inlines(self, request: HttpRequest, obj: Order | None) -> Any:
-        return (OrderLineInline,) if obj is None else (OrderLineInline, OrderEventInline)
+        if obj is None:
+            return (OrderLineInline,)
+        # The technicians' actions not applied, when there are some (orders.conflicts).
+        unapplied = (UnappliedActionInline,) if obj.unapplied_actions.exists() else ()
+        return (OrderLineInline, OrderEventInline, *unapplied)
 
     def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         # A closed or cancelled order can be looked at, no longer edited.
@@ -437,6 +443,41 @@ def _file_link(document: Document | None) -> str:
     return format_html('<a href="{}">{}</a>', reverse("orders:document", args=[document.pk]), document.file_name)
 
 
+class UnappliedActionInline(ReadOnlyMixin, admin.TabularInline):
+    """What technicians did without network that was not applied (orders.conflicts)."""
+
+    model = UnappliedAction
+    fields = ("acted_at", "received_at", "user", "label", "kind", "reason")
+    readonly_fields = fields
+    extra = 0
+    verbose_name_plural = "actions hors ligne non appliquées"
+
+
+@admin.register(UnappliedAction)
+class UnappliedActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("received_at", "order", "user", "label", "kind", "acted_at", "notified_at")
+    list_filter = ("kind",)
+    search_fields = ("order__reference", "label", "reason")
+    list_select_related = ("order", "user")
+    date_hierarchy = "received_at"
+    fields = (
+        "order",
+        "user",
+        "label",
+        "line_reference",
+        "kind",
+        "reason",
+        "advice",
+        "acted_at",
+        "received_at",
+        "notified_at",
+        "notified_to",
+        "key",
+        "data",
+    )
+    readonly_fields = fields
+
+
 @admin.register(Document)
 class DocumentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("title", "order", "kind", "created_at", "created_by", "size")
@@ -455,6 +496,14 @@ class DocumentAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class ReportPhotoInline(ReadOnlyMixin, admin.TabularInline):
     model = ReportPhoto
     fields = ("kind", "position", "width", "height")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+class ReportMaterialInline(ReadOnlyMixin, admin.TabularInline):
+    model = ReportMaterial
+    fields = ("code", "label", "quantity", "unit", "destination", "order_line")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -485,7 +534,7 @@ class InterventionReportAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "pdf_link",
     )
     readonly_fields = fields
-    inlines = (ReportPhotoInline,)
+    inlines = (ReportPhotoInline, ReportMaterialInline)
     actions = ("retry_pdf",)
 
     @admin.display(description="PDF")

@@ -10,8 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders import services, tasks
-from orders.models import Order, OrderEvent, OrderSeen
-from orders.states import State
+from orders.durations import duration
+from orders.models import DEFAULT_VISIT, Order, OrderEvent, OrderSeen
+from orders.states import Action, State
+from portal.errors import Refused
 from portal.models import User
 
 # "Leave the technician as they are": None would take the order from them.
@@ -33,10 +35,13 @@ def reschedule_order(
     appointment: datetime | None = None,
     planned_start: datetime | None = None,
     planned_end: datetime | None = None,
+    visit_minutes: int | None = None,
+    reason: str = "",
 ) -> list[OrderEvent]:
     """Reassign then reschedule in one transaction (an order still to be
-    acknowledged is acknowledged first): the events of what changed (none when
-    nothing did). A refusal of either leaves both undone."""
+    acknowledged is acknowledged first), with the visit's own duration when
+    given: the events of what changed (none when nothing did). A refusal of
+    any leaves all undone."""
     events: list[OrderEvent] = []
     if technician is not KEEP and order.technician_id != getattr(technician, "pk", None):
         assert technician is None or isinstance(technician, User)
@@ -46,20 +51,48 @@ def reschedule_order(
     if (appointment is not None or planned_start is not None) and order.state == State.TO_ACKNOWLEDGE:
         # Dispatching a new order onto a day takes it into account for the company.
         events.append(services.acknowledge_order(order, actor=actor))
+    if visit_minutes is not None:
+        changed = set_visit_length(order, actor=actor, minutes=visit_minutes)
+        if changed is not None:
+            events.append(changed)
     if appointment is not None:
         if not (_same_minute(order.appointment_at, appointment) and order.planned_start is None):
-            events.append(services.plan_order(order, actor=actor, appointment=appointment))
+            events.append(services.plan_order(order, actor=actor, appointment=appointment, reason=reason))
     elif planned_start is not None and not (
         order.appointment_at is None
         and _same_minute(order.planned_start, planned_start)
         and _same_minute(order.planned_end, planned_end)
     ):
-        events.append(services.plan_order(order, actor=actor, planned_start=planned_start, planned_end=planned_end))
+        events.append(
+            services.plan_order(order, actor=actor, planned_start=planned_start, planned_end=planned_end, reason=reason)
+        )
     if events and order.technician_id is not None and order.technician_id != getattr(actor, "pk", None):
         # Told once the change is saved; a broker that is down loses only the email.
         changes = [event.label for event in events]
         transaction.on_commit(functools.partial(tasks.tell_technician.delay, order.pk, changes), robust=True)
     return events
+
+
+MIN_VISIT_MINUTES, MAX_VISIT_MINUTES = 5, 24 * 60
+
+
+@transaction.atomic
+def set_visit_length(order: Order, *, actor: User | None, minutes: int) -> OrderEvent | None:
+    """How long `order`'s visit holds its technician on the planning, when it
+    differs from its service code's duration (that duration again clears it):
+    the event, or None when nothing changed."""
+    if not MIN_VISIT_MINUTES <= minutes <= MAX_VISIT_MINUTES:
+        raise Refused("La durée d'une visite va de 5 minutes à 24 heures.")
+    locked = services.lock_for(order, Action.EDIT)
+    code = locked.service_code
+    usual = code.visit_minutes if code is not None else int(DEFAULT_VISIT.total_seconds() // 60)
+    own = None if minutes == usual else minutes
+    if locked.visit_minutes == own:
+        return None
+    Order.objects.filter(pk=locked.pk).update(visit_minutes=own, updated_at=timezone.now())
+    order.refresh_from_db()
+    label = f"Durée de la visite : {duration(order.visit_length)}"
+    return services.record_event(order, kind="visit_length", label=label, actor=actor, data={"minutes": minutes})
 
 
 def mark_seen(order: Order, user: User) -> None:

@@ -315,15 +315,18 @@ class ReportForm(forms.Form):
         label="Observations", required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3})
     )
     materials_used = forms.CharField(
-        label="Matériel et fournitures utilisés",
+        label="Autres fournitures (hors bordereau)",
         required=False,
         max_length=10_000,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+    # Empty: counted from the start, the end and the suspensions (orders.timing.time_on_site).
     time_on_site_minutes = forms.IntegerField(
         label="Temps passé sur place (en minutes)",
+        required=False,
         min_value=1,
         max_value=MAX_TIME_ON_SITE_MINUTES,
+        help_text="Laissez vide : il est calculé d'après le début, la fin et les suspensions des travaux.",
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
     photos_before = PhotosField(kind=PhotoKind.BEFORE, label="Photos avant travaux")

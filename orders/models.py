@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from orders import deadlines
+from orders.durations import duration
 from orders.formatting import format_deadline
 from orders.queries import OrderQuerySet, line_total
 from orders.states import (
@@ -54,6 +55,10 @@ class Origin(models.TextChoices):
     MANUAL = "manual", "Saisie manuelle"
 
 
+# An appointment without a duration of its own or a service code holds its technician this long.
+DEFAULT_VISIT = timedelta(hours=1)
+
+
 class Order(models.Model):
     contract = models.ForeignKey(Contract, models.PROTECT, related_name="orders", verbose_name="marché")
     reference = models.CharField("référence", max_length=100, help_text="La référence de la plateforme du client.")
@@ -86,11 +91,22 @@ class Order(models.Model):
     appointment_at = models.DateTimeField("rendez-vous", null=True, blank=True, db_index=True)
     planned_start = models.DateTimeField("début prévu", null=True, blank=True)
     planned_end = models.DateTimeField("fin prévue", null=True, blank=True)
+    visit_minutes = models.PositiveSmallIntegerField(
+        "durée de la visite (minutes)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(5), MaxValueValidator(24 * 60)],
+        help_text="Vide : la durée de visite de son code prestation.",
+    )
     actual_start = models.DateTimeField("début réel", null=True, blank=True)
     actual_end = models.DateTimeField("fin réelle", null=True, blank=True)
     progress = models.PositiveSmallIntegerField(
         "avancement (%)", default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
     )
+    # When the progress now shown was given (the person's time, a phone's for an
+    # action taken offline): an older value arriving later does not replace it
+    # (orders.services.set_progress, docs/architecture.md « Offline conflicts »).
+    progress_at = models.DateTimeField("avancement indiqué le", null=True, blank=True, editable=False)
     suspend_reason = models.CharField(
         "motif de suspension", max_length=30, blank=True, choices=list(SUSPEND_REASON_LABELS.items())
     )
@@ -161,6 +177,10 @@ class Order(models.Model):
                 name="%(app_label)s_%(class)s_critical_level_range",
             ),
             models.CheckConstraint(
+                condition=Q(visit_minutes__isnull=True) | Q(visit_minutes__gte=5, visit_minutes__lte=24 * 60),
+                name="%(app_label)s_%(class)s_visit_minutes_range",
+            ),
+            models.CheckConstraint(
                 condition=Q(actual_end__isnull=True) | Q(actual_start__isnull=False, actual_end__gte=F("actual_start")),
                 name="%(app_label)s_%(class)s_end_after_start",
             ),
@@ -189,6 +209,25 @@ class Order(models.Model):
     @property
     def allowed_actions(self) -> list[Action]:
         return allowed_actions(self.state)
+
+    @property
+    def visit_length(self) -> timedelta:
+        """How long its appointment holds its technician: its own duration, else
+        its service code's (`visit_minutes`), else an hour (service code read along)."""
+        if self.visit_minutes:
+            return timedelta(minutes=self.visit_minutes)
+        if self.service_code_id:
+            return timedelta(minutes=self.service_code.visit_minutes)
+        return DEFAULT_VISIT
+
+    @property
+    def visit_length_minutes(self) -> int:
+        return int(self.visit_length.total_seconds() // 60)
+
+    @property
+    def visit_label(self) -> str:
+        """`1 h 30 min`: its visit's duration as people read it."""
+        return duration(self.visit_length)
 
     @property
     def is_open(self) -> bool:
@@ -273,6 +312,9 @@ class OrderLine(models.Model):
     )
     done = models.BooleanField("réalisée", default=False)
     done_at = models.DateTimeField("réalisée le", null=True, blank=True)
+    # When it was last marked done or not done (the person's time): an older tick
+    # arriving later does not undo a newer one (orders.services.mark_line).
+    marked_at = models.DateTimeField("marquée le", null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "ligne de commande"
@@ -340,6 +382,52 @@ class OrderSeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} vue par {self.user_id} le {self.seen_at:%Y-%m-%d %H:%M}"
+
+
+class UnappliedReason(models.TextChoices):
+    REFUSED = "refused", "Refusée (état de la commande)"
+    REASSIGNED = "reassigned", "Commande plus attribuée au technicien"
+    LINE_REMOVED = "line_removed", "Ligne retirée entre-temps"
+    SUPERSEDED = "superseded", "Valeur plus récente gardée"
+    INVALID = "invalid", "Données refusées"
+
+
+class UnappliedAction(models.Model):
+    """An action a technician took without network that the server did not apply
+    when it arrived: refused (the order changed state meanwhile, was given to
+    someone else, lost the line), or older than a value set meanwhile (conflict).
+    Kept so that nobody's work disappears without a trace: shown on the order's
+    timeline to supervisors and office staff, in the admin, and emailed
+    (orders.notifications.tell_unapplied_actions). Written by orders.conflicts."""
+
+    order = models.ForeignKey(Order, models.CASCADE, related_name="unapplied_actions", verbose_name="commande")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="technicien")
+    key = models.UUIDField("clé", unique=True, null=True, blank=True, help_text="La clé que le téléphone lui a donnée.")
+    action = models.CharField("action", max_length=30)
+    label = models.CharField("ce qui a été fait", max_length=300)
+    line_reference = models.CharField("ligne", max_length=100, blank=True)
+    data = models.JSONField("données envoyées", default=dict, blank=True)
+    acted_at = models.DateTimeField("fait le", help_text="L'heure du téléphone du technicien.")
+    received_at = models.DateTimeField("reçu le", default=timezone.now)
+    kind = models.CharField("nature", max_length=20, choices=UnappliedReason)
+    reason = models.TextField("motif")
+    advice = models.CharField("conduite à tenir", max_length=300, blank=True)
+    notified_at = models.DateTimeField("signalé le", null=True, blank=True)
+    notified_to = models.PositiveIntegerField("destinataires", default=0)
+
+    class Meta:
+        verbose_name = "action hors ligne non appliquée"
+        verbose_name_plural = "actions hors ligne non appliquées"
+        ordering = ["-received_at", "-pk"]
+        indexes = [models.Index(fields=["notified_at"], name="orders_unapplied_notified_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=UnappliedReason.values), name="%(app_label)s_%(class)s_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.order_id}) : {self.get_kind_display()}"
 
 
 # --- Documents and intervention reports ---------------------------------------
@@ -441,7 +529,13 @@ class InterventionReport(models.Model):
     works_done = models.TextField("travaux réalisés")
     observations = models.TextField("observations", blank=True)
     materials_used = models.TextField("matériel et fournitures utilisés", blank=True)
-    time_on_site_minutes = models.PositiveIntegerField("temps sur place (minutes)")
+    time_on_site_minutes = models.PositiveIntegerField(
+        "temps sur place (minutes)",
+        null=True,
+        blank=True,
+        help_text="Saisi par le technicien ; vide, il est calculé d'après le début, la fin et les suspensions des "
+        "travaux (orders.timing.time_on_site).",
+    )
     signature_status = models.CharField("signature", max_length=20, choices=SignatureStatus)
     signature = models.FileField("signature de l'occupant (PNG)", upload_to=signature_path, blank=True)
     signatory_name = models.CharField("nom du signataire", max_length=200, blank=True)
@@ -492,14 +586,6 @@ class InterventionReport(models.Model):
         return f"Rapport d'intervention {self.order} du {timezone.localtime(self.created_at):%d/%m/%Y}"
 
     @property
-    def time_on_site_display(self) -> str:
-        """`1 h 30`, `45 min`."""
-        hours, minutes = divmod(self.time_on_site_minutes, 60)
-        if not hours:
-            return f"{minutes} min"
-        return f"{hours} h {minutes:02d}" if minutes else f"{hours} h"
-
-    @property
     def pdf_in_progress(self) -> bool:
         return self.pdf_status in (PdfStatus.PENDING, PdfStatus.RENDERING)
 
@@ -546,6 +632,56 @@ class ReportPhoto(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.position}"
+
+
+class MaterialDestination(models.TextChoices):
+    """Where a supply of a report goes: the supervisor decides (orders.materials)."""
+
+    PENDING = "pending", "À reprendre"
+    ORDER = "order", "Ajoutée aux lignes de la commande"
+    QUOTE = "quote", "Mise dans un devis"
+
+
+class ReportMaterial(models.Model):
+    """A supply the technician used, picked from the contract's price schedule
+    (its code, a quantity), as the report records it: the supervisor then adds
+    it to the order's lines, done, which the invoice bills, or puts it in a
+    supplementary-works quote for the buyer to accept first (orders.materials).
+    The price's code, label and unit are copied as they were that day."""
+
+    report = models.ForeignKey(InterventionReport, models.CASCADE, related_name="materials", verbose_name="rapport")
+    position = models.PositiveSmallIntegerField("position", default=0)
+    price_item = models.ForeignKey(PriceItem, models.PROTECT, related_name="+", verbose_name="prix du bordereau")
+    code = models.CharField("code", max_length=50)
+    label = models.CharField("libellé", max_length=300)
+    unit = models.CharField("unité", max_length=20)
+    quantity = models.DecimalField("quantité", max_digits=10, decimal_places=2)
+    destination = models.CharField(
+        "suite donnée", max_length=10, choices=MaterialDestination, default=MaterialDestination.PENDING
+    )
+    order_line = models.ForeignKey(
+        OrderLine, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="ligne de commande"
+    )
+
+    class Meta:
+        verbose_name = "fourniture du rapport"
+        verbose_name_plural = "fournitures du rapport"
+        ordering = ["report", "position", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="%(app_label)s_%(class)s_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(destination__in=MaterialDestination.values),
+                name="%(app_label)s_%(class)s_destination_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} × {self.quantity.normalize():f} {self.unit}"
+
+    @property
+    def amount(self) -> Decimal:
+        """At the schedule's price today, excluding VAT (its price item read along)."""
+        return (self.quantity * self.price_item.unit_price).quantize(Decimal("0.01"))
 
 
 # The CCAG's paperwork, in a module of its own (registered with this app all the same).

@@ -1,5 +1,5 @@
 """Emails about orders to supervisors and office staff: a new order arrived,
-and an order will be late within 48 hours.
+an order will be late within 48 hours, a technician's offline work was not applied.
 
 Sent by beat jobs rather than from the services: a job that runs every minute
 finds the orders received since it last ran (those not announced yet) and
@@ -21,7 +21,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import Order
+from orders.models import Order, UnappliedAction
 from orders.states import State
 from portal import emails
 from portal.models import NotificationKind, OrderNotification
@@ -110,3 +110,43 @@ def tell_technician(order_id: int, changes: list[str]) -> int:
     except OSError:  # the mail server is down: their list marks it « nouveau » or « modifié » all the same
         logger.exception("Could not tell %s about order %s", technician, order.pk)
         return 0
+
+
+# Actions listed in one email at most; the rest go with the next run.
+MAX_UNAPPLIED_PER_EMAIL = 50
+
+
+def tell_unapplied_actions(now: datetime | None = None) -> int:
+    """Every minute: the technicians' actions not applied since the last run
+    (orders.conflicts), in one email to whoever wants them (the supervisors, and
+    office staff, by default). Each is claimed (`notified_at`, a guarded update)
+    before the email goes, so that it goes once; if the mail server is down the
+    claims are dropped and the next run tries again. The number of actions told."""
+    now = now or timezone.now()
+    candidates = list(
+        UnappliedAction.objects.filter(notified_at__isnull=True)
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)[:MAX_UNAPPLIED_PER_EMAIL]
+    )
+    claimed = [
+        pk
+        for pk in candidates
+        if UnappliedAction.objects.filter(pk=pk, notified_at__isnull=True).update(notified_at=now)
+    ]
+    if not claimed:
+        return 0
+    unapplied = list(
+        UnappliedAction.objects.filter(pk__in=claimed)
+        .select_related("order__contract__client", "order__pilot", "user")
+        .order_by("order_id", "acted_at", "pk")
+    )
+    to = emails.recipients(NotificationKind.OFFLINE_UNAPPLIED)
+    items = [{"action": action, "url": f"{_order_link(action.order)}#non-applique-{action.pk}"} for action in unapplied]
+    try:
+        emails.send("offline_unapplied", {"items": items, "count": len(items), "now": now}, to)
+    except OSError:
+        UnappliedAction.objects.filter(pk__in=claimed).update(notified_at=None)
+        logger.exception("Could not send the email about %s actions not applied", len(items))
+        return 0
+    UnappliedAction.objects.filter(pk__in=claimed).update(notified_to=len(to))
+    return len(items)

@@ -19,24 +19,36 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
+from http import HTTPStatus
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.templatetags.static import static
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from orders import services
+from orders import conflicts, services
+from orders.forms import plausible_client_time
 from orders.models import ActionReceipt, Order, OrderEvent
 from portal.models import User
 
 # What a technician's page needs to be read and used offline.
 # The stylesheet first: the worker's "no network" page links ASSETS[0].
-ASSETS = ("css/portal.css", "js/htmx.min.js", "js/portal.js", "js/offline.js", "icons/icon-192.png")
+ASSETS = (
+    "css/portal.css",
+    "js/htmx.min.js",
+    "js/portal.js",
+    "js/queue.js",
+    "js/offline.js",
+    "icons/icon-192.png",
+)
 # The caches' names, shared with static/js/offline.js (which empties the pages' on sign-out).
 PAGES_CACHE = "portal-pages"
 
@@ -63,6 +75,8 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         "version": _fingerprint() if settings.DEBUG else _cached_fingerprint(),
         "assets": json.dumps([static(name) for name in ASSETS]),
         "pages_cache": json.dumps(PAGES_CACHE),
+        # The queue's storage and replay, shared with the pages (static/js/queue.js).
+        "queue_script": json.dumps(static("js/queue.js")),
     }
     response = HttpResponse(render_to_string("offline/sw.js", context), content_type="text/javascript; charset=utf-8")
     # Checked on every visit: a new version reaches the phones at once.
@@ -120,3 +134,48 @@ def apply_once(
     if seen.user_id != user.pk or seen.order_id != order.pk or seen.action != action:
         raise services.ServiceError("Cette action a déjà été reçue pour une autre commande : elle n'est pas appliquée.")
     return Outcome("duplicate", seen.label)
+
+
+# --- Actions not applied: kept, and answered with why and what to do -----------------
+
+# What a replay sends that is not the action's own data.
+_NOT_DATA = ("csrfmiddlewaretoken", "idempotency_key", "client_at")
+
+
+def acted_at(request: HttpRequest) -> datetime:
+    """When the technician took the action sent (the phone's time if plausible, else now)."""
+    now = timezone.now()
+    return plausible_client_time(request.POST.get("client_at", ""), now) or now
+
+
+def _key(request: HttpRequest) -> UUID | None:
+    try:
+        return UUID(request.POST.get("idempotency_key", ""))
+    except ValueError:
+        return None
+
+
+def refuse_replay(
+    request: HttpRequest,
+    order: Order,
+    refusal: conflicts.Refusal,
+    *,
+    action: str,
+    button: str = "",
+    line_reference: str = "",
+) -> JsonResponse:
+    """A replayed action the server does not apply: kept (orders.conflicts) and
+    answered in JSON, with why and what to do next (409)."""
+    data: dict[str, Any] = {name: value for name, value in request.POST.items() if name not in _NOT_DATA}
+    conflicts.record_unapplied(
+        order,
+        actor=request.user,  # type: ignore[arg-type]  # login_required
+        refusal=refusal,
+        action=action,
+        label=conflicts.describe(action, data, button=button, line=line_reference),
+        acted_at=acted_at(request),
+        key=_key(request),
+        data=data,
+        line_reference=line_reference,
+    )
+    return JsonResponse(refusal.answer(), status=HTTPStatus.CONFLICT)

@@ -23,6 +23,7 @@ from django.utils import timezone, translation
 from weasyprint import CSS, HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from orders import timing
 from orders.models import InterventionReport, Letter, PhotoKind
 from portal.models import Company
 
@@ -108,6 +109,8 @@ def report_context(report: InterventionReport) -> tuple[dict[str, Any], dict[str
         "technician": technician.get_full_name() or technician.username if technician else "",
         "photo_groups": groups,
         "lines": list(order.lines.all()),
+        "on_site": timing.time_on_site(report),
+        "report_materials": list(report.materials.all()),
         "signature_url": signature_url,
         "generated_at": timezone.now(),
     }

@@ -79,6 +79,13 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def open(self) -> OrderQuerySet:
         return self.filter(state__in=OPEN_STATES)
 
+    def to_dispatch(self) -> OrderQuerySet:
+        """The dispatch board's backlog: works still to do, without a technician
+        or without a date (neither an appointment nor planned works)."""
+        return self.filter(state__in=WORK_STATES).filter(
+            Q(technician__isnull=True) | Q(appointment_at__isnull=True, planned_start__isnull=True)
+        )
+
     def search(self, query: str) -> OrderQuerySet:
         """Every word found in the reference, the description, the address, the
         asset's label or the occupant's name (the technician's and the supervisors' search)."""

@@ -16,9 +16,10 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from orders import documents, reports
+from orders import documents, reports, timing
 from orders.access import get_order_for
 from orders.forms import DocumentUploadForm, ReportForm
+from orders.material_forms import material_formset
 from orders.models import Document, DocumentKind, InterventionReport, Order
 from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, wants_fragment
@@ -32,16 +33,32 @@ def _report_for(order: Order, report_id: int) -> InterventionReport:
 def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
     order = get_order_for(request, order_id)
     form = ReportForm(request.POST or None, request.FILES or None, initial={"signatory_name": order.occupant_name})
-    if request.method == "POST" and form.is_valid():
+    # The supplies from the price schedule: their own formset (orders/material_forms.py, orders/_report_materials.html).
+    materials = material_formset(request.POST or None, contract=order.contract)
+    if request.method == "POST" and form.is_valid() and materials.accepted:
         try:
-            report = reports.submit_report(order, actor=request.user, **form.service_arguments())
+            report = reports.submit_report(
+                order, actor=request.user, **form.service_arguments(), materials=materials.materials()
+            )
         except Refused as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, "Rapport d'intervention enregistré.")
             return redirect("orders:report_detail", order.pk, report.pk)
-    context = {"order": order, "form": form, "accepts_reports": order.state in documents.REPORT_STATES}
-    return render(request, "orders/report_form.html", context, status=400 if form.errors else 200)
+    counted = timing.counted_so_far(order)
+    if counted.counted is not None:  # what an empty field would count, shown beside it
+        form.fields["time_on_site_minutes"].help_text = (
+            f"Laissez vide : calculé d'après le début, la fin et les suspensions des travaux "
+            f"({counted.display} à cette heure)."
+        )
+    context = {
+        "order": order,
+        "form": form,
+        "materials": materials,
+        "accepts_reports": order.state in documents.REPORT_STATES,
+    }
+    failed = form.errors or not materials.accepted
+    return render(request, "orders/report_form.html", context, status=400 if failed else 200)
 
 
 @login_required
@@ -51,6 +68,9 @@ def report_detail(request: HttpRequest, order_id: int, report_id: int) -> HttpRe
     order = get_order_for(request, order_id)
     report = _report_for(order, report_id)
     context = {"order": order, "report": report}
+    if not wants_fragment(request):
+        context["on_site"] = timing.time_on_site(report)
+        context["report_materials"] = list(report.materials.all())
     response = render_page_or_fragment(request, "orders/report_detail.html", "pdf-status", context)
     if wants_fragment(request) and not report.pdf_in_progress:
         response.status_code = HTMX_STOP_POLLING

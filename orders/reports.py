@@ -1,6 +1,10 @@
 """Intervention reports: the technician's account of a visit (works done,
-time on site, photos, the occupant's signature, a quote needed), saved and
-then rendered as a PDF by a task, which keeps it as the order's document."""
+time on site, the supplies used from the price schedule, photos, the
+occupant's signature, a quote needed), saved and then rendered as a PDF by a
+task, which keeps it as the order's document.
+
+The time on site is counted from the order's history (orders/timing.py) unless
+the technician typed it."""
 
 from __future__ import annotations
 
@@ -14,9 +18,19 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from orders import documents, services, tasks
+from orders import documents, services, tasks, timing
 from orders.images import ProcessedImage
-from orders.models import InterventionReport, Order, OrderEvent, PdfStatus, PhotoKind, ReportPhoto, SignatureStatus
+from orders.materials import MaterialUse
+from orders.models import (
+    InterventionReport,
+    Order,
+    OrderEvent,
+    PdfStatus,
+    PhotoKind,
+    ReportMaterial,
+    ReportPhoto,
+    SignatureStatus,
+)
 from orders.services import ServiceError
 from portal.models import User
 
@@ -47,23 +61,26 @@ def submit_report(
     *,
     actor: User | None,
     works_done: str,
-    time_on_site_minutes: int,
+    time_on_site_minutes: int | None = None,
     signature_status: str,
     signature: ProcessedImage | None = None,
     signatory_name: str = "",
     observations: str = "",
     materials_used: str = "",
+    materials: Sequence[MaterialUse] = (),
     quote_needed: bool = False,
     quote_description: str = "",
     photos: Sequence[ReportPhotoUpload] = (),
     at: datetime | None = None,
 ) -> InterventionReport:
-    """Store the technician's report with its photos and signature, record it in
-    the order's history, and have its PDF rendered once the transaction commits."""
+    """Store the technician's report with its photos, supplies and signature,
+    record it in the order's history, and have its PDF rendered once the
+    transaction commits. Without a typed time on site, it is counted from the
+    order's history (refused when that cannot be: no start, or over 24 hours)."""
     works_done, quote_description = works_done.strip(), quote_description.strip()
     if not works_done:
         raise ServiceError("Décrivez les travaux réalisés.")
-    if not 0 < time_on_site_minutes <= MAX_TIME_ON_SITE_MINUTES:
+    if time_on_site_minutes is not None and not 0 < time_on_site_minutes <= MAX_TIME_ON_SITE_MINUTES:
         raise ServiceError("Le temps passé sur place doit être compris entre 1 minute et 24 heures.")
     if signature_status not in SignatureStatus.values:
         raise ServiceError("Indiquez si l'occupant a signé, était absent ou a refusé de signer.")
@@ -73,6 +90,13 @@ def submit_report(
         raise ServiceError("Décrivez les travaux qui demandent un devis.")
     locked = documents.lock_for_report(order)
     now = at or timezone.now()
+    if time_on_site_minutes is None:
+        _check_counted(timing.counted_so_far(locked, until=now))
+    for material in materials:
+        if material.price_item.contract_id != locked.contract_id:
+            raise ServiceError(f"{material.price_item.code} n'est pas au bordereau du marché de la commande.")
+        if material.quantity <= 0:
+            raise ServiceError(f"{material.price_item.code} : la quantité doit être positive.")
     report = InterventionReport(
         order=locked,
         works_done=works_done,
@@ -102,6 +126,18 @@ def submit_report(
         )
         row.image.save("photo.jpg", ContentFile(photo.image.content), save=False)
         row.save()
+    ReportMaterial.objects.bulk_create(
+        ReportMaterial(
+            report=report,
+            position=position,
+            price_item=material.price_item,
+            code=material.price_item.code,
+            label=material.price_item.label,
+            unit=material.price_item.unit,
+            quantity=material.quantity,
+        )
+        for position, material in enumerate(materials, start=1)
+    )
     services.record_event(
         locked,
         kind="report_submitted",
@@ -111,12 +147,28 @@ def submit_report(
         data={
             "report": report.pk,
             "photos": len(photos),
+            "materials": len(materials),
             "signature": signature_status,
             "quote_needed": quote_needed,
         },
     )
     _queue_report_pdf(report.pk)
     return report
+
+
+def _check_counted(counted: timing.TimeOnSite) -> None:
+    if counted.counted is None:
+        raise ServiceError(
+            "Indiquez le temps passé sur place : les travaux n'ont pas été démarrés dans le portail, "
+            "il ne peut pas être calculé."
+        )
+    if counted.counted > MAX_TIME_ON_SITE_MINUTES:
+        raise ServiceError(
+            "Le temps calculé d'après le début et la fin des travaux dépasse 24 heures : "
+            "indiquez le temps réellement passé sur place."
+        )
+    if counted.counted < 1:
+        raise ServiceError("Indiquez le temps passé sur place : moins d'une minute s'est écoulée depuis le début.")
 
 
 @transaction.atomic

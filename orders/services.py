@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orders import deadlines, sharing, states
@@ -44,6 +45,30 @@ class ConcurrentChange(ServiceError):
         super().__init__(
             f"La commande {order.reference} a été modifiée entre-temps{detail}. Rechargez la page et recommencez."
         )
+
+
+class Superseded(ServiceError):
+    """An action older than the value set meanwhile by someone else (a technician's
+    action taken offline, arriving late): the newer value stays, and this one is
+    recorded as a conflict (orders.conflicts). `str()` says which value was kept,
+    set by whom and when."""
+
+
+def _by_whom(order: Order, kinds: Iterable[str], line: str = "") -> str:
+    """« par Claire Dubois le mar. 24 nov. à 11 h 28 »: who made the latest change
+    of one of `kinds` on `order` (of the line `line`), and when."""
+    events = order.events.filter(kind__in=list(kinds)).select_related("actor").order_by("-at", "-pk")
+    if line:
+        events = events.filter(data__line=line)
+    event = events.first()
+    if event is None:
+        return ""
+    who = f"par {event.actor.get_full_name() or event.actor} " if event.actor else ""
+    return f"{who}le {format_datetime(event.at)}"
+
+
+# What changes an order's progress (its latest time is `Order.progress_at`).
+PROGRESS_KINDS = (Action.SET_PROGRESS.value, Action.MARK_LINE.value, Action.FINISH.value)
 
 
 # Order fields that describe the order (as opposed to its execution); they can
@@ -316,16 +341,18 @@ def update_line(line: OrderLine, *, actor: User | None, changes: Mapping[str, An
 @transaction.atomic
 def remove_line(line: OrderLine, *, actor: User | None) -> OrderEvent:
     order = lock_for(line.order, Action.EDIT)
-    if line.done:
-        raise ServiceError(f"La ligne {line.reference} est réalisée : elle ne peut plus être retirée.")
     reference, label = line.reference, line.label
-    OrderLine.objects.filter(pk=line.pk).delete()
+    # Guarded: a line ticked meanwhile is not removed.
+    deleted, _ = OrderLine.objects.filter(pk=line.pk, done=False).delete()
+    if not deleted:
+        raise ServiceError(f"La ligne {line.reference} est réalisée : elle ne peut plus être retirée.")
     return record_event(
         order,
         kind="line_removed",
         label=f"Ligne retirée : {reference} – {label}",
         actor=actor,
-        data={"line": reference},
+        # Its id too: a technician's tick on it, sent from a phone later, is told what became of it.
+        data={"line": reference, "line_id": line.pk, "label": label},
     )
 
 
@@ -352,6 +379,8 @@ def plan_order(
 ) -> OrderEvent:
     """Set the appointment, or the planned period; again, a replanning, its `reason` in the label."""
     replanning, at, reason = order.state != State.ACKNOWLEDGED, at or timezone.now(), " ".join(reason.split())
+    if replanning:
+        _check_newest_plan(order, at)
     when = {"appointment": appointment, "planned_start": planned_start, "planned_end": planned_end}
     if appointment is not None:
         label = f"Rendez-vous {'reporté au' if replanning else 'fixé le'} {format_datetime(appointment)}"
@@ -376,6 +405,21 @@ def plan_order(
             "suspend_reason": "",
         },
         data={"replanned": replanning, "reason": reason, **{name: iso(value) for name, value in when.items()}},
+    )
+
+
+def _check_newest_plan(order: Order, at: datetime) -> None:
+    """The appointment set last (by the time it was set) stays: a replanning
+    made before it, arriving later (offline), is refused with `Superseded`."""
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    latest = locked.events.filter(kind=Action.PLAN.value).order_by("-at", "-pk").first()
+    if latest is None or latest.at <= at:
+        return
+    when = locked.appointment_at or locked.planned_start
+    kept = f" ({format_datetime(when)})" if when else ""
+    raise Superseded(
+        f"Le rendez-vous a été changé {_by_whom(locked, [Action.PLAN.value])}, après votre saisie "
+        f"({format_datetime(at)}) : c'est ce rendez-vous{kept}, le plus récent, qui est gardé."
     )
 
 
@@ -430,7 +474,7 @@ def finish_work(order: Order, *, actor: User | None, at: datetime | None = None)
         actor=actor,
         at=at,
         label=f"Travaux terminés le {format_datetime(at)}",
-        changes={"actual_end": at, "progress": 100},
+        changes={"actual_end": at, "progress": 100, "progress_at": at},
     )
 
 
@@ -502,11 +546,24 @@ def cancel_order(order: Order, *, actor: User | None, reason: str, at: datetime 
 
 @transaction.atomic
 def set_progress(order: Order, *, actor: User | None, progress: int, at: datetime | None = None) -> OrderEvent | None:
+    """Set the progress as of `at` (when the person gave it). The newest value by
+    that time wins: one given before the current value was (an action taken
+    offline, arriving after someone else's) is refused with `Superseded`."""
+    at = at or timezone.now()
     states.apply(order.state, Action.SET_PROGRESS, Facts(progress=progress))
     locked = lock_for(order, Action.SET_PROGRESS)
     if locked.progress == progress:
         return None
-    Order.objects.filter(pk=locked.pk).update(progress=progress, updated_at=timezone.now())
+    newer = locked.progress_at is not None and locked.progress_at > at
+    # Guarded: applied only while no newer value is there (we hold the row's lock too).
+    if newer or not Order.objects.filter(pk=locked.pk).filter(
+        Q(progress_at__isnull=True) | Q(progress_at__lte=at)
+    ).update(progress=progress, progress_at=at, updated_at=timezone.now()):
+        raise Superseded(
+            f"L'avancement a été mis à {locked.progress} % {_by_whom(locked, PROGRESS_KINDS)}, après votre saisie "
+            f"de {progress} % ({format_datetime(at)}) : c'est {locked.progress} %, la valeur la plus récente, "
+            "qui est gardé."
+        )
     order.refresh_from_db()
     return record_event(
         order,
@@ -539,15 +596,30 @@ def add_note(order: Order, *, actor: User | None, text: str, at: datetime | None
 
 @transaction.atomic
 def mark_line(line: OrderLine, *, actor: User | None, done: bool, at: datetime | None = None) -> OrderEvent | None:
-    """Mark a line done or not done; marking it as it already is changes nothing."""
+    """Mark a line done or not done as of `at`; marking it as it already is
+    changes nothing. The newest mark by that time wins: a mark older than the
+    line's current one (offline, arriving late) is refused with `Superseded`.
+    The progress follows the lines, unless it was given after this mark."""
     order = lock_for(line.order, Action.MARK_LINE)
     at = at or timezone.now()
-    if not OrderLine.objects.filter(pk=line.pk, order=order, done=not done).update(
-        done=done, done_at=at if done else None
-    ):
+    current = OrderLine.objects.filter(pk=line.pk, order=order).first()
+    if current is None or current.done == done:
         return None
+    if (
+        not OrderLine.objects.filter(pk=line.pk, order=order, done=not done)
+        .filter(Q(marked_at__isnull=True) | Q(marked_at__lte=at))
+        .update(done=done, done_at=at if done else None, marked_at=at)
+    ):
+        state = "réalisée" if current.done else "non réalisée"
+        raise Superseded(
+            f"La ligne {current.reference} a été marquée « {state} » "
+            f"{_by_whom(order, [Action.MARK_LINE.value], current.reference)}, après votre saisie "
+            f"({format_datetime(at)}) : c'est ce marquage, le plus récent, qui est gardé."
+        )
     line.refresh_from_db()
-    Order.objects.filter(pk=order.pk).update(progress=order.progress_from_lines(), updated_at=timezone.now())
+    Order.objects.filter(pk=order.pk).filter(Q(progress_at__isnull=True) | Q(progress_at__lte=at)).update(
+        progress=order.progress_from_lines(), progress_at=at, updated_at=timezone.now()
+    )
     order.refresh_from_db()  # its progress follows the lines
     return record_event(
         order,

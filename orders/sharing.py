@@ -100,6 +100,9 @@ def share_event(order: Order, event: OrderEvent) -> OutboxMessage | None:
         return None
     if event.kind == "acknowledge":
         log["description"] = mapping.LABEL_SEPARATOR.join([log["description"], *said_before(order, event)])
+    # Received late (offline), a change is not dated before what the platform already has (docs/platform.md).
+    floor = mapping.event_date_floor(outbox.codes_and_dates(order.pk, MessageKind.INTERVENTION_LOG))
+    log = mapping.not_before(log, event.kind, floor)
     same = same_key(order, log)
     if same:
         merged = merge_into_unsent(order, same[-1], log)

@@ -117,6 +117,12 @@ def warn_orders_late_soon() -> int:
 
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
+def tell_unapplied_actions() -> int:
+    """Every minute: email the technicians' actions the server did not apply (each once)."""
+    return notifications.tell_unapplied_actions()
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
 def tell_technician(order_id: int, changes: list[str]) -> int:
     """After the planning gave or moved an order: email its technician."""
     return notifications.tell_technician(order_id, changes)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from orders import actions, export_views, offline, report_views, views
-from orders.supervisor import listing, order, overview, planning
+from orders.supervisor import board, listing, order, overview, planning
 
 app_name = "orders"
 urlpatterns = [
@@ -37,6 +37,11 @@ urlpatterns = [
     path("pilotage/commandes/<int:pk>/affectation/", order.supervisor_assign, name="supervisor_assign"),
     path("pilotage/commandes/<int:pk>/details/", order.supervisor_details, name="supervisor_details"),
     path("pilotage/commandes/<int:pk>/lignes/ajouter/", order.supervisor_line_add, name="supervisor_line_add"),
+    path(
+        "pilotage/commandes/<int:pk>/fournitures/",
+        order.supervisor_materials_to_lines,
+        name="supervisor_materials_to_lines",
+    ),
     path(
         "pilotage/commandes/<int:pk>/lignes/<int:line_pk>/", order.supervisor_line_update, name="supervisor_line_update"
     ),
@@ -95,6 +100,7 @@ urlpatterns = [
     path("bureau/exports/<int:export_id>/telecharger/", export_views.export_download, name="export_download"),
     path("pilotage/planning/", planning.planning, name="planning"),
     path("pilotage/planning/commandes/<int:pk>/", planning.planning_change, name="planning_change"),
-    path("pilotage/planning/a-planifier/", planning.backlog_plan, name="backlog_plan"),
-    path("pilotage/planning/a-planifier/verifier/", planning.backlog_check, name="backlog_check"),
+    path("pilotage/repartition/", board.dispatch_board, name="dispatch_board"),
+    path("pilotage/repartition/planifier/", board.dispatch_plan, name="dispatch_plan"),
+    path("pilotage/repartition/verifier/", board.dispatch_check, name="dispatch_check"),
 ]

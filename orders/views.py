@@ -13,22 +13,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from http import HTTPStatus
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Q, Subquery
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from orders import actions, dispatch, offline, services
+from orders import actions, conflicts, dispatch, offline, services
 from orders.access import get_order_for
 from orders.forms import NoteForm, OrderSearchForm, TechnicianActionForm
-from orders.models import Order, OrderEvent, OrderSeen
+from orders.models import Order, OrderEvent, OrderLine, OrderSeen
 from orders.queries import is_late
 from orders.states import DONE_STATES, WORK_STATES, Action, State
 from portal.access import role_required
@@ -196,6 +196,10 @@ def _render_order(request: HttpRequest, order: Order, **context: Any) -> HttpRes
 
 @login_required
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    if (lost := conflicts.was_assigned(pk, request.user)) is not None:
+        # Given to someone else: back to their list, saying so, rather than a 404.
+        messages.warning(request, conflicts.reassigned(lost, request.user, acted=False).reason)
+        return redirect("orders:my_orders")
     order = get_order_for(request, pk)
     record_contact_access(request.user, ContactAccess.Where.ORDER_PAGE, order_id=order.pk, detail=order.reference)
     dispatch.mark_seen(order, request.user)
@@ -218,6 +222,7 @@ def _act(
     actions with the `X-Portal-Replay` header and gets JSON back instead of a page."""
     form = submission.form
     replay = offline.is_replay(request)
+    refusal: conflicts.Refusal | None = None
     if form.is_valid():
         try:
             outcome = offline.apply_once(
@@ -229,6 +234,7 @@ def _act(
             )
         except Refused as error:
             form.add_error(None, str(error))
+            refusal = conflicts.refused(order, error, form.cleaned_data.get("at") or timezone.now())
         else:
             if replay:
                 return JsonResponse({"status": outcome.status, "label": outcome.label})
@@ -237,8 +243,17 @@ def _act(
                 return redirect("orders:detail", pk=order.pk)
             return _render_order(request, get_order_for(request, order.pk), notice=outcome.notice)
     if replay:
+        # Kept on the server, and told to the phone with what to do next (orders.conflicts).
         errors = [str(error) for errors in form.errors.values() for error in errors]
-        return JsonResponse({"status": "refused", "errors": errors}, status=HTTPStatus.CONFLICT)
+        line = target.reference if isinstance(target, OrderLine) else ""
+        return offline.refuse_replay(
+            request,
+            order,
+            refusal or conflicts.invalid(order, errors),
+            action=submission.key,
+            button=submission.label,
+            line_reference=line,
+        )
     # Reloaded: the order may have changed under the person's feet.
     response = _render_order(request, get_order_for(request, order.pk), refused=submission)
     return show_from_the_top(request, response)
@@ -251,8 +266,15 @@ def order_action(request: HttpRequest, pk: int, action: Action, line_pk: int | N
     one URL per action (orders/urls.py, from the table in orders.actions), the
     action given by the URL."""
     spec = actions.ACTIONS[action]
+    if (lost := conflicts.was_assigned(pk, request.user)) is not None:
+        line_reference = lost.lines.filter(pk=line_pk).values_list("reference", flat=True).first() or ""
+        return _no_longer_assigned(request, lost, spec.name, spec.button, line_reference)
     order = get_order_for(request, pk)
-    line = get_object_or_404(order.lines, pk=line_pk) if spec.on_line else None
+    line = order.lines.filter(pk=line_pk).first() if spec.on_line else None
+    if spec.on_line and line is None:
+        if not conflicts.removed_line_reference(order, line_pk):
+            raise Http404("Pas de telle ligne sur cette commande.")
+        return _line_removed(request, order, line_pk, spec.name)
     options = {"replanning": order.state != State.ACKNOWLEDGED} if action == Action.PLAN else {}
     form = actions.technician_form(spec, request.POST, line=line, **options)
     url = reverse(spec.url_name, args=[order.pk] if line is None else [order.pk, line.pk])
@@ -260,10 +282,40 @@ def order_action(request: HttpRequest, pk: int, action: Action, line_pk: int | N
     return _act(request, order, Submission(spec.name, form, label, url), spec.service, target=line)
 
 
+def _no_longer_assigned(
+    request: HttpRequest, order: Order, action: str, button: str, line_reference: str = ""
+) -> HttpResponse:
+    """An action on an order given to someone else since: kept and explained to a
+    replay (the phone forgets the order); otherwise back to the list, saying so."""
+    refusal = conflicts.reassigned(order, request.user)  # type: ignore[arg-type]  # login_required
+    if offline.is_replay(request):
+        return offline.refuse_replay(
+            request, order, refusal, action=action, button=button, line_reference=line_reference
+        )
+    messages.warning(request, f"{refusal.reason} {refusal.advice}")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("orders:my_orders"))
+    return redirect("orders:my_orders")
+
+
+def _line_removed(request: HttpRequest, order: Order, line_pk: int | None, action: str) -> HttpResponse:
+    """A tick on a line removed since: the reason (and, to the office, that it had been done)."""
+    refusal = conflicts.line_removed(order, line_pk, done=bool(request.POST.get("done")))
+    if offline.is_replay(request):
+        reference = conflicts.removed_line_reference(order, line_pk)
+        return offline.refuse_replay(request, order, refusal, action=action, line_reference=reference)
+    if request.htmx:
+        return _render_order(request, order, notice=refusal.reason)
+    messages.warning(request, refusal.reason)
+    return redirect("orders:detail", pk=order.pk)
+
+
 @login_required
 @require_POST
 def order_note(request: HttpRequest, pk: int) -> HttpResponse:
     """A note: not an action of the state machine, taken like one."""
+    if (lost := conflicts.was_assigned(pk, request.user)) is not None:
+        return _no_longer_assigned(request, lost, "note", "Note")
     order = get_order_for(request, pk)
     form = NoteForm(request.POST, auto_id="note-%s")
     url = reverse("orders:note", args=[order.pk])

@@ -376,6 +376,7 @@ class NotificationKind(models.TextChoices):
     LATE_SOON = "late_soon", "Commande en retard dans moins de 48 heures"
     RELAY_REJECTED = "relay_rejected", "Information refusée par la plateforme d'un client"
     RELAY_LATE = "relay_late", "Alerte de transmission (information en attente depuis 5 minutes)"
+    OFFLINE_UNAPPLIED = "offline_unapplied", "Action d'un technicien hors ligne non appliquée"
 
 
 # What a person receives before choosing: supervisors everything; office staff
@@ -383,7 +384,11 @@ class NotificationKind(models.TextChoices):
 # supervisors' business), as before the preferences existed.
 DEFAULT_NOTIFICATIONS: dict[str, frozenset[str]] = {
     Role.SUPERVISOR: frozenset(NotificationKind.values),
-    Role.OFFICE: frozenset({NotificationKind.RELAY_REJECTED, NotificationKind.RELAY_LATE}),
+    # Office staff also learn of a technician's offline work that was not applied (a line
+    # they removed had been done, say): what they may have to put back on the order.
+    Role.OFFICE: frozenset(
+        {NotificationKind.RELAY_REJECTED, NotificationKind.RELAY_LATE, NotificationKind.OFFLINE_UNAPPLIED}
+    ),
 }
 
 
@@ -398,6 +403,7 @@ class NotificationPreference(models.Model):
     late_soon = models.BooleanField(NotificationKind.LATE_SOON.label, default=True)
     relay_rejected = models.BooleanField(NotificationKind.RELAY_REJECTED.label, default=True)
     relay_late = models.BooleanField(NotificationKind.RELAY_LATE.label, default=True)
+    offline_unapplied = models.BooleanField(NotificationKind.OFFLINE_UNAPPLIED.label, default=True)
     updated_at = models.DateTimeField("modifiées le", auto_now=True)
 
     class Meta:

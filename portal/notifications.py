@@ -26,6 +26,8 @@ HELP_TEXTS = {
     NotificationKind.LATE_SOON: "Une fois par commande : celles dont l'échéance tombe dans les 48 heures.",
     NotificationKind.RELAY_REJECTED: "La donnée refusée est à corriger et à renvoyer (obligation du contrat).",
     NotificationKind.RELAY_LATE: "Une information attend depuis 5 minutes ; au-delà de 15, la pénalité court.",
+    NotificationKind.OFFLINE_UNAPPLIED: "Ce qu'un technicien a fait sans réseau et que le portail n'a pas appliqué "
+    "(commande annulée ou réattribuée entre-temps, ligne retirée, valeur plus récente gardée).",
 }
 
 

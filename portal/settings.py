@@ -337,6 +337,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": timedelta(hours=1)},
     "notify-new-orders": {"task": "orders.tasks.announce_new_orders", "schedule": 60.0},
     "notify-orders-late-soon": {"task": "orders.tasks.warn_orders_late_soon", "schedule": timedelta(minutes=15)},
+    "notify-unapplied-actions": {"task": "orders.tasks.tell_unapplied_actions", "schedule": 60.0},
     "purge-contact-access-log": {"task": "portal.tasks.purge_contact_access_log", "schedule": timedelta(hours=24)},
     "erase-ended-contracts": {"task": "orders.tasks.erase_ended_contracts", "schedule": timedelta(hours=24)},
     "clear-expired-sessions": {

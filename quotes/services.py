@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from orders import materials
 from orders.deadlines import local_date
 from orders.models import InterventionReport, Order
 from portal.models import Asset, Contract, PriceItem, ServiceCode, User
@@ -166,6 +167,32 @@ def create_quote_from_report(report: InterventionReport, *, actor: User | None) 
         report=report,
         works_wait=order.state in ("planned", "in_progress"),
     )
+
+
+@transaction.atomic
+def quote_materials(order: Order, *, actor: User | None) -> Quote:
+    """The supplies the order's reports recorded and nobody took up yet
+    (orders.materials), as a supplementary-works quote of the order (CCAG-MI
+    §53), one line each at the price schedule's price: a new draft, for the
+    supervisor to check and send. They are then no longer to take up."""
+    supplies = list(materials.pending(order).select_for_update(of=("self",)))
+    if not supplies:
+        raise QuoteRefused("Aucune fourniture des rapports n'est à reprendre.")
+    days = sorted({timezone.localtime(supply.report.created_at).strftime("%d/%m/%Y") for supply in supplies})
+    quote = create_quote(
+        contract=order.contract,
+        actor=actor,
+        title=f"Fournitures posées – commande {order.reference}",
+        works=f"Fournitures posées lors de l'intervention ({'rapports' if len(days) > 1 else 'rapport'} du "
+        f"{', '.join(days)}).",
+        asset=order.asset,
+        service_code=order.service_code,
+        order=order,
+    )
+    for supply in supplies:
+        add_line(quote, actor=actor, price_item=supply.price_item, quantity=supply.quantity)
+    materials.mark_quoted(supplies)
+    return quote
 
 
 # --- Editing a draft ----------------------------------------------------------

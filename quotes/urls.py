@@ -10,6 +10,7 @@ urlpatterns = [
     path("pilotage/devis/nouveau/", views.quote_new, name="new"),
     path("pilotage/commandes/<int:order_pk>/devis/", views.quote_for_order, name="for_order"),
     path("pilotage/rapports/<int:report_pk>/devis/", views.quote_for_report, name="for_report"),
+    path("pilotage/commandes/<int:order_pk>/devis/fournitures/", views.quote_for_materials, name="for_materials"),
     path("pilotage/devis/<int:pk>/", views.quote_edit, name="edit"),
     path("pilotage/devis/<int:pk>/objet/", views.quote_details, name="details"),
     path("pilotage/devis/<int:pk>/prix/", views.price_search, name="price_search"),

@@ -79,6 +79,22 @@ def quote_for_order(request: HttpRequest, order_pk: int) -> HttpResponse:
 
 @require_POST
 @quote_page
+def quote_for_materials(request: HttpRequest, order_pk: int) -> HttpResponse:
+    """The order's supplies still to take up, as a new supplementary-works quote."""
+    order = get_order_for(request, order_pk)
+    try:
+        quote = services.quote_materials(order, actor=request.user)
+    except Refused as error:
+        messages.error(request, str(error))
+        return redirect("orders:supervisor_order", order.pk)
+    messages.success(
+        request, f"Devis {quote.display_number} préparé avec les fournitures : vérifiez-le, puis envoyez-le."
+    )
+    return redirect("quotes:edit", quote.pk)
+
+
+@require_POST
+@quote_page
 def quote_for_report(request: HttpRequest, report_pk: int) -> HttpResponse:
     report = get_object_or_404(InterventionReport.objects.select_related("order"), pk=report_pk)
     try:

@@ -128,6 +128,7 @@ def main_pages() -> dict[str, tuple[Browser, str]]:
         "order-list": (boss, "/pilotage/commandes/"),
         "order-list-late": (boss, "/pilotage/commandes/?retard=1"),
         "planning": (boss, "/pilotage/planning/"),
+        "dispatch-board": (boss, "/pilotage/repartition/"),
         "quotes": (boss, "/pilotage/devis/"),
         "error-queue": (boss, "/relais/erreurs/"),
         "notifications": (boss, "/preferences/notifications/"),

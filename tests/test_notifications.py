@@ -117,7 +117,12 @@ def test_people_without_an_address_who_left_or_who_are_technicians_get_nothing(t
 
 def test_a_supervisor_who_turned_everything_off_gets_nothing(team):
     NotificationPreference.objects.create(
-        user=team["supervisor"], new_order=False, late_soon=False, relay_rejected=False, relay_late=False
+        user=team["supervisor"],
+        new_order=False,
+        late_soon=False,
+        relay_rejected=False,
+        relay_late=False,
+        offline_unapplied=False,
     )
     everyone = {address for kind in NotificationKind for address in emails.recipients(kind)}
     assert team["supervisor"].email not in everyone
@@ -361,7 +366,7 @@ def test_a_supervisor_sees_the_defaults_and_the_navigation_leads_there(client, s
 def test_office_staff_see_their_own_defaults(client, office):
     client.force_login(office)
     html = client.get(URL).content.decode()
-    assert [checked(html, kind) for kind in NotificationKind.values] == [False, False, True, True]
+    assert [checked(html, kind) for kind in NotificationKind.values] == [False, False, True, True, True]
 
 
 def test_saving_the_choices_changes_who_receives_what(client, supervisor, received):

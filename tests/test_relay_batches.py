@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -190,3 +191,104 @@ def test_the_sweep_probes_a_failing_platform_so_its_return_is_seen_at_once(
         tasks.deliver_message(message_id)
     for order in orders:
         assert_on_platform_once_in_order(platform, order)
+
+
+def test_a_failing_platform_is_probed_every_second_between_sweeps(
+    platform, connection, contract, service_code, asset, monkeypatch
+):
+    """The sweep runs every 5 s; while a platform fails, it also queues a probe
+    for each second until the next sweep, so that the platform's return is seen
+    within a second. Nothing is probed while every platform answers."""
+    orders = busy_orders(contract, service_code, asset, 2, changes=2)
+    scheduled: list[dict] = []
+    monkeypatch.setattr(tasks.probe_outbox, "apply_async", lambda **options: scheduled.append(options))
+    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id: None)  # the test delivers itself
+    tasks.sweep_outbox()
+    assert scheduled == []  # the platform is not known to fail
+
+    set_behaviour(platform, down=True)
+    assert deliver_due()[-1] == "retry"
+    OutboxMessage.objects.update(next_attempt_at=timezone.now() + timedelta(minutes=8))
+    tasks.sweep_outbox()
+    assert [options["countdown"] for options in scheduled] == [1, 2, 3, 4]
+    assert all(options["expires"] > options["countdown"] for options in scheduled)
+    sweep_probe = OutboxMessage.objects.get(next_attempt_at__lte=timezone.now())
+    assert delivery.probe_failing(timezone.now()) == [sweep_probe.pk]  # due, not tried yet: no second one
+    assert deliver_due() == ["retry"]  # the sweep's probe: still down
+
+    set_behaviour(platform, down=False)
+    assert tasks.probe_outbox() == 1  # a second later: one waiting message, due now, queued
+    probe = OutboxMessage.objects.get(next_attempt_at__lte=timezone.now(), status=MessageStatus.PENDING)
+    assert probe.queued_at is not None
+    tasks.deliver_message(probe.pk)
+    # Its success brought every waiting message back: nothing waits out its backoff.
+    assert not OutboxMessage.objects.filter(status=MessageStatus.PENDING, next_attempt_at__gt=timezone.now()).exists()
+    assert tasks.probe_outbox() == 0  # the platform answers: nothing to probe
+    for message_id in delivery.sweep():
+        tasks.deliver_message(message_id)
+    for order in orders:
+        assert_on_platform_once_in_order(platform, order)
+
+
+def test_a_task_hands_its_streams_over_to_one_task_when_its_share_is_done(
+    platform, connection, contract, service_code, asset, settings, monkeypatch
+):
+    """A task stops after MAX_PER_TASK messages; the next messages of the
+    streams it was delivering go to one task together (not a task each, most
+    of which found their message taken by another's batch), which takes them
+    all, in order."""
+    settings.RELAY_BATCH = 3
+    monkeypatch.setattr(delivery, "MAX_PER_TASK", 3)
+    orders = busy_orders(contract, service_code, asset, 3, changes=3)
+    queued: list[tuple[int, list[int] | None]] = []
+    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: queued.append((message_id, also)))
+    first = OutboxMessage.objects.order_by("pk").first()
+    assert tasks.deliver_message(first.pk) == "delivered"
+    assert OutboxMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 3  # its share
+    heads = sorted(
+        OutboxMessage.objects.filter(stream=f"order:{order.pk}", sequence=2).values_list("pk", flat=True)[0]
+        for order in orders
+    )
+    assert len(queued) == 1  # one task for the three streams
+    message_id, also = queued[0]
+    assert sorted([message_id, *(also or [])]) == heads
+    # That task takes the three together, first its own, then those handed over.
+    batch = delivery.claim_batch(message_id, limit=3, also=also or [])
+    assert sorted(message.pk for message in batch) == heads
+    OutboxMessage.objects.filter(pk__in=heads).update(lease_until=None)  # given back: the task runs now
+    while (due := list(delivery.due_messages().values_list("pk", flat=True)[:1])) or queued:
+        message_id, also = queued.pop() if queued else (due[0], None)
+        tasks.deliver_message(message_id, also)
+    for order in orders:
+        assert_on_platform_once_in_order(platform, order)
+
+
+def test_a_change_behind_an_undelivered_message_queues_no_task_and_follows_it(
+    platform, connection, contract, service_code, asset, django_capture_on_commit_callbacks, monkeypatch
+):
+    """During an outage every change used to queue a task that only found its
+    message waiting behind the order's first: thousands of broker round trips
+    for nothing. A change behind an undelivered message is not queued; the task
+    that delivers the first goes on with it."""
+    queued: list[int] = []
+    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: queued.append(message_id))
+    (order,) = make_orders(contract, service_code, asset, 1, acknowledged=True)
+    deliver_due()  # its acknowledgement
+    assert not OutboxMessage.objects.filter(status=MessageStatus.PENDING).exists()
+    queued.clear()
+    set_behaviour(platform, down=True)
+    start = timezone.now() - timedelta(seconds=10)
+    with time_machine.travel(start), django_capture_on_commit_callbacks(execute=True):
+        services.start_work(order, actor=None)
+    assert len(queued) == 1  # the order's first undelivered message: queued
+    for seconds, progress in ((2, 30), (4, 60)):  # seconds apart: not merged into the unsent message
+        with time_machine.travel(start + timedelta(seconds=seconds)), django_capture_on_commit_callbacks(execute=True):
+            services.set_progress(order, actor=None, progress=progress)
+    assert len(queued) == 1  # behind it: not queued
+    first_waiting, *behind = OutboxMessage.objects.filter(status=MessageStatus.PENDING).order_by("sequence")
+    assert first_waiting.queued_at is not None and behind
+    assert [message.queued_at for message in behind] == [None] * len(behind)
+    set_behaviour(platform, down=False)
+    assert tasks.deliver_message(first_waiting.pk) == "delivered"
+    assert not OutboxMessage.objects.filter(status=MessageStatus.PENDING).exists()
+    assert_on_platform_once_in_order(platform, order)

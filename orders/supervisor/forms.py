@@ -1,5 +1,6 @@
 """The forms of the supervisors' pages: the order page (order.py), the order
-list's filters (listing.py) and the planning's change of one order (planning.py).
+list's filters (listing.py), the planning's change of one order (planning.py)
+and the dispatch board's backlog filters and drop (board.py).
 
 They only parse what people type; whether the change is allowed is the
 services' business (their French refusal is shown on the form). The cleaned
@@ -15,6 +16,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.db import models
 from django.db.models import Case, F, QuerySet, Value, When
 from django.http import QueryDict
 from django.utils import timezone
@@ -408,6 +410,100 @@ class PlanningChangeForm(forms.Form):
         if start is not None and end is not None and end <= start:
             raise forms.ValidationError("La fin prévue doit être après le début prévu.")
         return cleaned
+
+
+# --- The dispatch board (board.py) ---------------------------------------------------
+
+
+class Missing(models.TextChoices):
+    """What a backlog order lacks: a technician, a date, or either."""
+
+    TECHNICIAN = "technicien", "Sans technicien"
+    DATE = "date", "Sans date (affectées)"
+
+
+class BacklogFilterForm(forms.Form):
+    """The backlog's filters, in the address (`?q=fuite&criticite=2`): each one
+    narrows the list; one that cannot be read is ignored and said so."""
+
+    q = forms.CharField(
+        label="Rechercher",
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Référence, adresse, description…"}),
+    )
+    echeance = PlausibleDateField(label="Échéance jusqu'au", required=False, widget=_date_input())
+    criticite = forms.TypedChoiceField(
+        label="Criticité",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[
+            ("", "Toutes"),
+            *(
+                (level.value, f"{level.label} ou plus")
+                for level in CriticalLevel
+                if 1 <= level < CriticalLevel.PRIORITY
+            ),
+            (CriticalLevel.PRIORITY.value, CriticalLevel.PRIORITY.label),
+        ],
+    )
+    code = forms.ChoiceField(label="Code prestation", required=False)
+    client = forms.TypedChoiceField(label="Client", required=False, coerce=int, empty_value=None)
+    manque = forms.ChoiceField(
+        label="Il manque", required=False, choices=[("", "Technicien ou date"), *Missing.choices]
+    )
+
+    def __init__(self, *args: Any, codes: list[tuple[str, str]], clients: list[tuple[int, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].choices = [("", "Tous"), *codes]
+        self.fields["client"].choices = [("", "Tous"), *clients]
+
+    def notes(self) -> list[str]:
+        return [
+            f"Filtre « {self.fields[name].label} » ignoré : {' '.join(errors)}" for name, errors in self.errors.items()
+        ]
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters, by name; those that could not be read are left out."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()  # cleans: `cleaned_data` keeps the fields that could be read
+        return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+
+
+class DispatchForm(forms.Form):
+    """An order of the backlog to a technician at a time, for a duration: what
+    a drop on the board sends, and the form beside it (keyboard, no JavaScript).
+    The order itself is `commande` (a radio button of the list)."""
+
+    technician = forms.ModelChoiceField(
+        label="Technicien",
+        queryset=User.objects.filter(role=Role.TECHNICIAN, is_active=True).order_by("last_name", "first_name", "pk"),
+        empty_label="Choisissez…",
+        error_messages={
+            "required": "Choisissez le technicien.",
+            "invalid_choice": "Choisissez un technicien de la liste.",
+        },
+    )
+    appointment = PlausibleDateTimeField(
+        label="Rendez-vous",
+        widget=_datetime_input(),
+        error_messages={"required": "Indiquez le jour et l'heure du rendez-vous."},
+    )
+    visit_minutes = forms.IntegerField(
+        label="Durée (minutes)",
+        required=False,
+        min_value=5,
+        max_value=24 * 60,
+        widget=forms.NumberInput(attrs={"step": 5, "inputmode": "numeric"}),
+        help_text="Vide : celle de son code prestation.",
+        error_messages={
+            "min_value": "La durée d'une visite va de 5 minutes à 24 heures.",
+            "max_value": "La durée d'une visite va de 5 minutes à 24 heures.",
+        },
+    )
+    force = forms.BooleanField(label="Planifier malgré les alertes", required=False)
 
 
 # --- The buyer's decisions (orders.buyer) -------------------------------------------

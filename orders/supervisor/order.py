@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -27,9 +28,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import actions, buyer, deadlines, formatting, letters, remedies, services
+from orders import actions, buyer, deadlines, formatting, letters, materials, remedies, services, timing
 from orders.access import get_order_for
-from orders.models import ExtensionDecision, ExtensionRequest, Order
+from orders.models import ExtensionDecision, ExtensionRequest, MaterialDestination, Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action
 from orders.supervisor import timeline
@@ -200,10 +201,24 @@ def _context(order: Order, *, notice: str = "", refused: RefusedForm | None = No
         **_ccag(order, extensions, now, refused),
         **_buyer(order, now, refused),
         "timeline": timeline.build(order, now=now),
+        **_time_and_materials(order, now),
         # The rejected message whose resend or abandon was refused, to show its form's errors.
         "refused_message": int(refused.key.removeprefix("message-"))
         if refused and refused.key.startswith("message-")
         else None,
+    }
+
+
+def _time_and_materials(order: Order, now: Any) -> dict[str, Any]:
+    """The time on site counted from the history, and the reports' supplies with their prices."""
+    on_site, typed = timing.order_time_on_site(order, now=now)
+    supplies = list(materials.of_order(order))
+    return {
+        "on_site": on_site,
+        "on_site_typed": typed,
+        "materials": supplies,
+        "materials_pending": sum(1 for supply in supplies if supply.destination == MaterialDestination.PENDING),
+        "materials_total": sum((supply.amount for supply in supplies), Decimal(0)),
     }
 
 
@@ -304,6 +319,18 @@ def supervisor_line_add(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Ligne ajoutée : {line.reference} – {line.label}"
 
     return _change(request, order, "line-new", form, apply, anchor="lignes")
+
+
+@supervisors
+@require_POST
+def supervisor_materials_to_lines(request: HttpRequest, pk: int) -> HttpResponse:
+    """The reports' supplies still to take up become the order's lines, done (orders.materials)."""
+    order = get_order_for(request, pk)
+
+    def apply(data: dict[str, Any]) -> str:
+        return materials.add_to_order(order, actor=request.user).label
+
+    return _change(request, order, "materials", forms.Form(request.POST), apply, anchor="fournitures")
 
 
 @supervisors

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from functools import cached_property
 
 from django import forms
 from django.contrib import messages
-from django.db.models import F, Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 
 from orders import dispatch
 from orders.access import get_order_for
-from orders.models import Order
+from orders.models import DEFAULT_VISIT, Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action, State
 from orders.supervisor.forms import PlanningChangeForm
@@ -35,18 +35,12 @@ from portal.access import role_required
 from portal.errors import Refused
 from portal.models import Role, User
 
-# An appointment holds its technician for this long: two appointments of one
-# technician less than an hour apart are flagged as overlapping. Planned
-# periods overlap when they intersect.
-SLOT = timedelta(hours=1)
-# An appointment holds its technician for its service code's visit (`visit_minutes`),
-# SLOT without a code; the longest allowed is a day, hence how far back to look.
+# An appointment holds its technician for its visit's duration (`Order.visit_length`:
+# its own, else its service code's, else an hour); the longest allowed is a day,
+# hence how far back to look. Planned works without an end hold them for SLOT.
+# Planned periods overlap when they intersect.
+SLOT = DEFAULT_VISIT
 LONGEST_VISIT = timedelta(days=1)
-
-
-def visit_length(order: Order) -> timedelta:
-    """How long `order`'s appointment holds its technician (its service code read along)."""
-    return timedelta(minutes=order.service_code.visit_minutes) if order.service_code_id else SLOT
 
 
 WEEK_PARAM = "semaine"
@@ -107,7 +101,7 @@ class Item:
     can_assign: bool = False
     can_plan: bool = False
 
-    @property
+    @cached_property
     def description(self) -> str:
         """`rendez-vous lun. 30 nov. à 9 h 30`, `travaux du lun. 30 nov. à 8 h 00 au mer. 2 déc. à 17 h 00`."""
         if self.is_appointment:
@@ -116,7 +110,7 @@ class Item:
             return f"travaux à partir du {_moment(self.start)}"
         return f"travaux du {_moment(self.start)} au {_moment(self.end)}"
 
-    @property
+    @cached_property
     def late(self) -> bool:
         return is_late(self.order, timezone.now())
 
@@ -155,7 +149,7 @@ class Row:
 
 def _item(order: Order, url: str) -> Item | None:
     if order.appointment_at is not None:
-        return Item(order, order.appointment_at, order.appointment_at + visit_length(order), True, False, url)
+        return Item(order, order.appointment_at, order.appointment_at + order.visit_length, True, False, url)
     if order.planned_start is not None:
         if order.planned_end is None:
             return Item(order, order.planned_start, order.planned_start + SLOT, False, True, url)
@@ -231,7 +225,12 @@ def build_rows(orders: list[Order], technicians: list[User], monday: date) -> li
 def week_orders(user: User, start: datetime, end: datetime) -> list[Order]:
     """The orders with an appointment or planned works in [start, end), plus an
     appointment just before it (its slot may run into the week and overlap)."""
-    orders = (
+    return list(orders_between(user, start, end))
+
+
+def orders_between(user: User, start: datetime, end: datetime) -> QuerySet[Order]:
+    """`week_orders` as a query, for any span (the board's day, one technician's)."""
+    return (
         Order.objects.visible_to(user)
         .exclude(state=State.CANCELLED)
         .filter(
@@ -247,7 +246,6 @@ def week_orders(user: User, start: datetime, end: datetime) -> list[Order]:
         .select_related("asset", "technician", "contract__client", "service_code")
         .order_by("pk")
     )
-    return list(orders)
 
 
 @role_required(Role.SUPERVISOR, Role.OFFICE)
@@ -262,7 +260,6 @@ def planning(request: HttpRequest) -> HttpResponse:
         week_error = f"« {asked[:20]} » n'est pas une semaine : écrivez-la sous la forme {week_param(this_monday)}."
         monday = this_monday
     start, end = _midnight(monday), _midnight(monday + timedelta(days=7))
-    backlog_query = request.GET.get("a_planifier", "").strip()[:100]
     technicians = list(User.objects.filter(role=Role.TECHNICIAN, is_active=True).order_by("last_name", "first_name"))
     rows = build_rows(week_orders(request.user, start, end), technicians, monday)
     context = {
@@ -282,8 +279,7 @@ def planning(request: HttpRequest) -> HttpResponse:
         "technicians": technicians,
         "slot_minutes": int(SLOT.total_seconds() // 60),
         "conflicts": sum(row.conflicts for row in rows),
-        "backlog": backlog_orders(request.user, backlog_query),
-        "backlog_query": backlog_query,
+        "backlog_count": Order.objects.visible_to(request.user).to_dispatch().count(),
     }
     return render(request, "orders/planning.html", context)
 
@@ -320,113 +316,4 @@ def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Commande {order.reference} : {' ; '.join(labels)}.")
         else:
             messages.info(request, f"Commande {order.reference} : rien à changer.")
-    return redirect(back)
-
-
-# --- The backlog (issue 16, item 9, first slice) -----------------------------------
-# The open orders nobody is assigned to or that have no date yet, the most
-# urgent first, each with a form that assigns and schedules it (a plain POST to
-# `planning_change`, so it works without JavaScript), and a check of the chosen
-# technician and time asked by htmx before saving: the technician's visits it
-# overlaps, and whether it ends after the order's due date.
-
-BACKLOG_LIMIT = 300  # shown at most; the filter narrows it
-
-
-def backlog_orders(user: User, query: str = "") -> list[Order]:
-    """Open orders without a technician or without a date: due first (no due
-    date last), then the most critical, then the oldest."""
-    orders = (
-        Order.objects.visible_to(user)
-        .filter(state__in=WORK_STATES)
-        .filter(Q(technician__isnull=True) | Q(appointment_at__isnull=True, planned_start__isnull=True))
-        .select_related("asset", "service_code", "contract__client", "technician")
-        .order_by(F("due_at").asc(nulls_last=True), "-critical_level", "pk")
-    )
-    if query:
-        orders = orders.search(query)
-    return list(orders[:BACKLOG_LIMIT])
-
-
-@dataclass(frozen=True)
-class Check:
-    warnings: list[str]
-    checked: bool  # a technician and a time were given
-
-
-def check_slot(order: Order, technician: User | None, appointment: datetime | None) -> Check:
-    """What goes wrong if `order` is given to `technician` at `appointment`
-    (held for its service code's visit): their visits it overlaps, a due date passed."""
-    if appointment is None:
-        return Check([], False)
-    warnings = []
-    end = appointment + visit_length(order)
-    if order.due_at is not None and end > order.due_at:
-        warnings.append(f"Après l'échéance du {moments.moment(order.due_at)}.")
-    if technician is not None:
-        theirs = (
-            Order.objects.filter(technician=technician, state__in=WORK_STATES)
-            .exclude(pk=order.pk)
-            .filter(
-                Q(appointment_at__gt=appointment - LONGEST_VISIT, appointment_at__lt=end)
-                | Q(appointment_at__isnull=True, planned_start__lt=end, planned_end__gt=appointment)
-                | Q(
-                    appointment_at__isnull=True,
-                    planned_end__isnull=True,
-                    planned_start__gt=appointment - SLOT,
-                    planned_start__lt=end,
-                )
-            )
-            .select_related("service_code")
-            .order_by("appointment_at", "planned_start", "pk")
-        )
-        for other in theirs:
-            item = _item(other, "")
-            if item is not None and item.end > appointment:
-                warnings.append(f"Chevauche {other.reference} ({item.description}) de {technician}.")
-    return Check(warnings, technician is not None)
-
-
-def _picked(request: HttpRequest, data: Any) -> Order | None:
-    """The backlog order chosen in the form (`commande`), if the person may see it."""
-    value = str(data.get("commande", "")).strip()
-    if not value.isdigit():
-        return None
-    return Order.objects.visible_to(request.user).select_related("service_code").filter(pk=int(value)).first()
-
-
-@role_required(Role.SUPERVISOR, Role.OFFICE)
-def backlog_check(request: HttpRequest) -> HttpResponse:
-    """htmx: the warnings of the backlog's form as it is filled in."""
-    order = _picked(request, request.GET)
-    form = PlanningChangeForm(request.GET)
-    if order is None or not form.is_valid():
-        result = Check([], False)
-    else:
-        result = check_slot(order, form.cleaned_data.get("technician"), form.cleaned_data.get("appointment"))
-    return render(request, "orders/_backlog_check.html", {"check": result, "order": order})
-
-
-@role_required(Role.SUPERVISOR, Role.OFFICE)
-@require_POST
-def backlog_plan(request: HttpRequest) -> HttpResponse:
-    """The backlog's form: the chosen order to a technician and a time (a plain
-    POST, the same change as the grid's forms), then back to the backlog."""
-    order = _picked(request, request.POST)
-    monday = parse_week(request.POST.get(WEEK_PARAM, ""))
-    back = (week_url(monday) if monday else reverse("orders:planning")) + "#a-planifier"
-    if order is None:
-        messages.error(request, "Choisissez la commande à planifier dans la liste.")
-        return redirect(back)
-    form = PlanningChangeForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, f"Commande {order.reference} : {_errors(form)}")
-        return redirect(back)
-    try:
-        events = dispatch.reschedule_order(order, actor=request.user, **form.cleaned_data)
-    except Refused as error:
-        messages.error(request, f"Commande {order.reference} : rien n'a été modifié. {error}")
-    else:
-        labels = "; ".join(event.label for event in events) or "rien à changer"
-        messages.success(request, f"Commande {order.reference} : {labels}.")
     return redirect(back)

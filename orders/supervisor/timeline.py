@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from django.db.models import Prefetch
 
 from orders.durations import duration
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, UnappliedAction
 from orders.sharing import FROM_PLATFORM
 from portal.limits import SHARING_LIMIT
 from portal.models import User
@@ -98,6 +98,8 @@ class Entry:
     event: OrderEvent | None = None
     transmissions: tuple[Transmission, ...] = ()
     silence: str = ""  # why there is no transmission (one of the constants above)
+    # A technician's action that was not applied (orders.conflicts): at the time they took it.
+    unapplied: UnappliedAction | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,9 @@ def build(order: Order, *, now: datetime) -> Timeline:
             payload = transmission.message.payload or {}
             label = payload.get("description") or payload.get("title") or transmission.message.get_kind_display()
             entries.append(Entry(at=transmission.message.created_at, label=str(label), transmissions=(transmission,)))
+    # What technicians did without network that was not applied: where it happened, never relayed.
+    for unapplied in order.unapplied_actions.select_related("user"):
+        entries.append(Entry(at=unapplied.acted_at, label=unapplied.label, actor=unapplied.user, unapplied=unapplied))
     # Newest first; of two entries at the same instant, the one recorded last first.
     entries.sort(key=lambda entry: entry.at)
     entries.reverse()

@@ -268,3 +268,62 @@ def same_log(sent: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
         return datetime.fromisoformat(str(sent["eventDate"])) == datetime.fromisoformat(str(found["eventDate"]))
     except (KeyError, ValueError):
         return False
+
+
+# --- eventDate never goes back for what is not a step of the order's life [gap] ---------
+
+# The steps of an order's life: their eventDate is their own date (the appointment,
+# the actual start or end, the moment of a suspension...), sent as it is even when
+# earlier than a log already sent (a step taken offline and received late).
+STEP_KINDS = frozenset(
+    {
+        "received",
+        "acknowledge",
+        "plan",
+        "start",
+        "suspend",
+        "resume",
+        "finish",
+        "record_reception",
+        "invoice",
+        "close",
+        "cancel",
+    }
+)
+# Logs dated by an appointment (possibly in the future): no floor for the others.
+APPOINTMENT_CODES: frozenset[StatusEvent] = frozenset({("open", "planned"), ("pending", "replanned")})
+# The tag that carries the time a change was really made, when its eventDate had to be later.
+ACTION_DATE_TAG = "action_date"
+
+
+def event_date_floor(sent: Iterable[tuple[str, str, str]]) -> datetime | None:
+    """The latest eventDate among an operation's logs already recorded, given as
+    (status, event, eventDate); appointments aside (a future date is no floor)."""
+    latest = None
+    for status, event, value in sent:
+        if (status, event) in APPOINTMENT_CODES or not value:
+            continue
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        if latest is None or moment > latest:
+            latest = moment
+    return latest
+
+
+def not_before(log: Mapping[str, Any], kind: str, floor: datetime | None) -> dict[str, Any]:
+    """The portal's convention (docs/platform.md): along an operation, eventDate
+    never goes back, except for the steps of its life (STEP_KINDS). A change made
+    before the latest log's eventDate but received after it (a technician's
+    progress, line or note taken offline) is dated that eventDate, and its real
+    time travels in the tag `action_date`."""
+    result = dict(log)
+    if floor is None or kind in STEP_KINDS:
+        return result
+    moment = datetime.fromisoformat(str(log["eventDate"]))
+    if moment >= floor:
+        return result
+    result["tags"] = {**dict(log.get("tags") or {}), ACTION_DATE_TAG: iso(moment)}
+    result["eventDate"] = iso(floor)
+    return result

@@ -148,6 +148,10 @@ class MessageStatus(models.TextChoices):
     CANCELLED = "cancelled", "Abandonné"
 
 
+# What holds back the following messages of its stream.
+UNDELIVERED = [MessageStatus.PENDING, MessageStatus.REJECTED]
+
+
 class OutboxMessage(models.Model):
     """One thing to tell the platform, written in the same transaction as the change.
 

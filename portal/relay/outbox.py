@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from portal.relay import tasks
-from portal.relay.models import Connection, ConnectionKind, MessageKind, MessageStatus, OutboxMessage
+from portal.relay.models import UNDELIVERED, Connection, ConnectionKind, MessageKind, MessageStatus, OutboxMessage
 
 # kind -> function(message, logged_at) -> the payload to send now, rebuilt from the data as it is.
 Rebuilder = Callable[[OutboxMessage, datetime], dict[str, Any] | None]
@@ -78,7 +78,16 @@ def record(
             raise ValueError("record() needs an order_id or a stream")
         stream = order_stream(order_id)
     now = timezone.now()
-    last = OutboxMessage.objects.filter(stream=stream).aggregate(last=Max("sequence"))["last"] or 0
+    place = OutboxMessage.objects.filter(stream=stream).aggregate(
+        last=Max("sequence"), waiting=Count("pk", filter=Q(status__in=UNDELIVERED))
+    )
+    last = place["last"] or 0
+    # Behind an undelivered message of its stream, it cannot go now: the task
+    # that delivers that one goes on with it (or hands it over), and the sweep
+    # covers the rest. A task queued for it now would only find it waiting (a
+    # task per change made during an outage: thousands, each a broker round
+    # trip and a claim for nothing).
+    queue_now = connection.delivers and not place["waiting"]
     message = OutboxMessage.objects.create(
         connection=connection,
         stream=stream,
@@ -90,9 +99,9 @@ def record(
         document=document_name,
         created_at=changed_at or now,
         next_attempt_at=now,
-        queued_at=now if connection.delivers else None,
+        queued_at=now if queue_now else None,
     )
-    if connection.delivers:
+    if queue_now:
         transaction.on_commit(lambda: tasks.queue_delivery(message.pk))
     return message
 
@@ -137,6 +146,16 @@ def event_dates_with_code(order_id: int, kind: MessageKind, status: str, event: 
         .values_list("payload__eventDate", flat=True)
         if value
     ]
+
+
+def codes_and_dates(order_id: int, kind: MessageKind) -> list[tuple[str, str, str]]:
+    """(status, event, eventDate) of the order's messages of `kind`, abandoned ones aside."""
+    rows = (
+        OutboxMessage.objects.filter(order_id=order_id, kind=kind)
+        .exclude(status=MessageStatus.CANCELLED)
+        .values_list("payload__status", "payload__event", "payload__eventDate")
+    )
+    return [(str(status or ""), str(event or ""), str(date or "")) for status, event, date in rows]
 
 
 def last_message_id(order_id: int) -> int | None:

@@ -19,21 +19,28 @@ logger = logging.getLogger(__name__)
 SWEEP_BATCH = 1000
 
 
-def queue_delivery(message_id: int) -> None:
-    """Ask a worker to deliver now; the sweep covers a broker that is down."""
+def queue_delivery(message_id: int, *, also: list[int] | None = None) -> None:
+    """Ask a worker to deliver now (with `also`, those messages in the same
+    task); the sweep covers a broker that is down."""
     try:
-        deliver_message.delay(message_id)
+        if also:
+            deliver_message.delay(message_id, also=also)
+        else:
+            deliver_message.delay(message_id)
     except Exception:  # the broker is down or misconfigured: the sweep will send it
         logger.warning("Could not queue delivery of message %s; the sweep will.", message_id, exc_info=True)
 
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)
-def deliver_message(message_id: int) -> str | None:
-    """Deliver the message and those of its order that follow it; queue what the
-    delivery found due for other workers. Returns the first outcome."""
-    result = delivery.deliver(message_id)
+def deliver_message(message_id: int, also: list[int] | None = None) -> str | None:
+    """Deliver the message (and those of `also`, handed over by another task)
+    and those that follow them; queue what the delivery found due for other
+    workers. Returns the first outcome."""
+    result = delivery.deliver(message_id, also=also or ())
     for following in result.queue:
         queue_delivery(following)
+    if result.handoff:
+        queue_delivery(result.handoff[0], also=result.handoff[1:])
     return result.outcome
 
 
@@ -45,7 +52,32 @@ def sweep_outbox() -> int:
     due = delivery.sweep(batch=SWEEP_BATCH)
     for message_id in due:
         queue_delivery(message_id)
+    if delivery.failing_connections():
+        # A platform is down: probe it every second until the next sweep, so
+        # that its return is seen within a second, not up to 5.
+        for seconds in range(1, PROBES_PER_SWEEP + 1):
+            try:
+                probe_outbox.apply_async(countdown=seconds, expires=seconds + 5)
+            except Exception:  # the broker is down: the next sweep probes
+                logger.warning("Could not queue a probe of the failing platforms.", exc_info=True)
+                break
     return len(due)
+
+
+# The sweep runs every 5 s: between two sweeps, a failing platform is probed every second.
+PROBES_PER_SWEEP = 4
+
+
+@shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
+def probe_outbox() -> int:
+    """Try one waiting message of each failing connection now (see
+    `delivery.probe_failing`): its success brings the others back."""
+    probed = delivery.probe_failing(timezone.now())
+    if probed:
+        delivery.mark_queued(probed)
+    for message_id in probed:
+        queue_delivery(message_id)
+    return len(probed)
 
 
 @shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)

@@ -17,6 +17,7 @@ from typing import Any
 
 from django import template
 
+from orders import materials
 from quotes import queries
 from quotes.access import may_see_quotes
 from quotes.models import QuoteTerms
@@ -50,6 +51,7 @@ def order_quotes_panel(context: template.Context, order: Any) -> dict[str, Any]:
         "quotes": queries.order_quotes(order),
         "requests": list(queries.open_quote_requests(type(order).objects.filter(pk=order.pk))),
         "can_start": order.is_open,
+        "materials_pending": materials.pending(order).count() if order.is_open else 0,
         "csrf_token": context.get("csrf_token"),
     }
 

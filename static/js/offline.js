@@ -5,10 +5,17 @@
 //   orders/offline.py) that keeps their pages readable offline, and keeps the
 //   list and every order on it for the basement, at most every 10 minutes;
 // - keeps the actions taken without network, or lost on a weak signal, or sent
-//   after the session expired, in a queue on the phone ("n modifications en
+//   after the session expired, in a queue on the phone (IndexedDB, through
+//   static/js/queue.js, which the service worker shares: "n modifications en
 //   attente"), and replays them in order, with their original time and key,
 //   when the network returns (the server answers each replay in JSON: applied,
-//   already applied, or refused with the reason, which is then shown);
+//   already applied, or refused with the reason and what to do next, which are
+//   then shown until read); asks the browser for a Background Sync, so that the
+//   worker sends them even if the portal is no longer in front;
+// - shows an order as it will be once its waiting changes are sent, each marked
+//   « en attente »: lines, progress, the state the next step leads to, notes;
+// - forgets the orders no longer the technician's (a refusal said so, or the
+//   list no longer has them): their pages kept, and any new action on them;
 // - forgets the pages kept for another person signed in on this phone, and,
 //   on signing out, asks before leaving actions unsent and forgets the pages.
 //
@@ -18,12 +25,13 @@
 
 (function () {
   var portal = window.portal;
-  if (!portal) return;
+  var queue = window.PortalQueue;
+  if (!portal || !queue || !("indexedDB" in window)) return;
   var body = document.body;
   var script = document.currentScript;
   var userId = (script && script.getAttribute("data-user")) || "";
-  var QUEUE = "portal-queue-" + userId;
-  var REFUSED = "portal-refused-" + userId;
+  // Pages of orders no longer the technician's (localStorage: read at once when an action is kept).
+  var GONE = "portal-gone-" + userId;
   // Shared with templates/offline/sw.js (orders/offline.py gives it its name).
   var PAGES_CACHE = "portal-pages";
   var PRECACHED_AT = "portal-precached-" + userId;
@@ -31,23 +39,6 @@
   var notify = portal.notify;
 
   // --- Small helpers ---------------------------------------------------------
-
-  function load(name) {
-    try {
-      return JSON.parse(window.localStorage.getItem(name)) || [];
-    } catch (error) {
-      return [];
-    }
-  }
-
-  function save(name, list) {
-    try {
-      window.localStorage.setItem(name, JSON.stringify(list));
-      return true;
-    } catch (error) {
-      return false;
-    }
-  }
 
   function timeOf(iso) {
     var moment = new Date(iso);
@@ -62,12 +53,36 @@
     }
   }
 
+  function gonePages() {
+    try {
+      return JSON.parse(window.localStorage.getItem(GONE)) || [];
+    } catch (error) {
+      return [];
+    }
+  }
+
+  function setGonePages(pages) {
+    try {
+      window.localStorage.setItem(GONE, JSON.stringify(pages));
+    } catch (error) {
+      // No room: the server refuses the actions all the same.
+    }
+  }
+
+  function isGone(page) {
+    return gonePages().indexOf(page) !== -1;
+  }
+
   // --- Actions that cannot reach the server: kept -----------------------------
 
   // Called by portal.js: no network when the form is sent, the request lost,
   // or the session expired meanwhile. True when the action is this queue's.
   portal.keep = function (form) {
     if (!form.hasAttribute || !form.hasAttribute("data-offline")) return false;
+    if (isGone(window.location.pathname)) {
+      notify("Cette commande ne vous est plus attribuée : l'action n'est pas gardée. Appelez votre conducteur de travaux.");
+      return true;
+    }
     enqueue(form);
     return true;
   };
@@ -106,44 +121,72 @@
     var clientAt = form.querySelector("input[name=client_at]");
     var heading = document.querySelector("h1");
     var entry = {
-      key: key ? key.value : portal.uuid4(),
+      user: userId,
+      kind: "form",
+      key: key && key.value ? key.value : portal.uuid4(),
       url: form.getAttribute("action"),
       fields: fields,
       label: form.getAttribute("data-offline"),
+      state: form.getAttribute("data-offline-state") || "",
       order: heading ? heading.textContent.trim() : "",
       page: window.location.pathname,
       at: clientAt && clientAt.value ? clientAt.value : new Date().toISOString()
     };
-    var queue = load(QUEUE);
-    if (queue.some(function (queued) { return queued.key === entry.key; })) return;
-    queue.push(entry);
-    if (!save(QUEUE, queue)) {
+    // What the page shows at once; the queue, a moment later.
+    showQueued(form, entry);
+    // portal.js waits for it before leaving the page (the session expired).
+    portal.kept = queue.add(entry).then(function () {
+      askForSync();
+      render();
+    }, function () {
       notify("La mémoire du téléphone est pleine : l'action n'a pas pu être gardée. Réessayez avec du réseau.");
-      return;
-    }
-    showQueued(form);
-    render();
+    });
   }
 
-  // What the page shows of a queued action until it is sent.
-  function showQueued(form) {
+  // The browser sends the queue when the network returns, through the service
+  // worker, even if the portal is no longer in front (where it has Background Sync).
+  function askForSync() {
+    if (!("serviceWorker" in navigator)) return;
+    navigator.serviceWorker.ready.then(function (registration) {
+      if (registration.sync) return registration.sync.register("portal-queue");
+    }).catch(function () {
+      // No Background Sync: the queue goes from the next page, or the worker's next page served.
+    });
+  }
+
+  function field(entry, name) {
+    var found = (entry.fields || []).filter(function (pair) { return pair[0] === name; });
+    return found.length ? found[found.length - 1][1] : null;
+  }
+
+  // What the page shows of a queued action until it is sent: the order as it will be.
+  function showQueued(form, entry) {
     var key = form.querySelector("input[name=idempotency_key]");
     var toggle = form.querySelector("button.line-toggle");
     if (toggle) {
       // A line: shown in its new state; tapped again, it is a new action.
       var done = form.querySelector("input[name=done]");
-      var nowDone = toggle.getAttribute("aria-pressed") !== "true";
+      var nowDone = field(entry, "done") === "on";
       toggle.setAttribute("aria-pressed", nowDone ? "true" : "false");
+      toggle.classList.add("is-pending");
       var status = toggle.querySelector(".line-status");
       if (status) status.textContent = (nowDone ? "Réalisée" : "À faire") + " · en attente";
       if (done) done.value = nowDone ? "" : "on";
       if (key) key.value = "";
+      countLines();
       return;
     }
     if (form.querySelector("textarea") || form.querySelector("input[type=range]")) {
       // A note or the progress: another one may follow.
       var text = form.querySelector("textarea");
       if (text) text.value = "";
+      var range = form.querySelector("input[type=range]");
+      var progress = field(entry, "progress");
+      if (range && progress !== null) {
+        range.value = progress;
+        var output = form.querySelector("output.range-value");
+        if (output) output.textContent = progress + " % · en attente";
+      }
       if (key) key.value = "";
       return;
     }
@@ -151,13 +194,83 @@
     Array.prototype.forEach.call(form.querySelectorAll("button"), function (button) {
       button.disabled = true;
     });
+    if (entry.state) {
+      var badge = document.querySelector(".order-title .badge");
+      if (badge) {
+        badge.textContent = entry.state + " · en attente";
+        badge.classList.add("is-pending");
+      }
+    }
   }
 
+  function countLines() {
+    var count = document.querySelector("#lines-title .count");
+    var toggles = document.querySelectorAll("button.line-toggle");
+    if (!count || !toggles.length) return;
+    var done = Array.prototype.filter.call(toggles, function (toggle) { return toggle.getAttribute("aria-pressed") === "true"; }).length;
+    count.textContent = done + " / " + toggles.length + " réalisée" + (done > 1 ? "s" : "");
+  }
+
+  // The changes waiting for this order, on its page shown again (from the copy
+  // kept offline, or fresh while they wait): each in its place, and at the top
+  // of the history, marked « en attente d'envoi ».
+  function showPending(entries) {
+    var here = entries.filter(function (entry) { return entry.page === window.location.pathname; });
+    if (!here.length) return;
+    var forms = document.querySelectorAll("form[data-offline]");
+    here.forEach(function (entry) {
+      Array.prototype.forEach.call(forms, function (form) {
+        if (form.getAttribute("action") === entry.url) showQueued(form, entry);
+      });
+    });
+    var history = document.querySelector("ol.history");
+    if (!history) return;
+    Array.prototype.forEach.call(history.querySelectorAll("li.is-pending"), function (item) { item.remove(); });
+    here.forEach(function (entry) {
+      var item = document.createElement("li");
+      item.className = "is-pending";
+      var time = document.createElement("time");
+      time.setAttribute("datetime", entry.at);
+      time.textContent = timeOf(entry.at);
+      var what = document.createElement("span");
+      what.textContent = describe(entry);
+      var status = document.createElement("small");
+      status.className = "pending-mark";
+      status.textContent = "en attente d'envoi";
+      item.appendChild(time);
+      item.appendChild(what);
+      item.appendChild(status);
+      history.prepend(item);
+    });
+  }
+
+  // An action as people read it: « Ligne L1 réalisée », « Avancement : 60 % », « Note : … ».
+  function describe(entry) {
+    var note = field(entry, "text");
+    var progress = field(entry, "progress");
+    var done = field(entry, "done");
+    if (note !== null) return "Note : " + note;
+    if (progress !== null) return "Avancement : " + progress + " %";
+    if (done !== null) return entry.label + (done === "on" ? " réalisée" : " non réalisée");
+    return entry.label;
+  }
+
+  var waiting = 0;
+
   function render() {
-    var queue = load(QUEUE);
-    var refused = load(REFUSED);
+    return Promise.all([queue.entries(userId), queue.refusals(userId)]).then(function (found) {
+      draw(found[0], found[1]);
+    }).catch(function () {});
+  }
+
+  function draw(entries, refused) {
+    waiting = entries.length;
+    refused.forEach(function (refusal) {
+      if (refusal.gone && !isGone(refusal.page)) setGonePages(gonePages().concat([refusal.page]));
+    });
+    hideGoneCards();
     var box = document.getElementById("offline-queue");
-    if (!queue.length && !refused.length) {
+    if (!entries.length && !refused.length) {
       if (box) box.remove();
       return;
     }
@@ -170,14 +283,14 @@
       document.querySelector("main").prepend(box);
     }
     box.textContent = "";
-    if (queue.length) {
+    if (entries.length) {
       var title = document.createElement("p");
       title.className = "offline-count";
-      title.textContent = queue.length === 1 ? "1 modification en attente d'envoi" : queue.length + " modifications en attente d'envoi";
+      title.textContent = entries.length === 1 ? "1 modification en attente d'envoi" : entries.length + " modifications en attente d'envoi";
       if (!navigator.onLine) title.textContent += " (pas de réseau)";
       box.appendChild(title);
-      var here = queue.filter(function (entry) { return entry.page === window.location.pathname; });
-      if (here.length) box.appendChild(list(here, function (entry) { return entry.label + " – " + timeOf(entry.at); }));
+      var here = entries.filter(function (entry) { return entry.page === window.location.pathname; });
+      if (here.length) box.appendChild(list(here, function (entry) { return describe(entry) + " – " + timeOf(entry.at); }));
       if (navigator.onLine) {
         var send = document.createElement("button");
         send.type = "button";
@@ -187,24 +300,47 @@
         box.appendChild(send);
       }
     }
-    if (refused.length) {
-      var warning = document.createElement("p");
-      warning.className = "error";
-      warning.textContent = "Non appliqué par le serveur :";
-      box.appendChild(warning);
-      box.appendChild(list(refused, function (entry) {
-        return (entry.order ? entry.order + " · " : "") + entry.label + " (" + timeOf(entry.at) + ") : " + entry.reason;
-      }));
-      var ok = document.createElement("button");
-      ok.type = "button";
-      ok.className = "button";
-      ok.textContent = "J'ai compris";
-      ok.addEventListener("click", function () {
-        save(REFUSED, []);
-        render();
-      });
-      box.appendChild(ok);
-    }
+    if (refused.length) drawRefused(box, refused);
+  }
+
+  // What the server did not apply: why, and what to do next, until read.
+  function drawRefused(box, refused) {
+    var warning = document.createElement("p");
+    warning.className = "error";
+    warning.textContent = refused.length === 1 ? "Non appliqué par le serveur :" : refused.length + " actions non appliquées par le serveur :";
+    box.appendChild(warning);
+    var items = document.createElement("ul");
+    items.className = "refusals";
+    refused.forEach(function (entry) {
+      var item = document.createElement("li");
+      var what = document.createElement("strong");
+      what.textContent = (entry.order ? entry.order + " · " : "") + describe(entry) + " (" + timeOf(entry.at) + ")";
+      var reason = document.createElement("span");
+      reason.className = "refusal-reason";
+      reason.textContent = " : " + entry.reason;
+      item.appendChild(what);
+      item.appendChild(reason);
+      if (entry.advice) {
+        var advice = document.createElement("p");
+        advice.className = "refusal-advice";
+        advice.textContent = "À faire : " + entry.advice;
+        item.appendChild(advice);
+      }
+      items.appendChild(item);
+    });
+    box.appendChild(items);
+    var told = document.createElement("p");
+    told.className = "muted small";
+    told.textContent = "Le portail l'a gardé et votre conducteur de travaux en est prévenu.";
+    box.appendChild(told);
+    var ok = document.createElement("button");
+    ok.type = "button";
+    ok.className = "button";
+    ok.textContent = "J'ai compris";
+    ok.addEventListener("click", function () {
+      queue.forgetRefusals(userId).then(render);
+    });
+    box.appendChild(ok);
   }
 
   function list(entries, text) {
@@ -217,77 +353,49 @@
     return items;
   }
 
-  function refreshToken() {
-    return fetch("/mes-commandes/", {credentials: "same-origin", cache: "no-store", redirect: "manual"})
-      .then(function (response) { return response.ok ? response.text() : ""; })
-      .then(function (html) {
-        var found = /"X-CSRFToken": "([^"]+)"/.exec(html);
-        if (found) body.setAttribute("data-hx-headers", JSON.stringify({"X-CSRFToken": found[1]}));
-      });
-  }
-
-  // One queued action to the server: "sent" (applied, or had been), a refusal
-  // ({reason}), "login" (signed out: keep it), or "later" (no network, server down).
-  function send(entry, retried) {
-    var data = new FormData();
-    entry.fields.forEach(function (field) { data.append(field[0], field[1]); });
-    return fetch(entry.url, {
-      method: "POST",
-      body: data,
-      credentials: "same-origin",
-      redirect: "manual",
-      headers: {"X-CSRFToken": csrfToken(), "X-Portal-Replay": "1"}
-    }).then(function (response) {
-      if (response.type === "opaqueredirect") return "login";
-      if (response.status === 200) return "sent";
-      if (response.status === 409) {
-        return response.json().then(function (answer) {
-          return {reason: (answer.errors || []).join(" ") || "action refusée."};
-        }, function () { return {reason: "action refusée."}; });
+  // The list, shown from the copy kept offline: no card for an order no longer theirs.
+  function hideGoneCards() {
+    var gone = gonePages();
+    Array.prototype.forEach.call(document.querySelectorAll("a.order-card"), function (link) {
+      if (gone.indexOf(new URL(link.getAttribute("href"), window.location.href).pathname) !== -1) {
+        var card = link.closest("li") || link;
+        card.hidden = true;
       }
-      if (response.status === 404) return {reason: "commande introuvable, ou qui ne vous est plus attribuée."};
-      if (response.status === 403 && !retried) {
-        return refreshToken().then(function () { return send(entry, true); });
-      }
-      if (response.status === 400 || response.status === 413) return {reason: "demande refusée (" + response.status + ")."};
-      return "later";
-    }, function () {
-      return "later";
     });
   }
+
+  function refreshToken() {
+    return queue.signedIn().then(function (session) {
+      if (session) body.setAttribute("data-hx-headers", JSON.stringify({"X-CSRFToken": session.token}));
+    });
+  }
+
+  var session = {
+    token: function () { return Promise.resolve(csrfToken()); },
+    renew: refreshToken
+  };
 
   var replaying = false;
 
   function replay() {
-    if (replaying || !navigator.onLine || !load(QUEUE).length) return;
+    if (replaying || !navigator.onLine) return;
     replaying = true;
-    var changed = false;
-    function next() {
-      var queue = load(QUEUE);
-      if (!queue.length) return finish("");
-      var entry = queue[0];
-      send(entry, false).then(function (result) {
-        if (result === "later") return finish("");
-        if (result === "login") return finish("Votre session a expiré : reconnectez-vous pour envoyer les modifications en attente.");
-        save(QUEUE, load(QUEUE).filter(function (queued) { return queued.key !== entry.key; }));
-        if (result !== "sent") {
-          var refused = load(REFUSED);
-          refused.push({label: entry.label, order: entry.order, at: entry.at, reason: result.reason});
-          save(REFUSED, refused);
-        }
-        changed = true;
-        render();
-        next();
-      });
-    }
-    function finish(message) {
-      replaying = false;
-      if (message) notify(message);
-      render();
-      // The page shows the order as it was: show it as it is now.
-      if (changed && !load(QUEUE).length && PAGE.test(window.location.pathname)) window.location.reload();
-    }
-    next();
+    queue.replay(userId, session).then(finish, function () { return finish({}); });
+  }
+
+  // After a replay (this page's, or the worker's): show what is left, and the order as it is now.
+  function finish(summary) {
+    replaying = false;
+    if (summary.stopped === "login") notify("Votre session a expiré : reconnectez-vous pour envoyer les modifications en attente.");
+    return render().then(function () {
+      if (!summary.changed) return;
+      if ((summary.gone || []).indexOf(window.location.pathname) !== -1) {
+        // This order is no longer theirs: their list, with the explanation above it.
+        window.location.assign("/mes-commandes/");
+        return;
+      }
+      if (!waiting && PAGE.test(window.location.pathname)) window.location.reload();
+    });
   }
 
   var PAGE = /^\/(mes-commandes\/|commandes\/\d+\/)$/;
@@ -295,35 +403,57 @@
   // --- Pages kept for offline reading ----------------------------------------
 
   // The list and every order on it, so that an order never opened before is
-  // readable in the basement too; at most every 10 minutes.
+  // readable in the basement too; at most every 10 minutes. The orders no
+  // longer on the list are forgotten.
   function keepPages() {
     if (!("caches" in window) || !navigator.onLine || window.location.pathname !== "/mes-commandes/") return;
     var last = Number(window.localStorage.getItem(PRECACHED_AT) || 0);
     var urls = Array.prototype.map.call(document.querySelectorAll("a.order-card"), function (link) {
       return new URL(link.getAttribute("href"), window.location.href).href;
     });
+    // Given back to them: no longer gone.
+    setGonePages(gonePages().filter(function (page) {
+      return !urls.some(function (url) { return new URL(url).pathname === page; });
+    }));
     // The list itself too: on the first visit, the worker was not there to keep it.
     urls.unshift(window.location.origin + window.location.pathname);
     var fresh = Date.now() - last < PRECACHE_EVERY;
     caches.open(PAGES_CACHE).then(function (cache) {
-      return urls.reduce(function (previous, url) {
-        return previous.then(function () {
-          return (fresh ? cache.match(url, {ignoreVary: true}) : Promise.resolve(null)).then(function (kept) {
-            if (kept) return null;
-            return fetch(url, {credentials: "same-origin"}).then(function (response) {
-              if (!response.ok || response.redirected) return null;
-              // Read whole before it is kept: a page left meanwhile keeps nothing half-written.
-              return response.blob().then(function (content) {
-                return cache.put(url, new Response(content, {status: response.status, headers: response.headers}));
-              });
-            }).catch(function () { return null; });
+      return forgetOthers(cache, urls).then(function () {
+        return urls.reduce(function (previous, url) {
+          return previous.then(function () {
+            return (fresh ? cache.match(url, {ignoreVary: true}) : Promise.resolve(null)).then(function (kept) {
+              if (kept) return null;
+              return fetch(url, {credentials: "same-origin"}).then(function (response) {
+                if (!response.ok || response.redirected) return null;
+                // Read whole before it is kept: a page left meanwhile keeps nothing half-written.
+                return response.blob().then(function (content) {
+                  return cache.put(url, new Response(content, {status: response.status, headers: response.headers}));
+                });
+              }).catch(function () { return null; });
+            });
           });
-        });
-      }, Promise.resolve());
+        }, Promise.resolve());
+      });
     }).then(function () {
       if (!fresh) window.localStorage.setItem(PRECACHED_AT, String(Date.now()));
     }).catch(function () {
       // No room left on the phone: the pages opened stay kept by the worker.
+    });
+  }
+
+  // The orders kept that the list (fresh from the server) no longer has: given to
+  // someone else, or finished long ago. Their pages are not kept any more.
+  function forgetOthers(cache, urls) {
+    var ORDER = /^\/commandes\/(\d+)\//;
+    return cache.keys().then(function (requests) {
+      return Promise.all(requests.map(function (request) {
+        var url = new URL(request.url);
+        var found = ORDER.exec(url.pathname);
+        if (!found) return null;
+        var onList = urls.some(function (kept) { return ORDER.exec(new URL(kept).pathname) && ORDER.exec(new URL(kept).pathname)[1] === found[1]; });
+        return onList ? null : cache.delete(request);
+      }));
     });
   }
 
@@ -337,7 +467,6 @@
   }
 
   function confirmLogout() {
-    var waiting = load(QUEUE).length;
     if (waiting && !window.confirm(waiting + " modification(s) pas encore envoyée(s) : elles le seront à votre prochaine connexion sur ce téléphone. Se déconnecter quand même ?")) {
       return false;
     }
@@ -347,16 +476,8 @@
     return true;
   }
 
-  // Forms of actions still in the queue, on a page shown again from the copy kept.
-  function markQueuedForms() {
-    var queue = load(QUEUE);
-    Array.prototype.forEach.call(document.querySelectorAll("form.action-form[data-offline]"), function (form) {
-      var url = form.getAttribute("action");
-      if (queue.some(function (entry) { return entry.url === url; })) showQueued(form);
-    });
-  }
-
-  markQueuedForms();
+  // The page shown again (from the copy kept, or fresh): the changes still waiting, in place.
+  queue.entries(userId).then(showPending).catch(function () {});
   render();
   window.addEventListener("online", function () { render(); replay(); });
   window.addEventListener("offline", render);
@@ -370,6 +491,10 @@
   if (worker && "serviceWorker" in navigator) {
     navigator.serviceWorker.register(worker, {scope: "/"}).catch(function () {
       // No worker (private browsing, an old phone): the portal still works online.
+    });
+    // The worker sent the queue (Background Sync, or a page it served): show what is left.
+    navigator.serviceWorker.addEventListener("message", function (event) {
+      if (event.data && event.data.type === "portal-queue" && String(event.data.user) === userId) finish(event.data);
     });
   }
 })();

@@ -113,7 +113,10 @@
     event.detail.shouldSwap = false;
     var form = requester(event);
     if (form) portal.keep(form);
-    window.location.assign("/connexion/?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+    var signIn = "/connexion/?next=" + encodeURIComponent(window.location.pathname + window.location.search);
+    // Once the action is kept (offline.js saves it in IndexedDB, which a page left too soon loses).
+    var leave = function () { window.location.assign(signIn); };
+    Promise.resolve(portal.kept).then(leave, leave);
   });
   document.addEventListener("htmx:responseError", function (event) {
     notify("Le serveur n'a pas pu traiter la demande (erreur " + event.detail.xhr.status + "). Rechargez la page.");

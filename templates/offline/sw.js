@@ -3,8 +3,14 @@
 // orders and each order: network first, then the copy kept at the last visit.
 // Everything else (sign-in, forms sent, admin): the network, untouched.
 // The page's side (the queue of actions taken offline, the registration of
-// this worker, the pages kept ahead) is static/js/offline.js.
+// this worker, the pages kept ahead) is static/js/offline.js. The queue itself
+// (IndexedDB) and its replay are static/js/queue.js, which this worker shares:
+// it sends the queue when the browser says the network is back (Background
+// Sync, "portal-queue"), even with no page of the portal open, and after each
+// page it serves from the network (where the browser has no Background Sync).
 "use strict";
+
+importScripts({{ queue_script|safe }});
 
 var VERSION = "{{ version }}";
 var STATIC_CACHE = "portal-static-" + VERSION;
@@ -56,6 +62,11 @@ function offlinePage() {
   return new Response(html, {status: 503, headers: {"Content-Type": "text/html; charset=utf-8"}});
 }
 
+// An order no longer the technician's: sent back to their list, or not found.
+function gone(response) {
+  return response.status === 404 || (response.redirected && new URL(response.url).pathname === "/mes-commandes/");
+}
+
 function page(request) {
   var url = new URL(request.url);
   return caches.open(PAGES_CACHE).then(function (cache) {
@@ -63,6 +74,8 @@ function page(request) {
       // A redirect (to the sign-in page) or an error is shown, not kept.
       if (response.ok && !response.redirected && response.type === "basic") {
         cache.put(url.href, response.clone());
+      } else if (url.pathname !== "/mes-commandes/" && gone(response)) {
+        cache.delete(url.href, {ignoreSearch: true, ignoreVary: true});
       }
       return response;
     }).catch(function () {
@@ -83,6 +96,50 @@ function asset(request) {
   });
 }
 
+// --- The queue, sent from here --------------------------------------------------
+
+var sending = null;
+
+// The queue of the person signed in, sent in order (PortalQueue.replay), then
+// every page of the portal told what became of it; unless a page of the portal
+// is in front, which sends it itself.
+function sendQueue() {
+  if (sending) return sending;
+  sending = Promise.all([PortalQueue.count(), self.clients.matchAll({type: "window"})]).then(function (found) {
+    // A page of the portal in front sends it itself (static/js/offline.js), and shows how it went.
+    var inFront = found[1].some(function (client) { return client.visibilityState === "visible"; });
+    if (!found[0] || inFront) return null;
+    return PortalQueue.signedIn().then(function (session) {
+      if (!session) return null;  // signed out, or no network: the next time
+      var current = session;
+      return PortalQueue.replay(session.user, {
+        token: function () { return Promise.resolve(current.token); },
+        renew: function () {
+          return PortalQueue.signedIn().then(function (fresh) { if (fresh) current = fresh; });
+        }
+      }).then(function (summary) {
+        return self.clients.matchAll({type: "window"}).then(function (windows) {
+          var message = {type: "portal-queue", user: session.user, changed: summary.changed, gone: summary.gone, stopped: summary.stopped};
+          windows.forEach(function (client) { client.postMessage(message); });
+          // Still waiting (no network after all): Background Sync tries again.
+          if (summary.stopped === "later") throw new Error("network");
+        });
+      });
+    });
+  }).then(function (value) {
+    sending = null;
+    return value;
+  }, function (error) {
+    sending = null;
+    throw error;
+  });
+  return sending;
+}
+
+self.addEventListener("sync", function (event) {
+  if (event.tag === "portal-queue") event.waitUntil(sendQueue());
+});
+
 self.addEventListener("fetch", function (event) {
   var request = event.request;
   if (request.method !== "GET") return;
@@ -91,6 +148,11 @@ self.addEventListener("fetch", function (event) {
   if (ASSETS.indexOf(url.pathname) !== -1) {
     event.respondWith(asset(request));
   } else if (request.mode === "navigate" && PAGES.test(url.pathname)) {
-    event.respondWith(page(request));
+    var served = page(request);
+    event.respondWith(served);
+    // A page served: the network may be back, and the queue goes (without Background Sync too).
+    event.waitUntil(served.then(function () { return sendQueue(); }).catch(function () {}));
+  } else if (request.mode === "navigate") {
+    event.waitUntil(sendQueue().catch(function () {}));
   }
 });

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.utils import timezone
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 from portal.relay import delivery, tasks
@@ -71,3 +72,41 @@ class Screens:
         scroll_width, inner_width = self.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert scroll_width <= inner_width, f"{name}: scrolls sideways ({scroll_width} > {inner_width} px)"
         assert self.errors == [], f"{name}: console errors {self.errors}"
+
+
+# Read straight from IndexedDB: the sign-in page has no static/js/queue.js. A
+# database not made yet is not made here (the upgrade is aborted): nothing waits.
+READ_STORE = """([name, user]) => new Promise((resolve, reject) => {
+  const opening = indexedDB.open("portal-offline");
+  opening.onupgradeneeded = () => opening.transaction.abort();
+  opening.onerror = () => resolve([]);
+  opening.onsuccess = () => {
+    const base = opening.result;
+    const reading = base.transaction(name).objectStore(name).index("user").getAll(user);
+    reading.onsuccess = () => { base.close(); resolve(reading.result.sort((a, b) => a.seq - b.seq)); };
+    reading.onerror = () => reject(reading.error);
+  };
+})"""
+
+
+def queued(page: Page, user_pk: int) -> list[dict]:
+    """The actions waiting on the phone for `user_pk` (static/js/queue.js, IndexedDB)."""
+    return page.evaluate(READ_STORE, ["queue", str(user_pk)])
+
+
+def refused_on_phone(page: Page, user_pk: int) -> list[dict]:
+    """The refusals the phone keeps until the technician has read them."""
+    return page.evaluate(READ_STORE, ["refused", str(user_pk)])
+
+
+def wait_until_sent(page: Page, user_pk: int, seconds: float = 15) -> None:
+    """Polled: wait_for_function does not wait for a promise."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if not queued(page, user_pk):
+                return
+        except PlaywrightError:  # the page reloads once the queue is sent
+            page.wait_for_load_state("load")
+        assert time.monotonic() < deadline, "the queue is still waiting on the phone"
+        page.wait_for_timeout(100)

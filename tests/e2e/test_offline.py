@@ -5,7 +5,6 @@ again, they change nothing. Then the platform gets them in that order."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -19,7 +18,7 @@ from playwright.sync_api import expect
 from orders import services
 from orders.models import OrderEvent
 from tests.conftest import PASSWORD
-from tests.e2e.helpers import Screens, drain
+from tests.e2e.helpers import Screens, drain, queued, wait_until_sent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("database_before_the_live_server")]
 
@@ -95,7 +94,7 @@ def test_two_changes_made_offline_arrive_once_in_order_with_their_own_times(
     expect(page.locator("#offline-queue")).to_contain_text("2 modifications en attente d'envoi")
     screens.check("22-offline-my-orders")
     assert changes(order) == []
-    waiting = page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}')")
+    waiting = queued(page, technician.pk)
 
     # Back online: replayed in order, the page then shows the order as it is.
     page.goto(f"{base}/commandes/{order.pk}/")
@@ -120,13 +119,13 @@ def test_two_changes_made_offline_arrive_once_in_order_with_their_own_times(
     assert line.at < progress.at < back <= line.recorded_at
 
     # Sent again (a replay whose answers were lost): recognised, nothing doubles.
-    entries = json.loads(waiting)
-    assert [entry["label"] for entry in entries] == ["Ligne L1", "Avancement"]
+    assert [entry["label"] for entry in waiting] == ["Ligne L1", "Avancement"]
     page.evaluate(
-        "([name, value]) => { localStorage.setItem(name, value); window.dispatchEvent(new Event('online')); }",
-        [f"portal-queue-{technician.pk}", waiting],
+        "entries => Promise.all(entries.map(entry => { delete entry.seq; return PortalQueue.add(entry); }))"
+        ".then(() => window.dispatchEvent(new Event('online')))",
+        waiting,
     )
-    page.wait_for_function("name => localStorage.getItem(name) === '[]'", arg=f"portal-queue-{technician.pk}")
+    wait_until_sent(page, technician.pk)
     assert [event.pk for event in changes(order)] == [line.pk, progress.pk]
     page.close()
 
@@ -160,7 +159,7 @@ def test_an_action_taken_after_the_session_expired_is_kept_and_sent_once_signed_
     # The sign-in page, whole, leading back to the order; the action waits on the phone.
     expect(page).to_have_url(f"{base}/connexion/?next=%2Fcommandes%2F{order.pk}%2F")
     expect(page.locator("#order-panel")).to_have_count(0)
-    assert "Prendre en compte" in page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}')")
+    assert [entry["label"] for entry in queued(page, technician.pk)] == ["Prendre en compte"]
     screens.check("24-session-expired")
     order.refresh_from_db()
     assert order.state == "to_acknowledge"
@@ -188,7 +187,7 @@ def test_an_action_lost_on_a_weak_signal_waits_on_the_phone_and_goes_when_asked(
     page.get_by_role("button", name="Se connecter").click()
     expect(page.locator("h1")).to_have_text(order.reference)
 
-    page.route("**/avancement/", lambda route: route.abort("connectionfailed"))
+    page.context.route("**/avancement/", lambda route: route.abort("connectionfailed"))
     page.locator("input[name=progress]").fill("40")
     page.get_by_role("button", name="Enregistrer l'avancement").click()
     queue = page.locator("#offline-queue")
@@ -198,7 +197,7 @@ def test_an_action_lost_on_a_weak_signal_waits_on_the_phone_and_goes_when_asked(
     screens.check("25-weak-signal-waiting")
     assert not OrderEvent.objects.filter(order=order, kind="set_progress").exists()
 
-    page.unroute("**/avancement/")
+    page.context.unroute("**/avancement/")
     queue.get_by_role("button", name="Envoyer maintenant").click()
     expect(page.locator("#offline-queue")).to_have_count(0, timeout=15_000)
     expect(page.locator("output.range-value")).to_have_text("40 %")
@@ -223,7 +222,7 @@ def test_signing_out_asks_about_the_changes_waiting_and_forgets_the_pages_kept(l
     assert page.evaluate("caches.has('portal-pages')")
 
     page.goto(f"{base}/commandes/{order.pk}/")
-    page.route("**/avancement/", lambda route: route.abort("connectionfailed"))
+    page.context.route("**/avancement/", lambda route: route.abort("connectionfailed"))
     page.locator("input[name=progress]").fill("40")
     page.get_by_role("button", name="Enregistrer l'avancement").click()
     expect(page.locator("#offline-queue")).to_contain_text("1 modification en attente d'envoi")
@@ -255,7 +254,7 @@ def test_signing_out_asks_about_the_changes_waiting_and_forgets_the_pages_kept(l
         page.wait_for_timeout(100)
     assert page.evaluate("localStorage.getItem('portal-user')") is None
     assert page.evaluate(f"localStorage.getItem('portal-precached-{technician.pk}')") is None
-    assert "Avancement" in page.evaluate(f"localStorage.getItem('portal-queue-{technician.pk}')")
+    assert [entry["label"] for entry in queued(page, technician.pk)] == ["Avancement"]
     # The sign-in page has portal.js only: the offline mode is the technician's.
     expect(page.locator("script[src$='/portal.js']")).to_have_count(1)
     expect(page.locator("script[src$='/offline.js']")).to_have_count(0)
