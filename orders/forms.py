@@ -12,8 +12,11 @@ cleaned data of an action form is exactly the keyword arguments of its service.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 from uuid import UUID
 
 from django import forms
@@ -23,7 +26,7 @@ from django.utils import timezone
 
 from orders import images, uploads
 from orders.models import Order, OrderLine, PhotoKind, SignatureStatus
-from orders.reports import MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
+from orders.reports import MAX_PHOTOS_PER_KIND, MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
 from orders.services import DETAIL_FIELDS, LINE_FIELDS
 from orders.sharing import missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
@@ -274,42 +277,79 @@ class OrderSearchForm(forms.Form):
 
 # --- The intervention report and a PDF report's upload -------------------------------
 
-MAX_PHOTOS_PER_KIND = 8
-
 
 class MultiplePhotoInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+@dataclass(frozen=True)
+class PhotoBatch:
+    """What one kind's photos gave: those kept, and a French sentence for each refused."""
+
+    photos: list[ReportPhotoUpload]
+    refused: list[str]
+
+
 class PhotosField(forms.FileField):
-    """Several photos from one `<input type=file multiple>`; each is checked,
-    oriented, shrunk and stripped of its EXIF as it is cleaned."""
+    """Several photos sent with the form (without JavaScript; with it, each photo
+    goes ahead on its own, orders.report_photos): from the gallery's `<input
+    type=file multiple>` and the camera's input of the same name, which the
+    template adds. No `capture` here: on a phone it would open the camera only,
+    and an existing photo could not be chosen. Each is checked, oriented, shrunk
+    and stripped of its EXIF as it is cleaned; the field never fails as a whole,
+    so that the photos that are fine are kept when one is refused."""
 
     def __init__(self, *, kind: PhotoKind, **kwargs: Any) -> None:
         self.kind = kind
-        attrs = {"accept": "image/*", "capture": "environment", "multiple": True}
+        attrs = {"accept": "image/*", "multiple": True}
         kwargs.setdefault("widget", MultiplePhotoInput(attrs=attrs))
         super().__init__(required=False, **kwargs)
 
-    def clean(self, data: Any, initial: Any = None) -> list[ReportPhotoUpload]:
+    def clean(self, data: Any, initial: Any = None) -> PhotoBatch:  # type: ignore[override]
         uploads_ = [item for item in (data if isinstance(data, list | tuple) else [data]) if item]
-        if len(uploads_) > MAX_PHOTOS_PER_KIND:
-            raise forms.ValidationError(f"{MAX_PHOTOS_PER_KIND} photos au plus.")
-        photos, errors = [], []
+        photos: list[ReportPhotoUpload] = []
+        refused: list[str] = []
         for upload in uploads_:
-            upload = super().clean(upload, initial)
-            try:
-                image = images.process_photo(upload, name=upload.name or "sans nom", size=upload.size)
-            except images.ImageRefused as error:
-                errors.append(str(error))
+            if len(photos) == MAX_PHOTOS_PER_KIND:
+                refused.append(f"{MAX_PHOTOS_PER_KIND} photos au plus : « {upload.name} » n'est pas gardée.")
                 continue
-            photos.append(ReportPhotoUpload(kind=self.kind, image=image))
-        if errors:
-            raise forms.ValidationError(errors)
-        return photos
+            try:
+                upload = super().clean(upload, initial)
+                image = images.process_photo(upload, name=upload.name or "sans nom", size=upload.size)
+            except forms.ValidationError as error:
+                refused.extend(f"« {upload.name} » : {message}" for message in error.messages)
+            except images.ImageRefused as error:
+                refused.append(str(error))
+            else:
+                photos.append(ReportPhotoUpload(kind=self.kind, image=image))
+        return PhotoBatch(photos, refused)
 
 
-class ReportForm(forms.Form):
+class PhotoKeysField(forms.Field):
+    """The keys of the photos sent ahead of the report (by the phone, or kept
+    from a form that came back with an error), in the form's order."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[UUID]:
+        keys: list[UUID] = []
+        for item in value or []:
+            try:
+                keys.append(UUID(str(item)))
+            except ValueError as error:
+                raise forms.ValidationError(
+                    "Une photo envoyée est méconnaissable : choisissez-la à nouveau."
+                ) from error
+        if len(keys) > 2 * MAX_PHOTOS_PER_KIND:
+            raise forms.ValidationError(f"{MAX_PHOTOS_PER_KIND} photos au plus avant travaux, autant après.")
+        return list(dict.fromkeys(keys))
+
+
+class ReportForm(TechnicianActionForm):
+    """The intervention report; `client_at` and `idempotency_key` (from
+    TechnicianActionForm) give it the technician's time and send it once
+    however often the phone's queue sends it."""
+
     works_done = forms.CharField(label="Travaux réalisés", max_length=10_000, widget=forms.Textarea(attrs={"rows": 5}))
     observations = forms.CharField(
         label="Observations", required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3})
@@ -329,8 +369,9 @@ class ReportForm(forms.Form):
         help_text="Laissez vide : il est calculé d'après le début, la fin et les suspensions des travaux.",
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
-    photos_before = PhotosField(kind=PhotoKind.BEFORE, label="Photos avant travaux")
-    photos_after = PhotosField(kind=PhotoKind.AFTER, label="Photos après travaux")
+    photos_before = PhotosField(kind=PhotoKind.BEFORE, label="Choisir des photos avant travaux")
+    photos_after = PhotosField(kind=PhotoKind.AFTER, label="Choisir des photos après travaux")
+    photo_keys = PhotoKeysField(required=False)
     signature_status = forms.ChoiceField(
         label="Signature de l'occupant",
         choices=[
@@ -352,8 +393,20 @@ class ReportForm(forms.Form):
         help_text="Pour le conducteur de travaux : ce qu'il faut faire, les pièces, les quantités.",
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new_photos: list[ReportPhotoUpload] = []
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        # The photos that are fine, even when the form is not: kept for it to name again.
+        self.new_photos = []
+        for name in ("photos_before", "photos_after"):
+            batch = data.pop(name, None)
+            if batch is not None:
+                self.new_photos.extend(batch.photos)
+                for message in batch.refused:
+                    self.add_error(name, message)
         data["signature_image"] = None
         if data.get("signature_status") == SignatureStatus.SIGNED:
             if not data.get("signature"):
@@ -382,8 +435,30 @@ class ReportForm(forms.Form):
             "signatory_name": data["signatory_name"],
             "quote_needed": data["quote_needed"],
             "quote_description": data["quote_description"],
-            "photos": [*data["photos_before"], *data["photos_after"]],
+            "photos": self.new_photos,
+            "staged_photos": data["photo_keys"],
+            "at": data["at"],
         }
+
+
+class PhotoOpeningForm(forms.Form):
+    """What the phone says of a report's photo with its first part, in headers
+    (orders.report_photos): its kind, its size, its name (percent-encoded)."""
+
+    kind = forms.ChoiceField(choices=PhotoKind.choices)
+    size = forms.IntegerField(min_value=1, error_messages={"min_value": "Cette photo est vide."})
+    name = forms.CharField(required=False, max_length=1000)
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> PhotoOpeningForm | None:
+        if "Upload-Length" not in headers:
+            return None
+        data = {
+            "kind": headers.get("Upload-Kind", ""),
+            "size": headers.get("Upload-Length", ""),
+            "name": unquote(headers.get("Upload-Name", "")),
+        }
+        return cls(data)
 
 
 class DocumentUploadForm(forms.Form):

@@ -20,6 +20,7 @@ from django.utils import timezone
 from orders import deadlines
 from orders.durations import duration
 from orders.formatting import format_deadline
+from orders.photo_models import PhotoKind, StagedPhoto, StagedPhotoPart, StagedPhotoStatus
 from orders.queries import OrderQuerySet, line_total
 from orders.states import (
     CLOSE_OUTCOME_LABELS,
@@ -626,11 +627,6 @@ class InterventionReport(models.Model):
 PDF_STALLED_AFTER = timedelta(minutes=10)
 
 
-class PhotoKind(models.TextChoices):
-    BEFORE = "before", "Avant"
-    AFTER = "after", "Après"
-
-
 class ReportPhoto(models.Model):
     """A photo of the report, resized once at upload (at most 1600 px, JPEG,
     without any EXIF: no location)."""
@@ -723,6 +719,10 @@ from orders.ccag_models import (  # noqa: E402
 )
 
 __all__ = [
+    "PhotoKind",
+    "StagedPhoto",
+    "StagedPhotoPart",
+    "StagedPhotoStatus",
     "AdmissionKind",
     "AdmissionSource",
     "AdmissionStep",

@@ -48,6 +48,12 @@ ASSETS = (
     "js/queue.js",
     "js/offline.js",
     "icons/icon-192.png",
+    # The report's form, written offline (templates/orders/report_form.html).
+    "js/report-queue.js",
+    "js/report-store.js",
+    "js/report-form.js",
+    "js/report_materials.js",
+    "js/signature.js",
 )
 # The caches' names, shared with static/js/offline.js (which empties the pages' on sign-out).
 PAGES_CACHE = "portal-pages"
@@ -77,6 +83,8 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         "pages_cache": json.dumps(PAGES_CACHE),
         # The queue's storage and replay, shared with the pages (static/js/queue.js).
         "queue_script": json.dumps(static("js/queue.js")),
+        # The report as a kind of the queue, with its photos (static/js/report-queue.js).
+        "report_queue_script": json.dumps(static("js/report-queue.js")),
     }
     response = HttpResponse(render_to_string("offline/sw.js", context), content_type="text/javascript; charset=utf-8")
     # Checked on every visit: a new version reaches the phones at once.

@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from orders import documents, services, tasks, timing
+from orders import documents, report_photos, services, tasks, timing
 from orders.images import ProcessedImage
 from orders.materials import MaterialUse
 from orders.models import (
@@ -31,20 +31,14 @@ from orders.models import (
     ReportPhoto,
     SignatureStatus,
 )
+from orders.report_photos import ReportPhotoUpload
 from orders.services import ServiceError
 from portal.models import User
 
 logger = logging.getLogger(__name__)
 
 MAX_TIME_ON_SITE_MINUTES = 24 * 60
-
-
-@dataclass(frozen=True)
-class ReportPhotoUpload:
-    """A photo already checked and shrunk by `orders.images.process_photo`."""
-
-    kind: PhotoKind
-    image: ProcessedImage
+MAX_PHOTOS_PER_KIND = 8
 
 
 def _queue_report_pdf(report_id: int) -> None:
@@ -71,12 +65,17 @@ def submit_report(
     quote_needed: bool = False,
     quote_description: str = "",
     photos: Sequence[ReportPhotoUpload] = (),
+    staged_photos: Sequence[UUID] = (),
     at: datetime | None = None,
 ) -> InterventionReport:
     """Store the technician's report with its photos, supplies and signature,
     record it in the order's history, and have its PDF rendered once the
     transaction commits. Without a typed time on site, it is counted from the
-    order's history (refused when that cannot be: no start, or over 24 hours)."""
+    order's history (refused when that cannot be: no start, or over 24 hours).
+
+    `staged_photos` names the photos the phone sent ahead (orders.report_photos),
+    before those of `photos`; the report is not saved until they have all
+    arrived (report_photos.PhotosPending)."""
     works_done, quote_description = works_done.strip(), quote_description.strip()
     if not works_done:
         raise ServiceError("Décrivez les travaux réalisés.")
@@ -89,6 +88,10 @@ def submit_report(
     if quote_needed and not quote_description:
         raise ServiceError("Décrivez les travaux qui demandent un devis.")
     locked = documents.lock_for_report(order)
+    photos = [*report_photos.take_photos(locked, actor=actor, keys=staged_photos), *photos]
+    for kind in PhotoKind:
+        if sum(photo.kind == kind for photo in photos) > MAX_PHOTOS_PER_KIND:
+            raise ServiceError(f"{MAX_PHOTOS_PER_KIND} photos au plus « {kind.label.lower()} travaux » : retirez-en.")
     now = at or timezone.now()
     if time_on_site_minutes is None:
         _check_counted(timing.counted_so_far(locked, until=now))

@@ -7,8 +7,9 @@ import random
 
 from celery import shared_task
 from django.db import OperationalError
+from django.utils import timezone
 
-from orders import documents, erasure, notifications, reversibility
+from orders import documents, erasure, notifications, report_photos, reversibility
 from orders.models import InterventionReport, Letter, LetterPdf, PdfStatus
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,12 @@ def sweep_report_pdfs() -> str:
     if requeued or given_up:
         logger.info("Report PDFs: %s asked again, %s given up", len(requeued), given_up)
     return f"{len(requeued)} asked again, {given_up} given up"
+
+
+@shared_task(ignore_result=True, acks_late=True, time_limit=300, soft_time_limit=240)
+def forget_stale_photos() -> int:
+    """Every night: the photos sent ahead of a report that no report took within two weeks."""
+    return report_photos.forget_stale_uploads(timezone.now())
 
 
 @shared_task(ignore_result=True, acks_late=True, time_limit=120, soft_time_limit=100)

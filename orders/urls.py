@@ -20,6 +20,14 @@ urlpatterns = [
     path("commandes/<int:pk>/notes/", views.order_note, name="note"),
     # Intervention reports and documents.
     path("commandes/<int:order_id>/rapport/", report_views.report_create, name="report_create"),
+    # The report's photos, sent ahead of it in parts (orders/report_photos.py), under the report's URL
+    # (templates/orders/report_form.html gives the phone `rapport/photos/`).
+    path("commandes/<int:order_id>/rapport/photos/<uuid:key>/", report_views.report_photo, name="report_photo"),
+    path(
+        "commandes/<int:order_id>/rapport/photos/<uuid:key>/retirer/",
+        report_views.report_photo_remove,
+        name="report_photo_remove",
+    ),
     path("commandes/<int:order_id>/rapports/<int:report_id>/", report_views.report_detail, name="report_detail"),
     path(
         "commandes/<int:order_id>/rapports/<int:report_id>/relancer/",

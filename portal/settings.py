@@ -333,6 +333,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},
     "relay-sync-contracts": {"task": "portal.relay.tasks.sync_contracts", "schedule": timedelta(hours=24)},
     "report-pdf-sweep": {"task": "orders.tasks.sweep_report_pdfs", "schedule": timedelta(minutes=5)},
+    "report-photos-forget": {"task": "orders.tasks.forget_stale_photos", "schedule": timedelta(hours=24)},
     "quote-pdf-sweep": {"task": "quotes.tasks.sweep_quote_pdfs", "schedule": timedelta(minutes=5)},
     "quotes-expire": {"task": "quotes.tasks.expire_quotes", "schedule": timedelta(hours=1)},
     "notify-new-orders": {"task": "orders.tasks.announce_new_orders", "schedule": 60.0},

@@ -180,14 +180,22 @@ def test_a_signed_out_visitor_is_sent_to_the_login_page_from_the_report_page(cli
     assert response["Location"].startswith("/connexion/")
 
 
-def test_the_report_form_opens_the_camera_and_loads_the_signature_pad_from_a_file(client, started, technician):
+def test_the_report_form_offers_the_camera_and_the_gallery_and_loads_its_scripts_from_files(
+    client, started, technician
+):
+    """Each kind of photo has the camera (`capture`) and, on an input of its own,
+    the gallery: `capture` on the only input would stop a phone from choosing
+    an existing photo."""
     client.force_login(technician)
     response = client.get(f"/commandes/{started.pk}/rapport/")
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
-    assert page.count('accept="image/*"') == 2
-    assert page.count('capture="environment"') == 2
-    assert 'name="photos_before"' in page and " multiple" in page
+    for name in ("photos_before", "photos_after"):
+        camera = f'id="id_{name}_camera" name="{name}" accept="image/*" capture="environment">'
+        gallery = f'id="id_{name}" name="{name}" accept="image/*" multiple>'
+        assert page.count(camera) == 1 and page.count(gallery) == 1, name
+    assert page.count("capture=") == 2
+    assert "/static/js/report-form.js" in page
     assert "/static/js/signature.js" in page
     assert "<canvas" in page and 'type="hidden" name="signature"' in page
     assert "<script>" not in page  # no inline script (CSP)

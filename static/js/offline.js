@@ -17,7 +17,10 @@
 // - forgets the orders no longer the technician's (a refusal said so, or the
 //   list no longer has them): their pages kept, and any new action on them;
 // - forgets the pages kept for another person signed in on this phone, and,
-//   on signing out, asks before leaving actions unsent and forgets the pages.
+//   on signing out, asks before leaving actions unsent and forgets the pages;
+// - says « Hors ligne » as soon as the phone has no network, even with nothing
+//   waiting; keeps each order's report form too (static/js/report-form.js), and
+//   sends the queue when another kind's script has added to it ("portal:queued").
 //
 // portal.js hands over, through `window.portal.keep`, the actions that cannot
 // reach the server: the forms marked `data-offline` are kept here.
@@ -415,6 +418,8 @@
     setGonePages(gonePages().filter(function (page) {
       return !urls.some(function (url) { return new URL(url).pathname === page; });
     }));
+    // Each order's report form too: a report is written where there is no network.
+    urls = urls.concat(urls.map(function (url) { return url + "rapport/"; }));
     // The list itself too: on the first visit, the worker was not there to keep it.
     urls.unshift(window.location.origin + window.location.pathname);
     var fresh = Date.now() - last < PRECACHE_EVERY;
@@ -475,6 +480,31 @@
     window.localStorage.removeItem(PRECACHED_AT);
     return true;
   }
+
+  // --- Without network: said at once, even with nothing waiting ----------------
+
+  function showConnection() {
+    var banner = document.getElementById("offline-banner");
+    if (!banner) {
+      banner = document.createElement("p");
+      banner.id = "offline-banner";
+      banner.className = "offline-banner";
+      banner.setAttribute("role", "status");
+      document.querySelector("main").before(banner);
+    }
+    banner.textContent = navigator.onLine ? "" : "Hors ligne : tout reste sur le téléphone";
+    banner.hidden = navigator.onLine;
+  }
+
+  showConnection();
+  window.addEventListener("online", showConnection);
+  window.addEventListener("offline", showConnection);
+  // Another kind added to the queue by its own script (the report, static/js/report-store.js): shown, and sent.
+  document.addEventListener("portal:queued", function () {
+    askForSync();
+    render();
+    replay();
+  });
 
   // The page shown again (from the copy kept, or fresh): the changes still waiting, in place.
   queue.entries(userId).then(showPending).catch(function () {});

@@ -89,6 +89,7 @@
         canvas.releasePointerCapture(event.pointerId);
       }
       input.value = canvas.toDataURL("image/png");
+      input.dispatchEvent(new Event("change", { bubbles: true })); // kept on the phone (report-form.js)
     }
     canvas.addEventListener("pointerup", finish);
     canvas.addEventListener("pointercancel", finish);
@@ -96,6 +97,14 @@
     clear.addEventListener("click", function () {
       context.clearRect(0, 0, canvas.width, canvas.height);
       input.value = "";
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+
+    // A signature found again on the phone (report-form.js): shown in the pad.
+    input.addEventListener("signature:restore", function () {
+      sizedFor = 0;
+      context.clearRect(0, 0, canvas.width, canvas.height);
+      showForChoice();
     });
 
     choices.forEach(function (choice) {

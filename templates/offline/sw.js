@@ -8,15 +8,17 @@
 // it sends the queue when the browser says the network is back (Background
 // Sync, "portal-queue"), even with no page of the portal open, and after each
 // page it serves from the network (where the browser has no Background Sync).
+// A report in the queue goes with its photos (static/js/report-queue.js, the
+// queue's kind "report", which this worker shares too).
 "use strict";
 
-importScripts({{ queue_script|safe }});
+importScripts({{ queue_script|safe }}, {{ report_queue_script|safe }});
 
 var VERSION = "{{ version }}";
 var STATIC_CACHE = "portal-static-" + VERSION;
 var PAGES_CACHE = {{ pages_cache|safe }};
 var ASSETS = {{ assets|safe }};
-var PAGES = /^\/(mes-commandes\/|commandes\/\d+\/(rapports\/\d+\/)?)$/;
+var PAGES = /^\/(mes-commandes\/|commandes\/\d+\/(rapports\/\d+\/|rapport\/)?)$/;
 var NETWORK_WAIT = 8000;  // ms: a basement's weak signal, then the kept copy
 
 self.addEventListener("install", function (event) {

@@ -74,7 +74,7 @@ def test_a_quote_needed_becomes_a_quote_accepted_on_the_platform_and_lines_on_th
     page.get_by_label("Travaux à chiffrer").fill(REQUEST)
     screens.check("60-quote-needed")
     page.get_by_role("button", name="Enregistrer le rapport").click()
-    expect(page.locator("h1")).to_be_visible()
+    page.wait_for_url(f"{base}/commandes/{started.pk}/rapports/*/")
     report = InterventionReport.objects.get(order=started)
     assert report.quote_needed
     phone.close()

@@ -143,7 +143,9 @@ def test_a_technician_goes_through_a_day_on_one_order_from_a_phone_and_the_platf
     screens.check("09-report-form")
     page.get_by_label("Travaux réalisés").fill("Remplacement du siphon d'évier et essai en eau")
     page.get_by_label("Temps passé sur place (en minutes)").fill("95")
-    page.get_by_label("Photos après travaux").set_input_files(photo_jpeg(tmp_path / "apres.jpg"))
+    page.get_by_label("Choisir dans la galerie (après travaux)").set_input_files(photo_jpeg(tmp_path / "apres.jpg"))
+    # Shrunk on the phone and sent at once (static/js/report-form.js).
+    expect(page.locator("[data-photo-list=after] .photo-state")).to_have_text("Envoyée", timeout=15_000)
     page.get_by_role("radio", name="L'occupant signe").check()
     draw_signature(page)
     signature = page.locator("input[name=signature]").input_value()
@@ -151,6 +153,7 @@ def test_a_technician_goes_through_a_day_on_one_order_from_a_phone_and_the_platf
     page.get_by_label("Nom du signataire").fill("Claire Martin")
     screens.check("10-report-filled")
     page.get_by_role("button", name="Enregistrer le rapport").click()
+    page.wait_for_url(f"{base}/commandes/{order.pk}/rapports/*/")
     report = InterventionReport.objects.get(order=order)
     report_url = f"{base}/commandes/{order.pk}/rapports/{report.pk}/"
     expect(page).to_have_url(report_url)

@@ -1,0 +1,296 @@
+// The intervention report as a kind of the offline queue (static/js/queue.js),
+// shared like it by the pages and the service worker (importScripts), so that
+// a report goes with the queue even when no page of the portal is in front.
+//
+// - The reports being written and their photos (already shrunk on the phone by
+//   static/js/report-form.js) are kept in IndexedDB, "portal-reports-<user>":
+//   "drafts" (a report's fields, its photos' keys, its state) and "photos"
+//   (each photo's Blob, and how much of it the server has).
+// - A photo goes up in parts of 512 KB (one, for most photos once shrunk),
+//   each with the offset it starts at (`Upload-Offset`), the first one also
+//   with the photo's size, kind and name (which open its upload): the server
+//   answers each part with the offset it has, and after a lost connection the
+//   photo resumes from there (orders/report_photos.py) rather than from the
+//   start. `sendPhoto` is shared by the page's uploader (two photos at a time,
+//   with their progress: static/js/report-store.js) and the queue's sender.
+// - The queue's sender of kind "report" (PortalQueue.SENDERS.report) sends
+//   what is left of the report's photos, then the report itself, posted as an
+//   action is (its key, its time): once the server has it, the report is
+//   forgotten on the phone; refused, it goes back to the form with its reasons,
+//   photos and all; if the server no longer has a photo (forgotten after two
+//   weeks: 424), the photo is sent again before the next try.
+"use strict";
+
+(function (scope) {
+  var PART = 512 * 1024; // a photo shrunk on the phone is one part, most often
+  var STALLED = 30000; // ms without a byte going up: the part is given up, and tried again later
+  var bases = {};
+
+  // --- IndexedDB, in promises -----------------------------------------------------
+
+  function database(user) {
+    if (!bases[user]) {
+      bases[user] = new Promise(function (resolve, reject) {
+        var request = indexedDB.open("portal-reports-" + user, 1);
+        request.onupgradeneeded = function () {
+          var base = request.result;
+          base.createObjectStore("drafts", {keyPath: "key"}).createIndex("order", "order");
+          base.createObjectStore("photos", {keyPath: "key"}).createIndex("draft", "draft");
+        };
+        request.onsuccess = function () { resolve(request.result); };
+        request.onerror = function () { reject(request.error); };
+      });
+      bases[user].catch(function () { delete bases[user]; });
+    }
+    return bases[user];
+  }
+
+  // `work` gets the store and returns a request (whose result the promise gives) or nothing.
+  function run(user, store, mode, work) {
+    return database(user).then(function (base) {
+      return new Promise(function (resolve, reject) {
+        var transaction = base.transaction(store, mode);
+        var request = work(transaction.objectStore(store));
+        transaction.oncomplete = function () { resolve(request ? request.result : undefined); };
+        transaction.onerror = transaction.onabort = function () { reject(transaction.error); };
+        // At once, not when the page gets round to it: it may be leaving (a reload, another app).
+        if (mode === "readwrite" && request && transaction.commit) transaction.commit();
+      });
+    });
+  }
+
+  function get(user, store, key) { return run(user, store, "readonly", function (s) { return s.get(key); }); }
+  function put(user, store, value) { return run(user, store, "readwrite", function (s) { return s.put(value); }); }
+  function all(user, store) { return run(user, store, "readonly", function (s) { return s.getAll(); }); }
+  function having(user, store, index, value) {
+    return run(user, store, "readonly", function (s) { return s.index(index).getAll(value); });
+  }
+
+  // A report's photos, in its order.
+  function photosOf(draft) {
+    return having(draft.user, "photos", "draft", draft.key).then(function (photos) {
+      var byKey = {};
+      photos.forEach(function (photo) { byKey[photo.key] = photo; });
+      return draft.photos.map(function (key) { return byKey[key]; }).filter(Boolean);
+    });
+  }
+
+  // A report gone to the server: off the phone, its photos too.
+  function forget(user, draftKey) {
+    return run(user, "photos", "readwrite", function (store) {
+      store.index("draft").openCursor(IDBKeyRange.only(draftKey)).onsuccess = function (event) {
+        var cursor = event.target.result;
+        if (cursor) {
+          cursor.delete();
+          cursor.continue();
+        }
+      };
+    }).then(function () {
+      return run(user, "drafts", "readwrite", function (store) { store.delete(draftKey); });
+    });
+  }
+
+  function done(photo) { return photo.state === "ready" || photo.state === "refused"; }
+
+  // Told to the page, where there is one (the worker tells it by its own message after the queue).
+  function emit(name, detail) {
+    if (typeof document !== "undefined") document.dispatchEvent(new CustomEvent(name, {detail: detail}));
+  }
+
+  // --- A photo, part after part ----------------------------------------------------
+
+  // A POST; the page replaces it with one that tells the upload's progress
+  // (XMLHttpRequest: fetch tells nothing of it). Resolves with {status, answer},
+  // or "login"; rejects when nothing came back (or a part stalled for 30 s).
+  function post(url, body, headers) {
+    var controller = typeof AbortController !== "undefined" ? new AbortController() : null;
+    // No progress to watch here: given up once far longer than the part takes at 3 KB/s.
+    var timer = controller ? setTimeout(function () { controller.abort(); }, STALLED + body.size / 3) : null;
+    return fetch(url, {
+      method: "POST",
+      body: body,
+      headers: headers,
+      credentials: "same-origin",
+      redirect: "manual",
+      signal: controller ? controller.signal : undefined
+    }).then(function (response) {
+      clearTimeout(timer);
+      if (response.type === "opaqueredirect") return "login";
+      return response.json().then(function (answer) {
+        return {status: response.status, answer: answer};
+      }, function () {
+        return {status: response.status, answer: null};
+      });
+    }, function (error) {
+      clearTimeout(timer);
+      throw error;
+    });
+  }
+
+  function update(photo, changes) {
+    Object.keys(changes).forEach(function (name) { photo[name] = changes[name]; });
+    if (api.removed[photo.key]) return Promise.resolve(); // « Retirer » meanwhile: not brought back
+    return put(photo.user, "photos", photo).then(function () {
+      emit("report:photo", {photo: photo, sent: photo.received});
+    });
+  }
+
+  // What an answer means for the photo: "next" (go on from photo.received), "done", "later", "login", "token".
+  function follow(photo, reply) {
+    if (reply === "login") return Promise.resolve("login");
+    var answer = reply.answer || {};
+    if (reply.status === 200 && answer.status) {
+      if (answer.status === "ready") {
+        if (scope.performance && scope.performance.mark) scope.performance.mark("report-photo-sent"); // bench/report_upload.py
+        return update(photo, {state: "ready", received: photo.size, error: ""}).then(function () { return "done"; });
+      }
+      if (answer.status === "refused") {
+        return update(photo, {state: "refused", error: answer.error}).then(function () { return "done"; });
+      }
+      return update(photo, {state: "sending", received: answer.received}).then(function () { return "next"; });
+    }
+    if (reply.status === 409 && answer.status === "receiving") {
+      // A part lost, or sent twice: the server says where it stands.
+      return update(photo, {state: "sending", received: answer.received}).then(function () { return "next"; });
+    }
+    if (reply.status === 404 && answer.status === "unknown") {
+      // Forgotten by the server (two weeks without a report): sent again, from the start.
+      return update(photo, {state: "waiting", received: 0}).then(function () { return "next"; });
+    }
+    if (reply.status === 403) return Promise.resolve("token");
+    if ((reply.status === 400 || reply.status === 413) && answer.error) {
+      return update(photo, {state: "refused", error: answer.error}).then(function () { return "done"; });
+    }
+    if (reply.status === 404) {
+      var gone = "commande introuvable, ou qui ne vous est plus attribuée.";
+      return update(photo, {state: "refused", error: gone}).then(function () { return "done"; });
+    }
+    return Promise.resolve("later"); // the server down, or busy
+  }
+
+  var inflight = {};
+
+  // Sends `photo` until it is whole (or refused): resolves with "done", "later",
+  // "login" or "token". One at a time per photo in this page or worker.
+  function sendPhoto(photo, token, onProgress) {
+    if (inflight[photo.key]) return inflight[photo.key];
+    function step() {
+      if (api.removed[photo.key]) return Promise.resolve("done");
+      var offset = photo.state === "waiting" ? 0 : photo.received;
+      var part = photo.blob.slice(offset, offset + PART);
+      var headers = {"X-CSRFToken": token, "Upload-Offset": String(offset), "Content-Type": "application/octet-stream"};
+      if (offset === 0) {
+        // The first part opens the photo's upload: one request for a photo of one part.
+        headers["Upload-Length"] = String(photo.size);
+        headers["Upload-Kind"] = photo.kind;
+        headers["Upload-Name"] = encodeURIComponent(photo.name || "");
+      }
+      return api.post(photo.opener + photo.key + "/", part, headers, onProgress && function (loaded) {
+        onProgress(offset + Math.min(loaded, part.size));
+      }).then(function (reply) {
+        return follow(photo, reply);
+      }, function () {
+        return "later"; // nothing came back: no network, or a part stalled
+      }).then(function (outcome) {
+        return outcome === "next" ? step() : outcome;
+      });
+    }
+    inflight[photo.key] = step().then(function (outcome) {
+      delete inflight[photo.key];
+      return outcome;
+    });
+    return inflight[photo.key];
+  }
+
+  // Every photo of the report up (or refused): "ready", else "later", "login" or "token".
+  function sendPhotos(user, draftKey, token) {
+    return get(user, "drafts", draftKey).then(function (draft) {
+      if (!draft) return "ready"; // not on this phone: the server says what is missing
+      return photosOf(draft).then(function (photos) {
+        var left = photos.filter(function (photo) { return !done(photo); });
+        if (!left.length) return "ready";
+        var photo = left[0];
+        return (inflight[photo.key] || sendPhoto(photo, token)).then(function (outcome) {
+          return outcome === "done" ? sendPhotos(user, draftKey, token) : outcome;
+        });
+      });
+    });
+  }
+
+  // --- The report, as a kind of the queue ------------------------------------------
+
+  // What the server's answer to the report means for the phone.
+  function settle(entry, response) {
+    if (response.status === 200) {
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        return forget(entry.user, entry.key).then(function () {
+          emit("report:sent", {key: entry.key, url: answer.url || ""});
+        });
+      });
+    }
+    if (response.status === 409) {
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        return get(entry.user, "drafts", entry.key).then(function (draft) {
+          if (!draft) return null;
+          draft.status = "refused";
+          draft.reason = (answer.errors || []).join(" ") || "rapport refusé.";
+          draft.errors = answer.fields || null;
+          return put(entry.user, "drafts", draft).then(function () {
+            emit("report:refused", {key: draft.key, order: draft.order, reason: draft.reason});
+          });
+        });
+      });
+    }
+    if (response.status === 424) {
+      // Photos the server no longer has: sent again before the next try.
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        return Promise.all((answer.missing || []).map(function (key) {
+          return get(entry.user, "photos", key).then(function (photo) {
+            if (photo && done(photo)) return update(photo, {state: "waiting", received: 0});
+          });
+        }));
+      });
+    }
+    return Promise.resolve();
+  }
+
+  var SERVER_BUSY = 503; // what the queue reads as "later"
+
+  function sendReport(entry, token) {
+    return sendPhotos(entry.user, entry.key, token).then(function (state) {
+      if (state === "token") return new Response(null, {status: 403}); // the queue renews it, and tries again
+      if (state !== "ready") return new Response(null, {status: SERVER_BUSY});
+      var data = new FormData();
+      entry.fields.forEach(function (field) { data.append(field[0], field[1]); });
+      return fetch(entry.url, {
+        method: "POST",
+        body: data,
+        credentials: "same-origin",
+        redirect: "manual",
+        headers: {"X-CSRFToken": token, "X-Portal-Replay": "1"}
+      }).then(function (response) {
+        return settle(entry, response.clone()).then(function () { return response; });
+      });
+    });
+  }
+
+  var api = {
+    database: database,
+    get: get,
+    put: put,
+    all: all,
+    having: having,
+    photosOf: photosOf,
+    forget: forget,
+    done: done,
+    emit: emit,
+    update: update,
+    sendPhoto: sendPhoto,
+    sendPhotos: sendPhotos,
+    post: post,
+    removed: {},
+    inflight: inflight
+  };
+  scope.PortalReports = api;
+  if (scope.PortalQueue) scope.PortalQueue.SENDERS.report = sendReport;
+})(self);
