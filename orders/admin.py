@@ -149,33 +149,30 @@ class OrderAdmin(admin.ModelAdmin):
         "work_type",
         "critical_level",
     )
-    search_fields = ("reference", "description", "occupant_name", "asset__reference", "asset__address")
+    search_fields = ("reference", "description", "occupant_name", "asset__reference", "asset__address", "site_address")
     date_hierarchy = "received_at"
     list_select_related = ("contract", "asset", "technician")
     autocomplete_fields = ("contract", "billing_account", "asset", "service_code", "technician", "pilot")
     actions = ("acknowledge_selected",)
     change_form_template = "admin/orders/order/change_form.html"
 
+    place_fields = (
+        "access_notes",
+        "description",
+        "occupant_name",
+        ("occupant_phone", "occupant_mobile"),
+        "occupant_email",
+    )
     add_fieldsets = (
         (None, {"fields": ("contract", "reference", "billing_account", "service_code", "work_type", "critical_level")}),
-        (
-            "Lieu et occupant",
-            {
-                "fields": (
-                    "asset",
-                    "access_notes",
-                    "description",
-                    "occupant_name",
-                    ("occupant_phone", "occupant_mobile"),
-                    "occupant_email",
-                )
-            },
-        ),
+        ("Lieu et occupant", {"fields": ("asset", *place_fields)}),
         ("Délais", {"fields": ("notified_at", "due_at")}),
         ("Affectation", {"fields": ("technician", "pilot")}),
     )
     change_fieldsets = (
-        *add_fieldsets[:2],
+        add_fieldsets[0],
+        # The address as people read it: the asset's, else the one the platform gave without an asset.
+        ("Lieu et occupant", {"fields": ("asset", "works_address", *place_fields)}),
         ("Délais", {"fields": ("received_at", "notified_at", "due_at")}),
         add_fieldsets[3],
         (
@@ -205,6 +202,11 @@ class OrderAdmin(admin.ModelAdmin):
     def progress_display(self, order: Order) -> str:
         return f"{order.progress} %"
 
+    @admin.display(description="adresse des travaux")
+    def works_address(self, order: Order) -> str:
+        """The asset's address, else the one the platform gave without an asset (Order.full_address)."""
+        return order.full_address or "—"
+
     @admin.display(description="montant HT")
     def value(self, order: Order) -> str:
         return f"{formats.number_format(order.value_excl_vat(), 2, use_l10n=True)} €"
@@ -216,7 +218,7 @@ class OrderAdmin(admin.ModelAdmin):
         if obj is None:
             return ()
         # The contract and the reference identify the order on the client's platform.
-        return ("contract", "reference", *EXECUTION_FIELDS, "value")
+        return ("contract", "reference", "works_address", *EXECUTION_FIELDS, "value")
 
     def get_inlines(self, request: HttpRequest, obj: Order | None) -> Any:
         if obj is None:

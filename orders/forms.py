@@ -235,13 +235,22 @@ class TechnicianSuspendForm(TechnicianActionForm):
     )
 
 
+class RangeInput(forms.NumberInput):
+    """A slider. Never `required` (HTML allows it on no range: a slider always has a value)."""
+
+    input_type = "range"
+
+    def use_required_attribute(self, initial: object) -> bool:
+        return False
+
+
 class ProgressForm(TechnicianActionForm):
     progress = forms.IntegerField(
         label="Avancement des travaux (%)",
         min_value=0,
         max_value=100,
         step_size=10,
-        widget=forms.NumberInput(attrs={"type": "range", "list": "progress-steps"}),
+        widget=RangeInput(attrs={"list": "progress-steps"}),
     )
 
 

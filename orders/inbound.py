@@ -139,10 +139,11 @@ def upsert_order(connection: Connection, contract: Contract, operation: dict[str
                 notified_at=created,
                 received_at=timezone.now(),
                 lines=_lines(operation),
+                address=catalogue.street_address(location),
                 **details,
             )
         if order.is_open:
-            services.update_order_details(order, actor=None, changes=details)
+            services.update_order_from_platform(order, changes=details, address=catalogue.street_address(location))
             if str(operation.get("status") or "") in CANCELLED_STATUSES:
                 reason = _platform_cancel_reason(operation)
                 services.cancel_order(order, actor=None, reason=reason)

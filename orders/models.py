@@ -82,6 +82,13 @@ class Order(models.Model):
     occupant_mobile = models.CharField("mobile de l'occupant", max_length=30, blank=True)
     occupant_email = models.EmailField("e-mail de l'occupant", blank=True)
     access_notes = models.CharField("accès", max_length=300, blank=True, help_text="Bâtiment, étage, code…")
+    # Where the works are when the order names no element of the client's
+    # property: the address the platform's operation gave without an asset
+    # reference (docs/platform.md). An asset's own address comes first (it is
+    # shared by the asset's orders): see `full_address`.
+    site_address = models.CharField("adresse des travaux", max_length=200, blank=True)
+    site_postcode = models.CharField("code postal des travaux", max_length=10, blank=True)
+    site_city = models.CharField("ville des travaux", max_length=100, blank=True)
 
     state = models.CharField(
         "état", max_length=20, choices=StateChoices, default=StateChoices.TO_ACKNOWLEDGE, db_index=True
@@ -264,9 +271,25 @@ class Order(models.Model):
         return missing
 
     @property
+    def full_address(self) -> str:
+        """Where the works are, as people read it: the asset's address, else the
+        order's own (an operation that named no asset); "" when neither is known."""
+        if self.asset_id and self.asset and self.asset.full_address:
+            return self.asset.full_address
+        town = " ".join(part for part in (self.site_postcode, self.site_city) if part)
+        return ", ".join(part for part in (self.site_address, town) if part)
+
+    @property
+    def postcode(self) -> str:
+        """The postcode of `full_address`."""
+        if self.asset_id and self.asset and self.asset.full_address:
+            return self.asset.postcode
+        return self.site_postcode
+
+    @property
     def department(self) -> str | None:
         """Where the works are done: whose public holidays count (CCAG-MI §3.2.4)."""
-        return deadlines.department_of(self.asset.postcode) if self.asset_id and self.asset else None
+        return deadlines.department_of(self.postcode)
 
     @property
     def due_label(self) -> str:

@@ -28,6 +28,7 @@ from orders import deadlines, sharing, states
 from orders.formatting import describe, format_date, format_datetime, format_deadline, iso
 from orders.models import Order, OrderEvent, OrderLine, Origin
 from orders.states import Action, Facts, State
+from portal import services as portal_services
 from portal.errors import Refused
 from portal.models import Asset, Contract, ServiceCode, User
 
@@ -92,15 +93,22 @@ LINE_FIELDS = ("reference", "label", "quantity", "unit", "unit_price", "vat_rate
 
 
 def compute_due_at(
-    notified_at: datetime, contract: Contract, service_code: ServiceCode | None, asset: Asset | None = None
+    notified_at: datetime, contract: Contract, service_code: ServiceCode | None, postcode: str = ""
 ) -> datetime:
     """The end of the execution period from notification (CCAG §14.1.2, §3.2): the service code's
-    delay in hours wins over the contract's in days; the asset's department says which holidays count."""
+    delay in hours wins over the contract's in days; the department of the works' postcode
+    (`Order.postcode`) says which holidays count."""
     hours = service_code.completion_delay_hours if service_code is not None else None
-    department = deadlines.department_of(asset.postcode) if asset is not None else None
     return deadlines.execution_period(
-        notified_at, days=contract.default_delay_days, hours=hours, department=department
+        notified_at, days=contract.default_delay_days, hours=hours, department=deadlines.department_of(postcode)
     ).ends_at
+
+
+def _postcode(asset: Asset | None, address: Mapping[str, str] | None) -> str:
+    """The works' postcode before the order exists, as `Order.postcode` will read it."""
+    if asset is not None and asset.full_address:
+        return asset.postcode
+    return (address or {}).get("postcode", "")
 
 
 def record_event(
@@ -181,9 +189,13 @@ def register_order(
     technician: User | None = None,
     pilot: User | None = None,
     origin: str = "manual",
+    address: Mapping[str, str] | None = None,
     **details: Any,
 ) -> Order:
-    """Record an order the client sent (from the platform or typed in by office staff)."""
+    """Record an order the client sent (from the platform or typed in by office
+    staff). `address` is the street address the platform gave for the works
+    (`address`, `postcode`, `city`): the asset's when the order names one, else
+    the order's own (see `place_works`)."""
     unknown = set(details) - set(DETAIL_FIELDS)
     if unknown:
         raise TypeError(f"Unknown order fields: {sorted(unknown)}")
@@ -193,11 +205,18 @@ def register_order(
     now = timezone.now()
     received_at = received_at or now
     notified_at = notified_at or received_at
-    if details.get("due_at") is None:
-        details["due_at"] = compute_due_at(notified_at, contract, details.get("service_code"), details.get("asset"))
-    _check_belongs_to_client(contract, details.get("asset"), details.get("service_code"))
+    asset = details.get("asset")
+    _check_belongs_to_client(contract, asset, details.get("service_code"))
     if origin == Origin.MANUAL:
-        _check_complete(contract, details.get("asset"), details.get("service_code"))
+        _check_complete(contract, asset, details.get("service_code"))
+    site: dict[str, str] = {}
+    if address is not None and asset is not None:
+        details["asset"] = portal_services.set_asset_address(asset, **address)
+    elif address is not None:
+        site = _site_fields(address)
+    if details.get("due_at") is None:
+        postcode = _postcode(details.get("asset"), address)
+        details["due_at"] = compute_due_at(notified_at, contract, details.get("service_code"), postcode)
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -208,6 +227,7 @@ def register_order(
                 state=State.TO_ACKNOWLEDGE,
                 origin=origin,
                 **details,
+                **site,
             )
     except IntegrityError as error:
         if Order.objects.filter(contract=contract, reference=reference).exists():
@@ -262,8 +282,9 @@ def update_order_details(
     if {"asset", "service_code"} & {name for name, value in changed.items() if value is None}:
         _check_complete(locked.contract, asset, service_code)
     if "notified_at" in changed and "due_at" not in changes:
+        postcode = asset.postcode if asset is not None and asset.full_address else locked.site_postcode
         changed["due_at"] = compute_due_at(
-            changed["notified_at"], locked.contract, changed.get("service_code", locked.service_code), asset
+            changed["notified_at"], locked.contract, changed.get("service_code", locked.service_code), postcode
         )
     before = {name: describe(getattr(locked, name)) for name in changed}
     Order.objects.filter(pk=locked.pk).update(updated_at=timezone.now(), **changed)
@@ -277,6 +298,83 @@ def update_order_details(
         at=at,
         data={name: {"avant": before[name], "après": describe(getattr(order, name))} for name in changed},
     )
+
+
+# --- Where the works are ------------------------------------------------------
+
+ADDRESS_UNKNOWN = "non renseignée"
+
+
+def _site_fields(address: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "site_address": str(address.get("address") or "")[:200],
+        "site_postcode": str(address.get("postcode") or "")[:10],
+        "site_city": str(address.get("city") or "")[:100],
+    }
+
+
+def place_works(order: Order, address: Mapping[str, str]) -> None:
+    """Put the street address the platform gives for the works where it belongs:
+    on the order's asset (the orders of one dwelling share it, and the
+    platform's latest word wins), or on the order itself when it names no asset
+    (an asset reference is never made up: the platform would get it back in
+    every log). Writes only what changed; records nothing (see the callers)."""
+    if order.asset_id is not None and order.asset is not None:
+        portal_services.set_asset_address(order.asset, **address)
+        return
+    fields = _site_fields(address)
+    changed = {name: value for name, value in fields.items() if getattr(order, name) != value}
+    if changed:
+        Order.objects.filter(pk=order.pk).update(updated_at=timezone.now(), **changed)
+
+
+def address_change_label(before: str, after: str) -> str:
+    """« Adresse modifiée par le gestionnaire : avant → après », within an event's label."""
+    room = (300 - len("Adresse modifiée par le gestionnaire :  → ")) // 2
+
+    def short(address: str) -> str:
+        address = address or ADDRESS_UNKNOWN
+        return address if len(address) <= room else address[: room - 1] + "…"
+
+    return f"Adresse modifiée par le gestionnaire : {short(before)} → {short(after)}"
+
+
+@transaction.atomic
+def update_order_from_platform(
+    order: Order,
+    *,
+    changes: Mapping[str, Any],
+    address: Mapping[str, str] | None,
+    at: datetime | None = None,
+) -> list[OrderEvent]:
+    """The platform's latest word on an order it sent (its operation changed):
+    the details as `update_order_details` records them, then where the works
+    are (`place_works`, when the operation gives a street address). A change of
+    the address as people read it (`Order.full_address`: the asset's, or the
+    order's own) is an event of its own, « Adresse modifiée par le gestionnaire :
+    avant → après ». Nothing of it is sent back (`sharing.FROM_PLATFORM`)."""
+    locked = lock_for(order, Action.EDIT)
+    before = locked.full_address
+    events = []
+    edited = update_order_details(order, actor=None, changes=changes, at=at)
+    if edited is not None:
+        events.append(edited)
+    if address is not None:
+        place_works(order, address)
+    order.refresh_from_db()
+    after = order.full_address
+    if after != before:
+        events.append(
+            record_event(
+                order,
+                kind="address",
+                label=address_change_label(before, after),
+                actor=None,
+                at=at,
+                data={"avant": before, "après": after},
+            )
+        )
+    return events
 
 
 @transaction.atomic

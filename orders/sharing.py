@@ -20,7 +20,7 @@ from portal.relay.models import MessageKind, OutboxMessage
 
 # What the platform itself told us (an order received, its lines, its edits or
 # cancellation, applied with no person as actor) is not echoed back to it.
-FROM_PLATFORM = {"received", "line_added", "edited", "cancel"}
+FROM_PLATFORM = {"received", "line_added", "edited", "address", "cancel"}
 
 # What people say before the acknowledgement is not sent on its own (the order
 # is still the manager's open/requested): these events' labels travel with the

@@ -61,7 +61,15 @@ class Card:
 
 
 # What someone else may do to a technician's order that they should look at again.
-NEWS_KINDS = (Action.ASSIGN.value, Action.PLAN.value, "edited", "line_added", "line_changed", "line_removed")
+NEWS_KINDS = (
+    Action.ASSIGN.value,
+    Action.PLAN.value,
+    "edited",
+    "address",
+    "line_added",
+    "line_changed",
+    "line_removed",
+)
 
 
 @dataclass

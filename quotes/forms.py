@@ -29,6 +29,10 @@ class NewQuoteForm(forms.Form):
     )
     title = forms.CharField(label="Objet", max_length=200)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "new_%s")  # beside the filters' "Marché" on the same page: ids of its own
+        super().__init__(*args, **kwargs)
+
 
 class DetailsForm(forms.ModelForm):
     class Meta:
@@ -74,6 +78,10 @@ class PartForm(forms.Form):
     supplied_by = forms.ChoiceField(label="Fournie par", choices=PartSupplier.choices)
     description = forms.CharField(label="Pièce", max_length=300)
     quantity = forms.CharField(label="Quantité", max_length=20, initial="1")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "part_%s")  # beside the line form's "Quantité" in the editor: ids of its own
+        super().__init__(*args, **kwargs)
 
 
 class CancelForm(forms.Form):

@@ -161,10 +161,12 @@ def pytest_collection_modifyitems(config, items):
         return
     if os.environ.get("REQUIRE_POSTGRES"):
         raise pytest.UsageError("REQUIRE_POSTGRES is set but DATABASE_URL does not point at PostgreSQL.")
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        marker = item.get_closest_marker("postgres")
+        if marker is not None:
+            why = marker.kwargs.get("reason")
+            reason = "needs PostgreSQL (set DATABASE_URL)" + (f": {why}" if why else "")
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -172,7 +174,7 @@ def pytest_terminal_summary(terminalreporter):
     ran, skipped = 0, set()
     for status in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(status, []):
-            if "test_nexxio.py" not in getattr(report, "nodeid", "") or report.when not in ("call", "setup"):
+            if "test_nexxio" not in getattr(report, "nodeid", "") or report.when not in ("call", "setup"):
                 continue
             if status == "skipped":
                 skipped.add(str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr))

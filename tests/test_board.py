@@ -246,9 +246,9 @@ def test_a_drop_is_saved_and_answered_with_the_row_and_the_backlog_less_the_orde
     assert "Rendez-vous fixé le lun. 7 déc. 2026 à 14:00" in html or "Rendez-vous fixé le" in html
     # Out of band: Karim's row with the new visit (14:00 for 1 h 30), the order out of the backlog, the count.
     karim = row(html, technician)
-    assert 'hx-swap-oob="true"' in karim and "B-MARDI" in karim and "14 h 00 – 15 h 30" in karim
-    assert f'<li id="a-planifier-{order.pk}" hx-swap-oob="delete"></li>' in html
-    assert '<span class="count" id="backlog-count" hx-swap-oob="true">2</span>' in html
+    assert 'data-hx-swap-oob="true"' in karim and "B-MARDI" in karim and "14 h 00 – 15 h 30" in karim
+    assert f'<li id="a-planifier-{order.pk}" data-hx-swap-oob="delete"></li>' in html
+    assert '<span class="count" id="backlog-count" data-hx-swap-oob="true">2</span>' in html
     order.refresh_from_db()
     assert (order.technician, order.state, order.visit_minutes) == (technician, State.PLANNED, 90)
     assert order.appointment_at == datetime(2026, 12, 7, 14, 0, tzinfo=PARIS)
@@ -270,7 +270,7 @@ def test_a_conflict_found_when_saving_needs_a_confirmation(client, supervisor, t
     assert 'class="board-status is-error"' in html
     assert "rien n&#x27;a été enregistré. Cochez « Planifier malgré les alertes » pour confirmer." in html
     assert "Chevauche D-PLANIFIEE" in html
-    assert "hx-swap-oob" not in html
+    assert "data-hx-swap-oob" not in html
     assert Order.objects.get(pk=order.pk).technician_id is None
     # Confirmed: saved, overlapping.
     html = plan(client, order, technician, "2026-12-07T10:30", htmx=True, force="on").content.decode()

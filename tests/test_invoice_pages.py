@@ -200,7 +200,7 @@ def test_the_overview_shows_the_orders_to_invoice_the_overdue_invoices_and_the_i
     payments.record_receipt(issued, received_on=timezone.localdate(), actor=office)
     Receipt.objects.filter(invoice=issued).update(received_on=timezone.localdate() - timedelta(days=40))
     client.force_login(supervisor)
-    assert 'hx-get="/bureau/factures/pilotage/"' in text(client.get("/pilotage/"))
+    assert 'data-hx-get="/bureau/factures/pilotage/"' in text(client.get("/pilotage/"))
     panel = text(client.get("/bureau/factures/pilotage/"))
     assert "1 commande à facturer" in panel
     assert "1 facture en retard de paiement (525,93" in panel

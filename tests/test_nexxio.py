@@ -16,7 +16,6 @@ import html
 import io
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -41,22 +40,12 @@ from portal.relay.models import (
     ServiceLevelWarning,
 )
 from tests import factories
-from tests.pubsub_emulator import Emulator, unavailable
-
-PROJECT = "portail-tests"
+from tests.pubsub_emulator import PROJECT, Bus, Emulator, Policy, start_or_skip
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    bus = Emulator()
-    try:
-        bus.start()
-    except RuntimeError as error:
-        bus.close()
-        pytest.skip(f"Pub/Sub emulator not run: {error}")
+    bus = start_or_skip()
     yield bus
     pubsub.forget_clients()
     bus.close()
@@ -67,42 +56,6 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-class Bus:
-    """The names of one test's topics and subscriptions, and the manager's side."""
-
-    def __init__(self, emulator: Emulator) -> None:
-        tag = uuid.uuid4().hex[:8]
-        self.emulator = emulator
-        self.out_topic, self.manager_subscription = f"portail-sortant-{tag}", f"gestionnaire-{tag}"
-        self.in_topic, self.portal_subscription = f"portail-entrant-{tag}", f"portail-{tag}"
-        self.publisher, self.subscriber = emulator.clients()
-
-    def create(self) -> None:
-        self.emulator.create(PROJECT, self.out_topic, self.manager_subscription)
-        self.emulator.create(PROJECT, self.in_topic, self.portal_subscription)
-
-    def read(self, *, quiet_for: float = 1.0) -> list[Any]:
-        """Everything on the manager's subscription, acknowledged, in the order received."""
-        path = f"projects/{PROJECT}/subscriptions/{self.manager_subscription}"
-        received: list[Any] = []
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < quiet_for:
-            response = self.subscriber.pull(subscription=path, max_messages=100, timeout=5)
-            if response.received_messages:
-                received += [item.message for item in response.received_messages]
-                self.subscriber.acknowledge(
-                    subscription=path, ack_ids=[item.ack_id for item in response.received_messages]
-                )
-                quiet_since = time.monotonic()
-        return received
-
-    def publish_in(self, data: bytes, **attributes: str) -> str:
-        """Publish as the manager, to the portal's subscription."""
-        topic = f"projects/{PROJECT}/topics/{self.in_topic}"
-        key = attributes.get("reference", "")
-        return self.publisher.publish(topic, data, ordering_key=key, **attributes).result(timeout=10)
-
-
 @pytest.fixture
 def bus(emulator) -> Bus:
     bus = Bus(emulator)
@@ -110,8 +63,7 @@ def bus(emulator) -> Bus:
     return bus
 
 
-@pytest.fixture
-def connection(bus, client_org) -> Connection:
+def connect(client_org, bus: Bus) -> Connection:
     return factories.make_connection(
         client_org,
         secret=None,
@@ -125,6 +77,33 @@ def connection(bus, client_org) -> Connection:
         pubsub_emulator_host=bus.emulator.host,
         timeout_seconds=3,
     )
+
+
+@pytest.fixture
+def connection(bus, client_org) -> Connection:
+    return connect(client_org, bus)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return Policy()
+
+
+@pytest.fixture(scope="module")
+def guarded_emulator(policy) -> Iterator[Emulator]:
+    """A second emulator, its IAM integration on, asking `policy` (tests/pubsub_emulator.py)."""
+    bus = start_or_skip(policy=policy)
+    yield bus
+    pubsub.forget_clients()
+    bus.close()
+
+
+@pytest.fixture
+def guarded_bus(guarded_emulator, policy) -> Iterator[Bus]:
+    bus = Bus(guarded_emulator)
+    bus.create()
+    yield bus
+    policy.withheld.clear()
 
 
 def drain(*, seconds: float = 60) -> list[str]:
@@ -250,17 +229,29 @@ def test_the_bus_stopped_then_restarted_loses_nothing_and_keeps_the_order(bus, c
     assert_on_bus_once_in_order(order, received, duplicates_allowed=True)
 
 
+@pytest.mark.parametrize(
+    ("topic", "status", "label", "bus_says"),
+    [
+        # A topic the manager's team never made (or deleted).
+        ("sujet-inconnu", "NOT_FOUND", "le sujet n'existe pas", "Topic not found"),
+        # A name typed with a space: the bus refuses the name itself.
+        (
+            "portail sortant",
+            "INVALID_ARGUMENT",
+            "message refusé par le bus (nom ou contenu invalide)",
+            "Invalid [topics] name",
+        ),
+    ],
+)
 def test_a_refused_publish_goes_to_the_error_queue_and_is_resent_from_the_admin(
-    bus, connection, order, technician, admin_client
+    topic, status, label, bus_says, bus, connection, order, technician, admin_client
 ):
-    # The emulator has no permissions: a topic that does not exist is the bus
-    # refusing the message (NOT_FOUND, classified with PERMISSION_DENIED and INVALID_ARGUMENT).
-    Connection.objects.filter(pk=connection.pk).update(pubsub_topic="sujet-inconnu")
+    Connection.objects.filter(pk=connection.pk).update(pubsub_topic=topic)
     services.acknowledge_order(order, actor=technician)
     assert drain() == ["rejected"]
     message = order.outbox_messages.get()
     assert message.status == MessageStatus.REJECTED
-    assert "NOT_FOUND" in message.last_error and "le sujet n'existe pas" in message.last_error
+    assert f"{label} ({status})" in message.last_error and bus_says in message.last_error
     page = admin_client.get(reverse("admin:relay_outboxmessage_changelist") + "?status__exact=rejected")
     assert order.reference in page.content.decode()
     # Corrected, then resent from the error queue.
@@ -271,6 +262,59 @@ def test_a_refused_publish_goes_to_the_error_queue_and_is_resent_from_the_admin(
     assert response.status_code == 302
     assert drain() == ["delivered"]
     assert_on_bus_once_in_order(order, bus.read())
+
+
+def test_a_publish_the_account_may_not_make_goes_to_the_error_queue_and_is_resent_once_allowed(
+    policy, guarded_bus, client_org, order, technician, admin_client
+):
+    """PERMISSION_DENIED from the emulator itself (its IAM integration, asking
+    the test's policy): the manager's team has not given the portal's account
+    the right to publish on the topic."""
+    connection = connect(client_org, guarded_bus)
+    topic = f"projects/{PROJECT}/topics/{guarded_bus.out_topic}"
+    policy.withhold(topic, "pubsub.topics.publish")
+    services.acknowledge_order(order, actor=technician)
+    assert drain() == ["rejected"]
+    message = order.outbox_messages.get()
+    assert message.status == MessageStatus.REJECTED
+    assert "le compte de service n'a pas le droit de publier sur ce sujet (PERMISSION_DENIED)" in message.last_error
+    assert "missing [pubsub.topics.publish]" in message.last_error  # the emulator's words
+    assert (f"pubsub/{topic}", ("pubsub.topics.publish",)) in policy.asked
+    page = admin_client.get(reverse("admin:relay_outboxmessage_changelist") + "?status__exact=rejected")
+    assert order.reference in page.content.decode()
+    # The admin's check says what is missing (the emulator's testIamPermissions, asking the policy).
+    response = admin_client.post(
+        reverse("admin:relay_connection_changelist"),
+        {"action": "test_connection", "_selected_action": [connection.pk]},
+        follow=True,
+    )
+    text = html.unescape(response.content.decode())
+    assert "Sujet : le compte de service n'a pas le droit de publier (pubsub.topics.publish)." in text
+    assert "Abonnement" not in text
+    # Granted, then resent from the error queue: delivered, once.
+    policy.grant(topic, "pubsub.topics.publish")
+    response = admin_client.post(
+        reverse("admin:relay_outboxmessage_resend", args=[message.pk]), {"note": "droit de publier accordé"}
+    )
+    assert response.status_code == 302
+    assert drain() == ["delivered"]
+    assert_on_bus_once_in_order(order, guarded_bus.read())
+
+
+def test_a_pull_the_account_may_not_make_loses_nothing(
+    policy, guarded_bus, client_org, contract, asset, service_code, caplog
+):
+    connection = connect(client_org, guarded_bus)
+    subscription = f"projects/{PROJECT}/subscriptions/{guarded_bus.portal_subscription}"
+    policy.withhold(subscription, "pubsub.subscriptions.consume")
+    publish_operation(guarded_bus, operation("NX-2026-0009"), "nexxio-9")
+    assert tasks.pull_bus() == 0  # refused by the bus: nothing stored, the message waits there
+    assert not InboundNotification.objects.exists()
+    assert f"Pull from connection {connection.pk} failed" in caplog.text
+    assert "missing [pubsub.subscriptions.consume]" in caplog.text
+    policy.grant(subscription, "pubsub.subscriptions.consume")
+    assert tasks.pull_bus() == 1
+    assert Order.objects.filter(reference="NX-2026-0009").count() == 1
 
 
 def test_a_worker_killed_after_publishing_republishes_with_the_same_message_id(bus, connection, order, technician):
@@ -551,6 +595,8 @@ def test_the_sandbox_sends_a_request_over_the_bus_and_shows_the_portals_changes(
         service_codes=[{"code": "PLB-FUITE", "label": "Recherche et réparation de fuite"}],
     )
     platform_asset = PlatformAsset.objects.create(code="LGT-0412", label="Logement 12")
+    form = html.unescape(client.get(reverse("sandbox:new_request")).content.decode())
+    assert f"{platform_contract} · Nexxio (bus Pub/Sub)" in form
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             reverse("sandbox:new_request"),
@@ -572,6 +618,8 @@ def test_the_sandbox_sends_a_request_over_the_bus_and_shows_the_portals_changes(
     assert drain() == ["delivered"]
     page = client.get(reverse("sandbox:operation", args=[contract.reference, order.reference]))
     assert page.status_code == 200
+    text = html.unescape(page.content.decode())
+    assert "Nexxio, par le bus Pub/Sub" in text and "bus Pub/Sub (prestataire)" in text
     assert list(Log.objects.filter(reference=order.reference).values_list("event", flat=True)) == [
         "requested",
         "acknowledged",

@@ -498,16 +498,16 @@ def test_htmx_gets_only_the_table_the_same_url_gives_the_whole_page(signed_in, c
     page_html, fragment_html = page.content.decode(), fragment.content.decode()
     assert "<html" in page_html
     assert 'action="/pilotage/commandes/"' in page_html
-    assert 'hx-get="/pilotage/commandes/"' in page_html
-    assert 'hx-push-url="true"' in page_html
+    assert 'data-hx-get="/pilotage/commandes/"' in page_html
+    assert 'data-hx-push-url="true"' in page_html
     assert "keyup changed delay" in page_html
     assert fragment_html.lstrip().startswith('<div id="order-table"')
     assert "<html" not in fragment_html
     assert "<form" not in fragment_html
     assert references(fragment) == ["ONE"]
     # The sort is brought back into the form out of band.
-    assert 'name="tri" id="filter-tri" value="reference" hx-swap-oob="true"' in fragment_html
-    assert "hx-swap-oob" not in page_html
+    assert 'name="tri" id="filter-tri" value="reference" data-hx-swap-oob="true"' in fragment_html
+    assert "data-hx-swap-oob" not in page_html
     assert "HX-Request" in fragment["Vary"]
     assert "HX-Request" in page["Vary"]
 

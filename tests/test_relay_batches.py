@@ -292,3 +292,37 @@ def test_a_change_behind_an_undelivered_message_queues_no_task_and_follows_it(
     assert tasks.deliver_message(first_waiting.pk) == "delivered"
     assert not OutboxMessage.objects.filter(status=MessageStatus.PENDING).exists()
     assert_on_platform_once_in_order(platform, order)
+
+
+def test_a_bus_batch_is_leased_as_long_as_one_publish_an_http_batch_as_its_sends_one_after_the_other(db, monkeypatch):
+    """Pub/Sub publishes a batch's messages all at once: a worker killed
+    mid-batch must not hold them for the sum of 20 sends (7.5 minutes of the
+    15); HTTP sends go one after the other, and their lease covers them all."""
+    from portal.relay.models import ConnectionKind
+    from tests import factories
+
+    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: None)
+    leases = {}
+    for kind, fields in (
+        (
+            ConnectionKind.PUBSUB,
+            {"pubsub_topic": "projects/p/topics/t", "pubsub_subscription": "projects/p/subscriptions/s"},
+        ),
+        (ConnectionKind.INTENT, {}),
+    ):
+        client = factories.make_client(name=f"Bailleur {kind}")
+        connection = factories.make_connection(client, kind=kind, **fields)
+        for number in range(3):
+            outbox.record(
+                connection, kind=MessageKind.INTERVENTION_LOG, payload={"n": number}, stream=f"{kind}:{number}"
+            )
+        # Queued a while ago (as after an outage): one task takes them together.
+        OutboxMessage.objects.filter(connection=connection).update(queued_at=timezone.now() - timedelta(minutes=1))
+        first = OutboxMessage.objects.filter(connection=connection).order_by("pk").first()
+        started = timezone.now()
+        batch = delivery.claim_batch(first.pk, limit=20)
+        assert len(batch) == 3
+        leases[kind] = batch[0].lease_until - started
+    one = delivery.lease_for(connection)
+    assert leases[ConnectionKind.PUBSUB] <= one + timedelta(seconds=5)
+    assert leases[ConnectionKind.INTENT] >= one + 2 * delivery.send_budget(batch[1])

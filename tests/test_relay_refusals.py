@@ -24,6 +24,7 @@ from orders import services
 from orders.models import Order
 from portal.relay import intent, tasks
 from portal.relay import services as relay_services
+from portal.relay.hints import Element, hint_for
 from portal.relay.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from portal.sandbox.models import RejectedLog
 
@@ -226,6 +227,17 @@ def test_a_refusal_keeps_the_platforms_answer_and_every_reason(platform, connect
     assert json.loads(attempt.response_body) == {"error": "validation", "messages": MISSING}
 
 
+# What to correct and where, beside each reason (portal/relay/hints.py).
+SERVICE_CODE_HINT = (
+    "Code prestation manquant : choisissez-le sur la page de la commande, encadré « Corriger la commande »"
+)
+ASSET_HINT = (
+    "Référence du patrimoine manquante : indiquez l'élément de patrimoine sur la page de la commande, "
+    "encadré « Corriger la commande » (Patrimoine) ; un élément que le portail ne connaît pas se crée dans "
+    "l'administration (Patrimoine)"
+)
+
+
 def test_the_reasons_are_shown_on_the_error_queue_the_timeline_and_the_email(
     platform, connection, order, technician, supervisor, office, client
 ):
@@ -235,16 +247,24 @@ def test_the_reasons_are_shown_on_the_error_queue_the_timeline_and_the_email(
     queue = text_of(client.get("/relais/erreurs/"))
     timeline = text_of(client.get(f"/pilotage/commandes/{order.pk}/"))
 
+    # Each reason in the platform's words, then in French what to correct and where.
+    explained = (
+        f"La plateforme a refusé : missing serviceCode {SERVICE_CODE_HINT} missing location.assetReference {ASSET_HINT}"
+    )
     for page in (queue, timeline):
-        assert "La plateforme a refusé : missing serviceCode missing location.assetReference" in page
+        assert explained in page
     assert "Refusé par la plateforme le" in timeline
     client.force_login(office)  # where the email's link leads
     admin_page = text_of(client.get(f"/admin/relay/outboxmessage/{message.pk}/change/"))
-    assert "La plateforme a refusé : missing serviceCode missing location.assetReference" in admin_page
+    assert explained in admin_page
     email = next(email for email in mail.outbox if email.to == [supervisor.email])
-    assert "La plateforme a refusé :\n  - missing serviceCode\n  - missing location.assetReference\n" in email.body
-    html_body = email.alternatives[0][0]
-    assert "<li>missing serviceCode</li><li>missing location.assetReference</li>" in html_body
+    assert (
+        f"La plateforme a refusé :\n  - missing serviceCode\n    {SERVICE_CODE_HINT}\n"
+        f"  - missing location.assetReference\n    {ASSET_HINT}\n"
+    ) in email.body
+    html_body = html.unescape(email.alternatives[0][0])
+    assert f'<li>missing serviceCode<br><span style="color: #555;">{SERVICE_CODE_HINT}</span></li>' in html_body
+    assert f'<li>missing location.assetReference<br><span style="color: #555;">{ASSET_HINT}</span></li>' in html_body
 
     # Resent (rebuilt from the order, which has its service code and asset) and
     # delivered: what was refused is forgotten, the attempt keeps it.
@@ -252,6 +272,82 @@ def test_the_reasons_are_shown_on_the_error_queue_the_timeline_and_the_email(
     assert drain() == ["delivered"]
     message.refresh_from_db()
     assert (message.last_reasons, message.last_response_body, message.last_error) == ([], "", "")
+
+
+def test_a_reason_about_no_field_the_portal_knows_keeps_the_platforms_words_alone(
+    platform, connection, order, technician, supervisor, client
+):
+    assert set(drain()) <= {"delivered"}
+    set_behaviour(platform, reject_reference=order.reference)
+    services.acknowledge_order(order, actor=technician)
+    assert drain() == ["rejected"]
+    set_behaviour(platform, reject_reference="")
+    client.force_login(supervisor)
+
+    queue = client.get("/relais/erreurs/").content.decode()
+
+    assert f"La plateforme a refusé : Opération {order.reference} refusée par la plateforme.</p>" in queue
+    assert "refusal-hint" not in queue
+
+
+@pytest.mark.parametrize(
+    ("body", "hints"),
+    [
+        (  # the sandbox's strict mode
+            {"error": "validation", "messages": MISSING},
+            [SERVICE_CODE_HINT, ASSET_HINT],
+        ),
+        (  # an object of fields, nested
+            {"message": "Log invalide.", "errors": {"serviceCode": ["inconnu"], "location": {"assetReference": ""}}},
+            ["Code prestation à corriger : choisissez-le sur la page de la commande, encadré « Corriger la commande »"],
+        ),
+        (  # FastAPI / pydantic
+            {"detail": [{"loc": ["body", "location", "assetReference"], "msg": "field required"}]},
+            [ASSET_HINT],
+        ),
+        (  # RFC 7807, a JSON pointer
+            {"title": "Bad Request", "invalid-params": [{"name": "/workType", "reason": "must not be blank"}]},
+            ["Type de travaux manquant : choisissez-le sur la page de la commande, encadré « Corriger la commande »"],
+        ),
+        (  # Spring, snake_case
+            {"errors": [{"field": "critical_level", "defaultMessage": "out of range"}]},
+            ["Criticité à corriger : choisissez-la sur la page de la commande, encadré « Corriger la commande »"],
+        ),
+        (  # OAuth, the field in the text
+            {"error": "invalid_request", "error_description": "contractReference inconnu"},
+            [
+                "Référence du marché à corriger : vérifiez le marché de la commande et sa référence dans "
+                "l'administration (Marchés)",
+                "",
+            ],
+        ),
+        (  # a field the portal does not know, and no field at all
+            {"errors": [{"field": "location.address.zip", "message": "invalid"}, "Opération verrouillée"]},
+            ["", ""],
+        ),
+        (
+            {"messages": ["missing status", "the event date is in the future"]},
+            [
+                "Statut manquant : il découle de l'action enregistrée sur la commande : vérifiez son état et sa "
+                "chronologie, puis renvoyez ou abandonnez ce message",
+                "",
+            ],
+        ),
+    ],
+)
+def test_each_reason_about_a_known_field_says_in_french_what_to_correct_and_where(body, hints):
+    reasons = intent.read_refusal(json.dumps(body)).reasons
+    assert [hint_for(reason) for reason in reasons] == hints
+
+
+def test_a_quotes_and_a_documents_fields_are_corrected_where_they_are_kept():
+    assert hint_for("missing serviceCode", Element.QUOTE) == (
+        "Code prestation manquant : choisissez-le dans l'éditeur du devis, encadré « Le devis »"
+    )
+    assert hint_for("intent_documentType : unknown", Element.DOCUMENT) == (
+        "Type de document à corriger : réglez-le dans l'administration (Liaison plateformes › Connexions plateformes)"
+    )
+    assert hint_for("workType : blank", Element.QUOTE).startswith("Type de travaux à corriger : choisissez-le sur")
 
 
 # --- Item 6: a gateway's error after the platform stored the log -------------------------------

@@ -33,6 +33,7 @@ import pytest
 import redis
 from django.db import connection as database
 from django.utils import timezone
+from kombu import pools
 
 from orders import services
 from orders.models import Order
@@ -91,9 +92,11 @@ def claim_redis_database(base_url: str) -> str:
 def use_broker(url: str, transport_options: dict) -> None:
     """Point this process's Celery app at `url`. The app read the settings at
     import and keeps connection pools made from them: close and drop those, so
-    that the next `delay()` (the services' on-commit queueing) connects anew."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    that the next `delay()` (the services' on-commit queueing) connects anew.
+    They come from kombu's registry, keyed by the broker's URL, which would
+    hand a closed pool to the next module claiming the same Redis database
+    (tests/test_nexxio_worker.py uses this fixture too): emptied with them."""
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     celery_app.conf.broker_url = url

@@ -593,7 +593,7 @@ def test_the_report_page_polls_every_2_seconds_until_the_pdf_is_there_then_stops
     page = client.get(url)
     assert page.status_code == HTTPStatus.OK
     assert "PDF en cours de production…" in text(page)
-    assert f'hx-get="{url}"' in text(page) and 'hx-trigger="every 2s"' in text(page)
+    assert f'data-hx-get="{url}"' in text(page) and 'data-hx-trigger="every 2s"' in text(page)
     assert f'<a href="{url}">Rafraîchir</a>' in text(page)  # without JavaScript
 
     fragment = client.get(url, headers={"HX-Request": "true"})

@@ -66,7 +66,7 @@ def test_a_clients_export_read_back_is_the_database(client, office, seeded, djan
     assert len(callbacks) == 1  # the task, queued after commit
     page = client.get(f"/bureau/exports/{export.pk}/").content.decode()
     assert "Export en préparation" in page
-    assert 'hx-trigger="every 2s"' in page
+    assert 'data-hx-trigger="every 2s"' in page
 
     assert build_reversibility_export(export.pk) == ExportStatus.DONE
 

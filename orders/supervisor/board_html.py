@@ -34,7 +34,7 @@ def backlog_item(order: Order, *, picked: int | None, prefix: str) -> SafeString
     the form beside the list) or dragged by the whole item."""
     due = moments.moment(order.due_at) if order.due_at else ""
     critical = order.critical_level >= CRITICAL
-    address = order.asset.full_address if order.asset else ""
+    address = order.full_address
     facts = [format_html("{} · {}", order.contract.client.name, address or "Adresse non renseignée")]
     if due:
         facts.append(format_html(" · échéance <strong>{}</strong>", due))
@@ -96,7 +96,7 @@ def visit(block: Block) -> SafeString:
             block.when,
             item.description,
             order.service_code.code if order.service_code else "",
-            order.asset.full_address if order.asset else "",
+            order.full_address,
         )
         if part
     )

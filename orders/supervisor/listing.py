@@ -275,6 +275,9 @@ CSV_FIELDS = (
     "asset__address_complement",
     "asset__postcode",
     "asset__city",
+    "site_address",
+    "site_postcode",
+    "site_city",
     "occupant_name",
     "state",
     "technician__first_name",
@@ -298,16 +301,27 @@ def _amount(value: Decimal | None) -> str:
     return f"{(value or Decimal(0)).quantize(Decimal('0.01'))}".replace(".", ",")
 
 
+def _where(row: dict[str, Any]) -> tuple[str, str, str]:
+    """Street, postcode and city of the works, as `Order.full_address` reads them:
+    the asset's address, else the order's own (an operation that named no asset)."""
+    asset = [
+        row[name] or "" for name in ("asset__address", "asset__address_complement", "asset__postcode", "asset__city")
+    ]
+    if any(asset):
+        return ", ".join(filter(None, asset[:2])), asset[2], asset[3]
+    return row["site_address"], row["site_postcode"], row["site_city"]
+
+
 def _csv_row(row: dict[str, Any]) -> list[str]:
     technician = " ".join(filter(None, (row["technician__first_name"], row["technician__last_name"])))
-    address = ", ".join(filter(None, (row["asset__address"], row["asset__address_complement"])))
+    street, postcode, city = _where(row)
     text = (
         row["reference"],
         row["contract__client__name"],
         row["contract__reference"],
-        address,
-        row["asset__postcode"] or "",
-        row["asset__city"] or "",
+        street,
+        postcode,
+        city,
         row["occupant_name"],
         STATE_LABELS.get(row["state"], row["state"]),
         technician or row["technician__username"] or "",

@@ -285,7 +285,14 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def reasons(self, message: OutboxMessage) -> str:
         if not message.last_reasons:
             return "—"
-        items = format_html_join("", "<li>{}</li>", ((reason,) for reason in message.last_reasons))
+        items = format_html_join(
+            "",
+            "<li>{}{}</li>",
+            (
+                (reason, format_html("<br><small>{}</small>", hint) if hint else "")
+                for reason, hint in message.explained_reasons
+            ),
+        )
         return format_html("La plateforme a refusé :<ul>{}</ul>", items)
 
     @admin.display(description="données envoyées")

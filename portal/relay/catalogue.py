@@ -93,16 +93,16 @@ def street_address(location: Any) -> dict[str, str] | None:
 def asset_for(connection: Connection, contract: Contract, location: Any) -> Asset | None:
     """The client's asset named by an operation; a new one is read from the
     platform's estate, or made from the operation's location when the platform
-    cannot say more. The address belongs to the asset (the orders of one
-    dwelling share it): when the operation gives a street address, it is the
-    platform's latest word on where the work is, and the asset takes it, new
-    or known. The operation's complement (floor, door) is the order's access
-    notes (orders.inbound)."""
+    cannot say more. None when the operation names no asset: no reference is
+    made up (the platform would get it back in every log). The operation's
+    street address is the platform's latest word on where the work is: the
+    order services give it to the asset, or to an order without one
+    (`orders.services.place_works`, which records its change); the operation's
+    complement (floor, door) is the order's access notes (orders.inbound)."""
     location = location if isinstance(location, dict) else {}
     reference = str(location.get("assetReference") or "").strip()[:100]
     if not reference:
         return None
-    street = street_address(location)
     asset = Asset.objects.filter(client=contract.client, reference=reference).first()
     if asset is None and connection.kind == ConnectionKind.INTENT:  # a bus (Nexxio) has no estate to read
         try:
@@ -121,6 +121,4 @@ def asset_for(connection: Connection, contract: Contract, location: Any) -> Asse
             city=str(address.get("city") or ""),
             overwrite=False,
         )
-    if street is not None:
-        asset = services.set_asset_address(asset, **street)
     return asset

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import Client
-from portal.relay import crypto
+from portal.relay import crypto, hints
 
 
 class ConnectionKind(models.TextChoices):
@@ -250,6 +250,16 @@ class OutboxMessage(models.Model):
     @property
     def age(self) -> timedelta:
         return (self.delivered_at or timezone.now()) - self.created_at
+
+    @property
+    def explained_reasons(self) -> list[tuple[str, str]]:
+        """The platform's reasons, each with what to correct and where in French
+        ("" for a field the portal does not know): the pages and the email show both."""
+        element = {
+            MessageKind.QUOTATION_LOG: hints.Element.QUOTE,
+            MessageKind.DOCUMENT: hints.Element.DOCUMENT,
+        }.get(self.kind, hints.Element.ORDER)
+        return [(str(reason), hints.hint_for(str(reason), element)) for reason in self.last_reasons or []]
 
 
 class DeliveryAttempt(models.Model):

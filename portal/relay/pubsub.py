@@ -55,24 +55,28 @@ TOO_BIG = (
 
 SCOPES = ["https://www.googleapis.com/auth/pubsub"]
 
-# gRPC codes: worth retrying (the bus or the network), or the message's own fault.
-RETRY_ERRORS = (
-    google_errors.ServiceUnavailable,
-    google_errors.DeadlineExceeded,
-    google_errors.InternalServerError,
-    google_errors.Aborted,
-    google_errors.ResourceExhausted,
-    google_errors.Unknown,
-    google_errors.Cancelled,
-    google_errors.RetryError,
+# What a failed publish means, by its gRPC status. The statuses Google's own
+# publisher retries (the default retry of google.pubsub_v1's Publisher.publish)
+# are the bus's or the network's trouble: tried again, with the backoff. Every
+# other status (PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND, INVALID_ARGUMENT,
+# FAILED_PRECONDITION, UNIMPLEMENTED, ...) is the connection's or the message's
+# fault, which waiting does not mend: the error queue, where the office sees it.
+# What carries no status (no answer within the timeout, the client's own retries
+# given up, a paused ordering key, anything else) is tried again. `classify` is
+# the table; tests/test_nexxio.py checks it for every status.
+RETRY_CODES = frozenset(
+    {
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.UNKNOWN,
+    }
 )
-REJECT_ERRORS = (
-    google_errors.PermissionDenied,
-    google_errors.Unauthenticated,
-    google_errors.NotFound,
-    google_errors.InvalidArgument,
-    google_errors.FailedPrecondition,
-)
+PAUSED = "File de l'ordre en pause après un échec : reprise."
+NO_ANSWER = "Pas de réponse du bus Pub/Sub dans le délai (DEADLINE_EXCEEDED)."
 
 
 class ConfigurationError(ValueError):
@@ -248,9 +252,11 @@ def start(message: OutboxMessage) -> Pending:
         return Pending(message, done=Published(Outcome.RETRY, error.message))
     except ConfigurationError as error:
         return Pending(message, done=Published(Outcome.REJECTED, str(error)))
-    except publisher_errors.PublishToPausedOrderingKeyException:
+    except publisher_errors.MessageTooLargeError:  # the data fits, not with its attributes
+        return Pending(message, done=Published(Outcome.REJECTED, "Message de plus de 10 Mo : refusé par le bus."))
+    except publisher_errors.PublishToPausedOrderingKeyException as error:
         _resume(message)
-        return Pending(message, done=Published(Outcome.RETRY, "File de l'ordre en pause après un échec : reprise."))
+        return Pending(message, done=classify(error))
     return Pending(message, future=future)
 
 
@@ -261,25 +267,39 @@ def finish(pending: Pending) -> Published:
     message = pending.message
     try:
         bus_id = pending.future.result(timeout=message.connection.timeout_seconds * 2 + 1)
-    except futures.TimeoutError:
+    except Exception as error:
+        # The client pauses the ordering key after a failure: resumed, so that the
+        # retry (the same message, still first of its stream) can go. A publish
+        # that timed out here may still land: the retry carries the same messageId.
         _resume(message)
-        # The publish may still land: the retry carries the same messageId.
-        return Published(Outcome.RETRY, "Pas de réponse du bus Pub/Sub dans le délai (DEADLINE_EXCEEDED).")
-    except REJECT_ERRORS as error:
-        _resume(message)
-        return Published(Outcome.REJECTED, describe(error))
-    except RETRY_ERRORS as error:
-        _resume(message)
-        retry_after = 1.0 if isinstance(error, google_errors.ResourceExhausted) else None
-        return Published(Outcome.RETRY, describe(error), retry_after=retry_after)
-    except publisher_errors.PublishToPausedOrderingKeyException:
-        _resume(message)
-        return Published(Outcome.RETRY, "File de l'ordre en pause après un échec : reprise.")
-    except Exception as error:  # anything else from gRPC: not the message's fault, try again
-        _resume(message)
-        logger.warning("Unexpected Pub/Sub error for message %s", message.pk, exc_info=True)
-        return Published(Outcome.RETRY, f"Erreur du bus Pub/Sub : {error!r}"[:2000])
+        published = classify(error)
+        if published.outcome == Outcome.RETRY and not isinstance(error, KNOWN_TROUBLE):
+            logger.warning("Unexpected Pub/Sub error for message %s", message.pk, exc_info=True)
+        return published
     return Published(Outcome.DELIVERED, bus_id=str(bus_id))
+
+
+KNOWN_TROUBLE = (
+    google_errors.GoogleAPIError,
+    futures.TimeoutError,
+    publisher_errors.PublishToPausedOrderingKeyException,
+)
+
+
+def classify(error: BaseException) -> Published:
+    """What a failed publish means (see RETRY_CODES): retried, or refused for good."""
+    if isinstance(error, futures.TimeoutError):
+        return Published(Outcome.RETRY, NO_ANSWER)
+    if isinstance(error, publisher_errors.PublishToPausedOrderingKeyException):
+        return Published(Outcome.RETRY, PAUSED)
+    if isinstance(error, google_errors.GoogleAPICallError) and error.grpc_status_code is not None:
+        if error.grpc_status_code not in RETRY_CODES:
+            return Published(Outcome.REJECTED, describe(error))
+        retry_after = 1.0 if error.grpc_status_code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+        return Published(Outcome.RETRY, describe(error), retry_after=retry_after)
+    if isinstance(error, google_errors.GoogleAPIError):  # the client's retries given up, a transport error
+        return Published(Outcome.RETRY, describe(error))
+    return Published(Outcome.RETRY, f"Erreur du bus Pub/Sub : {error!r}"[:2000])
 
 
 def publish(message: OutboxMessage) -> Published:
@@ -287,8 +307,7 @@ def publish(message: OutboxMessage) -> Published:
 
 
 def _resume(message: OutboxMessage) -> None:
-    """After a failure the client pauses the ordering key: resume it, so that the
-    retry (the same message, still first of its stream) can go."""
+    """After a failure the client pauses the ordering key: resume it."""
     try:
         publisher_for(message.connection).resume_publish(topic_path(message.connection), ordering_key(message))
     except Exception:  # a client that cannot be made has no paused key
@@ -303,6 +322,7 @@ def describe(error: google_errors.GoogleAPIError) -> str:
         "NOT_FOUND": "le sujet n'existe pas",
         "INVALID_ARGUMENT": "message refusé par le bus (nom ou contenu invalide)",
         "FAILED_PRECONDITION": "le bus refuse le message dans son état actuel",
+        "UNIMPLEMENTED": "l'adresse ne répond pas comme un bus Pub/Sub",
         "UNAVAILABLE": "le bus Pub/Sub est injoignable",
         "DEADLINE_EXCEEDED": "pas de réponse du bus Pub/Sub dans le délai",
     }

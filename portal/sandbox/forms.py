@@ -4,6 +4,7 @@ import secrets
 
 from django import forms
 
+from portal.sandbox import bus
 from portal.sandbox.models import ApiClient, Asset, Behaviour, Contract, CriticalLevel, WebhookTarget, WorkType
 from portal.sandbox.services import RequestInput
 
@@ -37,6 +38,11 @@ class InterventionRequestForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        over_the_bus = bool(bus.emulator_host())
+        # Which platform the request goes through: the Nexxio client's contracts travel over the bus.
+        self.fields["contract"].label_from_instance = lambda contract: (  # type: ignore[attr-defined]
+            f"{contract} · Nexxio (bus Pub/Sub)" if over_the_bus and contract.via_bus else str(contract)
+        )
         self.fields["service_code"].choices = [
             (contract.reference, [(item["code"], f"{item['code']} – {item.get('label', '')}") for item in codes])
             for contract in Contract.objects.all()

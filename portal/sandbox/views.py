@@ -91,6 +91,7 @@ def operation_detail(request: HttpRequest, contract: str, reference: str) -> Htt
         "deliveries": operation.webhook_deliveries.order_by("-pk"),
         "rejected": RejectedLog.objects.filter(contract_reference=contract, reference=reference),
         "operation_url": api.operation_url(request, contract, reference),
+        "via_bus": bus.routes(contract),
     }
     return render(request, "sandbox/operation.html", context)
 

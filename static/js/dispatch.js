@@ -152,7 +152,18 @@
   var dragged = null;
 
   // The slot under the pointer (the ghost, the visits and the preview let the pointer through).
+  // The copy that follows the pointer (on the body, outside any list) is a
+  // picture of the order: inert (neither focused nor read), without ids.
+  function quiet() {
+    var ghost = document.querySelector("body > .sortable-fallback:not([inert])");
+    if (!ghost) return;
+    ghost.inert = true;
+    ghost.removeAttribute("id");
+    ghost.querySelectorAll("[id]").forEach(function (element) { element.removeAttribute("id"); });
+  }
+
   function track(event) {
+    quiet();
     var point = event.touches ? event.touches[0] : event;
     var under = document.elementFromPoint(point.clientX, point.clientY);
     var slot = under && under.closest(".board-row[data-technician] .board-slot");

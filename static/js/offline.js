@@ -50,7 +50,7 @@
 
   function csrfToken() {
     try {
-      return JSON.parse(body.getAttribute("hx-headers"))["X-CSRFToken"];
+      return JSON.parse(body.getAttribute("data-hx-headers"))["X-CSRFToken"];
     } catch (error) {
       return "";
     }
@@ -369,7 +369,7 @@
 
   function refreshToken() {
     return queue.signedIn().then(function (session) {
-      if (session) body.setAttribute("hx-headers", JSON.stringify({"X-CSRFToken": session.token}));
+      if (session) body.setAttribute("data-hx-headers", JSON.stringify({"X-CSRFToken": session.token}));
     });
   }
 

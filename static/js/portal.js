@@ -132,7 +132,7 @@
   // them from the address, so that the form says what the list shows.
   function followAddress() {
     var params = new URLSearchParams(window.location.search);
-    document.querySelectorAll("form[method=get][hx-push-url]").forEach(function (form) {
+    document.querySelectorAll("form[method=get][data-hx-push-url]").forEach(function (form) {
       Array.prototype.forEach.call(form.elements, function (field) {
         if (!field.name || field.type === "submit" || field.type === "button") return;
         var values = params.getAll(field.name);

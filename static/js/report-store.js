@@ -31,7 +31,7 @@
 
   function token() {
     try {
-      return JSON.parse(body.getAttribute("hx-headers"))["X-CSRFToken"];
+      return JSON.parse(body.getAttribute("data-hx-headers"))["X-CSRFToken"];
     } catch (error) {
       return "";
     }
@@ -39,7 +39,7 @@
 
   function renewToken() {
     return queue.signedIn().then(function (session) {
-      if (session) body.setAttribute("hx-headers", JSON.stringify({"X-CSRFToken": session.token}));
+      if (session) body.setAttribute("data-hx-headers", JSON.stringify({"X-CSRFToken": session.token}));
     });
   }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from portal.relay.models import Connection
+from tests.e2e.axe import AxeAudit
 from tests.e2e.helpers import phone_page
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,8 +42,29 @@ def screenshots() -> Path:
     return folder
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fails a browser test whose pages axe-core found violations on (see axe.py),
+    once its own body has passed."""
+    result = yield
+    audit: AxeAudit | None = getattr(item, "axe_audit", None)
+    if audit is not None:
+        audit.flush()
+        if audit.violations:
+            pytest.fail(audit.report(), pytrace=False)
+    return result
+
+
 @pytest.fixture
-def browser() -> Iterator:
+def axe_audit(request: pytest.FixtureRequest) -> AxeAudit:
+    """What axe-core finds on the pages of this test (every browser test has it)."""
+    audit = AxeAudit()
+    request.node.axe_audit = audit
+    return audit
+
+
+@pytest.fixture
+def browser(axe_audit: AxeAudit) -> Iterator:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium (see .ci/run).")
@@ -63,6 +85,7 @@ def browser() -> Iterator:
                 args=[*CHROMIUM_ARGS, "--lang=fr-FR"],
                 env={**os.environ, "LANG": "fr_FR.UTF-8", "LANGUAGE": "fr"},
             )
+            axe_audit.watch_browser(browser)
             yield browser
             browser.close()
 
