@@ -257,9 +257,11 @@ def test_an_older_progress_does_not_replace_a_newer_one_and_the_platform_never_g
     # Three seconds later, online, the supervisor sets 60 % (from the order's page).
     sign_in(desktop, base, supervisor, f"/commandes/{order.pk}/")
     desktop.locator("input[name=progress]").fill("60")
-    desktop.get_by_role("button", name="Enregistrer l'avancement").click()
+    # The server's answer awaited (the slider's output shows 60 % before it, and "networkidle" is the
+    # document's state, already reached): drain() must not run while the 60 % is still being saved.
+    with desktop.expect_response(lambda response: response.url.endswith("/avancement/")):
+        desktop.get_by_role("button", name="Enregistrer l'avancement").click()
     expect(desktop.locator("output.range-value")).to_have_text("60 %")
-    desktop.wait_for_load_state("networkidle")
     drain()  # the 60 % has left: a change dated before it can no longer merge into it
 
     back_online(phone, technician)
