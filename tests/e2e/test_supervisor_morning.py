@@ -91,9 +91,11 @@ def morning(platform, connection, contract, asset, service_code, technician, oth
     services.acknowledge_order(late, actor=technician, at=now - timedelta(days=5) + timedelta(hours=1))
     services.plan_order(late, actor=technician, appointment=today_at(7), at=now - timedelta(days=5, hours=-2))
 
-    visit = register("OPH57_MATIN_RDV", timedelta(hours=12), other_technician, description="Robinet qui goutte")
-    services.acknowledge_order(visit, actor=other_technician, at=now - timedelta(hours=11))
-    services.plan_order(visit, actor=other_technician, appointment=today_at(9), at=now - timedelta(hours=10))
+    # Planned the evening before its 9 o'clock appointment, whatever the hour now (an appointment is refused once past).
+    nine = today_at(9)
+    visit = register("OPH57_MATIN_RDV", now - (nine - timedelta(hours=14)), other_technician, description="Robinet qui goutte")
+    services.acknowledge_order(visit, actor=other_technician, at=nine - timedelta(hours=13))
+    services.plan_order(visit, actor=other_technician, appointment=nine, at=nine - timedelta(hours=12))
 
     soon = register("OPH57_MATIN_BIENTOT", timedelta(days=2), technician, description="Chasse d'eau")
     services.acknowledge_order(soon, actor=technician, at=now - timedelta(days=2) + timedelta(hours=1))
