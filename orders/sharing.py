@@ -66,20 +66,23 @@ def event_snapshot(event: OrderEvent) -> mapping.EventSnapshot:
     return mapping.EventSnapshot(kind=event.kind, label=event.label, at=event.at, data=event.data)
 
 
-def previous_code(order: Order, before_sequence: int | None = None) -> mapping.StatusEvent | None:
-    """The status/event pair of the order's last intervention log."""
-    payload = outbox.last_payload(order.pk, MessageKind.INTERVENTION_LOG, before_sequence=before_sequence)
-    if not payload:
-        return None
-    return (payload.get("status", ""), payload.get("event", ""))
-
-
-def build_log(order: Order, event: OrderEvent, *, logged_at: datetime, before_sequence: int | None = None) -> dict:
+def build_log(
+    order: Order,
+    event: OrderEvent,
+    *,
+    logged_at: datetime,
+    before_sequence: int | None = None,
+    history: outbox.History | None = None,
+) -> dict:
+    """The intervention log telling `event`, after the order's logs (those before
+    `before_sequence`): `history` when the caller has read them already."""
+    if history is None:
+        history = outbox.history(order.pk, MessageKind.INTERVENTION_LOG)
     return mapping.intervention_log(
         snapshot(order),
         event_snapshot(event),
         logged_at=logged_at,
-        previous=previous_code(order, before_sequence),
+        previous=history.previous_code(before_sequence=before_sequence),
     )
 
 
@@ -95,22 +98,22 @@ def share_event(order: Order, event: OrderEvent) -> OutboxMessage | None:
     connection = outbox.connection_for_client(order.contract.client_id)
     if connection is None:
         return None
-    log = build_log(order, event, logged_at=event.recorded_at)
+    history = outbox.history(order.pk, MessageKind.INTERVENTION_LOG)
+    log = build_log(order, event, logged_at=event.recorded_at, history=history)
     if not mapping.sent_by_contractor(log):
         return None
     if event.kind == "acknowledge":
         log["description"] = mapping.LABEL_SEPARATOR.join([log["description"], *said_before(order, event)])
     # Received late (offline), a change is not dated before what the platform already has (docs/platform.md).
-    floor = mapping.event_date_floor(outbox.codes_and_dates(order.pk, MessageKind.INTERVENTION_LOG))
+    floor = mapping.event_date_floor(history.codes_and_dates())
     log = mapping.not_before(log, event.kind, floor)
-    same = same_key(order, log)
+    same = history.with_key(log["status"], log["event"], log["eventDate"])
     if same:
         merged = merge_into_unsent(order, same[-1], log)
         if merged is not None:
             return merged
         # Already on its way: this change is carried by the next free second.
-        taken = outbox.event_dates_with_code(order.pk, MessageKind.INTERVENTION_LOG, log["status"], log["event"])
-        log = mapping.at_a_free_second(log, taken)
+        log = mapping.at_a_free_second(log, history.event_dates_with_code(log["status"], log["event"]))
     return outbox.record(
         connection,
         order_id=order.pk,
@@ -129,20 +132,12 @@ def said_before(order: Order, acknowledgement: OrderEvent) -> list[str]:
     return list(events.values_list("label", flat=True))
 
 
-def same_key(order: Order, log: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """The order's logs already recorded with the (status, event, eventDate) of `log`."""
-    return outbox.payloads_with_key(
-        order.pk, MessageKind.INTERVENTION_LOG, log["status"], log["event"], log["eventDate"]
-    )
-
-
-def merge_into_unsent(order: Order, earlier: tuple[int, dict[str, Any]], log: dict[str, Any]) -> OutboxMessage | None:
-    """Merge `log` into the earlier one with its (status, event, eventDate) while
-    that one is the order's last message and no worker has taken it."""
-    message_id, payload = earlier
+def merge_into_unsent(order: Order, message_id: int, log: dict[str, Any]) -> OutboxMessage | None:
+    """Merge `log` into the earlier message with its (status, event, eventDate)
+    while that one is the order's last message and no worker has taken it."""
     if outbox.last_message_id(order.pk) != message_id:
         return None
-    if not outbox.amend_unsent(message_id, mapping.merged_log(payload, log)):
+    if not outbox.amend_unsent(message_id, mapping.merged_log(outbox.payload_of(message_id), log)):
         return None
     return OutboxMessage.objects.get(pk=message_id)
 

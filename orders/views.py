@@ -186,6 +186,10 @@ def _order_context(order: Order, *, notice: str = "", refused: Submission | None
         "can_mark_lines": Action.MARK_LINE in order.allowed_actions,
         "lines": lines,
         "lines_done": sum(line.done for line in lines),
+        # What « Terminer les travaux » asks is worked out again by the phone (static/js/offline.js)
+        # from the lines and the report waiting in its queue: these are its parts.
+        "has_report": order.reports.exists(),
+        "finish_question": actions.ACTIONS[Action.FINISH].confirm,
         "progress_form": (
             actions.technician_form(progress, initial={"progress": order.progress})
             if Action.SET_PROGRESS in order.allowed_actions and not (refused and refused.key == progress.name)

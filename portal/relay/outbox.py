@@ -14,6 +14,7 @@ Django starts (`AppConfig.ready`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -106,56 +107,68 @@ def record(
     return message
 
 
-def last_payload(order_id: int, kind: MessageKind, *, before_sequence: int | None = None) -> dict[str, Any] | None:
-    """The payload of the order's last message of `kind` (before `before_sequence`)."""
-    messages = OutboxMessage.objects.filter(order_id=order_id, kind=kind)
-    if before_sequence is not None:
-        messages = messages.filter(sequence__lt=before_sequence)
-    return messages.order_by("-sequence").values_list("payload", flat=True).first()
+@dataclass(frozen=True)
+class Logged:
+    """One message of an order's history, as a change's payload is built from it."""
+
+    pk: int
+    sequence: int
+    cancelled: bool
+    status: str
+    event: str
+    event_date: str
 
 
-def payloads_with_key(
-    order_id: int, kind: MessageKind, status: str, event: str, event_date: str
-) -> list[tuple[int, dict[str, Any]]]:
-    """(id, payload) of the order's messages of `kind` with this status, event and
-    eventDate (as written), abandoned ones aside (they never reached the
-    platform), in sequence order."""
-    return list(
-        OutboxMessage.objects.filter(
-            order_id=order_id,
-            kind=kind,
-            payload__status=status,
-            payload__event=event,
-            payload__eventDate=event_date,
-        )
-        .exclude(status=MessageStatus.CANCELLED)
-        .order_by("sequence")
-        .values_list("pk", "payload")
-    )
+@dataclass(frozen=True)
+class History:
+    """An order's messages of one kind, in sequence order, read once per change:
+    what `share_event` asks of them (the last code, the eventDates that are
+    taken, those of the same key) is worked out here rather than asked of the
+    database three times (an order has tens of messages, not thousands)."""
+
+    logged: tuple[Logged, ...]
+
+    def previous_code(self, *, before_sequence: int | None = None) -> tuple[str, str] | None:
+        """The (status, event) of the last message (before `before_sequence`), abandoned ones included."""
+        earlier = [item for item in self.logged if before_sequence is None or item.sequence < before_sequence]
+        return (earlier[-1].status, earlier[-1].event) if earlier else None
+
+    def live(self) -> list[Logged]:
+        """Those that may have reached the platform (abandoned ones aside)."""
+        return [item for item in self.logged if not item.cancelled]
+
+    def codes_and_dates(self) -> list[tuple[str, str, str]]:
+        return [(item.status, item.event, item.event_date) for item in self.live()]
+
+    def with_key(self, status: str, event: str, event_date: str) -> list[int]:
+        """The ids of those with this (status, event, eventDate), in sequence order."""
+        return [
+            item.pk for item in self.live() if (item.status, item.event, item.event_date) == (status, event, event_date)
+        ]
+
+    def event_dates_with_code(self, status: str, event: str) -> list[str]:
+        return [
+            item.event_date for item in self.live() if (item.status, item.event) == (status, event) and item.event_date
+        ]
 
 
-def event_dates_with_code(order_id: int, kind: MessageKind, status: str, event: str) -> list[str]:
-    """The eventDate of the order's messages of `kind` with this status and event
-    (abandoned ones aside)."""
-    return [
-        str(value)
-        for value in OutboxMessage.objects.filter(
-            order_id=order_id, kind=kind, payload__status=status, payload__event=event
-        )
-        .exclude(status=MessageStatus.CANCELLED)
-        .values_list("payload__eventDate", flat=True)
-        if value
-    ]
-
-
-def codes_and_dates(order_id: int, kind: MessageKind) -> list[tuple[str, str, str]]:
-    """(status, event, eventDate) of the order's messages of `kind`, abandoned ones aside."""
+def history(order_id: int, kind: MessageKind) -> History:
+    """The order's messages of `kind`, in one query (see `History`)."""
     rows = (
         OutboxMessage.objects.filter(order_id=order_id, kind=kind)
-        .exclude(status=MessageStatus.CANCELLED)
-        .values_list("payload__status", "payload__event", "payload__eventDate")
+        .order_by("sequence")
+        .values_list("pk", "sequence", "status", "payload__status", "payload__event", "payload__eventDate")
     )
-    return [(str(status or ""), str(event or ""), str(date or "")) for status, event, date in rows]
+    return History(
+        tuple(
+            Logged(pk, sequence, status == MessageStatus.CANCELLED, str(code or ""), str(event or ""), str(date or ""))
+            for pk, sequence, status, code, event, date in rows
+        )
+    )
+
+
+def payload_of(message_id: int) -> dict[str, Any]:
+    return OutboxMessage.objects.values_list("payload", flat=True).get(pk=message_id)
 
 
 def last_message_id(order_id: int) -> int | None:

@@ -212,6 +212,33 @@
     if (!count || !toggles.length) return;
     var done = Array.prototype.filter.call(toggles, function (toggle) { return toggle.getAttribute("aria-pressed") === "true"; }).length;
     count.textContent = done + " / " + toggles.length + " réalisée" + (done > 1 ? "s" : "");
+    askBeforeFinishing();
+  }
+
+  // A report for this order waiting in the queue (written offline): it will be sent before the end of the works.
+  var reportWaiting = false;
+
+  // What « Terminer les travaux » asks, from the order as it will be once the queue is sent: the lines
+  // ticked offline count as done, a report waiting counts as written (the server's wording, orders/actions.py).
+  function askBeforeFinishing() {
+    var lines = Array.prototype.slice.call(document.querySelectorAll("[data-line]"));
+    var left = lines.filter(function (line) {
+      return (line.getAttribute("aria-pressed") || line.getAttribute("data-done")) !== "true";
+    });
+    var missing = [];
+    if (left.length) {
+      missing.push(left.length + " ligne" + (left.length > 1 ? "s" : "") + " sur " + lines.length + " " +
+        (left.length === 1 ? "n'est pas réalisée" : "ne sont pas réalisées") + " (" +
+        left.map(function (line) { return line.getAttribute("data-line"); }).join(", ") + ")");
+    }
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-finish]"), function (form) {
+      var question = form.getAttribute("data-finish-question");
+      var gaps = missing.slice();
+      if (form.getAttribute("data-finish") !== "report" && !reportWaiting) gaps.push("aucun rapport d'intervention n'est saisi");
+      form.setAttribute("data-confirm", gaps.length
+        ? "Attention : " + gaps.join(" et ") + ". Terminer quand même les travaux ? " + question.replace(/^Terminer les travaux \? /, "")
+        : question);
+    });
   }
 
   // The changes waiting for this order, on its page shown again (from the copy
@@ -219,6 +246,8 @@
   // of the history, marked « en attente d'envoi ».
   function showPending(entries) {
     var here = entries.filter(function (entry) { return entry.page === window.location.pathname; });
+    reportWaiting = here.some(function (entry) { return entry.kind === "report"; });
+    askBeforeFinishing();
     if (!here.length) return;
     var forms = document.querySelectorAll("form[data-offline]");
     here.forEach(function (entry) {

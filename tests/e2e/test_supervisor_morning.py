@@ -91,11 +91,13 @@ def morning(platform, connection, contract, asset, service_code, technician, oth
     services.acknowledge_order(late, actor=technician, at=now - timedelta(days=5) + timedelta(hours=1))
     services.plan_order(late, actor=technician, appointment=today_at(7), at=now - timedelta(days=5, hours=-2))
 
-    # Planned the evening before its 9 o'clock appointment, whatever the hour now (an appointment is refused once past).
+    # Registered, acknowledged and planned before its 9 o'clock appointment (one in the past is refused), and
+    # recently enough that its 72 hours end more than 48 hours from now, whatever the hour.
     nine = today_at(9)
-    visit = register("OPH57_MATIN_RDV", now - (nine - timedelta(hours=14)), other_technician, description="Robinet qui goutte")
-    services.acknowledge_order(visit, actor=other_technician, at=nine - timedelta(hours=13))
-    services.plan_order(visit, actor=other_technician, appointment=nine, at=nine - timedelta(hours=12))
+    registered = min(now - timedelta(hours=12), nine - timedelta(hours=3))
+    visit = register("OPH57_MATIN_RDV", now - registered, other_technician, description="Robinet qui goutte")
+    services.acknowledge_order(visit, actor=other_technician, at=registered + timedelta(hours=1))
+    services.plan_order(visit, actor=other_technician, appointment=nine, at=registered + timedelta(hours=2))
 
     soon = register("OPH57_MATIN_BIENTOT", timedelta(days=2), technician, description="Chasse d'eau")
     services.acknowledge_order(soon, actor=technician, at=now - timedelta(days=2) + timedelta(hours=1))
