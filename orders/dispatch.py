@@ -36,7 +36,7 @@ def not_movable(order: Order) -> str:
     if order.state in MOVABLE_STATES:
         return ""
     return (
-        f"elle est à l'état « {STATE_LABELS[State(order.state)]} » : "
+        f"Elle est à l'état « {STATE_LABELS[State(order.state)]} » : "
         "une intervention commencée ou terminée ne se déplace plus."
     )
 

@@ -96,7 +96,8 @@ def visit(block: Block) -> SafeString:
     movable = EMPTY
     if block.movable:
         due = moments.moment(order.due_at) if order.due_at else ""
-        movable = format_html(" data-movable{}{}", _due(order, due), _replan(order, appointment=False))
+        # draggable="false": the script's drag (SortableJS), not the browser's drag of a link.
+        movable = format_html(' data-movable draggable="false"{}{}', _due(order, due), _replan(order, appointment=False))
     classes = f"board-visit q-from-{block.first} q-span-{block.span}"
     notes = []
     if item.conflicts:
