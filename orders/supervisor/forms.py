@@ -511,7 +511,7 @@ class DispatchForm(forms.Form):
         label="Motif du report",
         required=False,
         max_length=200,
-        help_text="Pour déplacer un rendez-vous : transmis au client.",
+        help_text="Demandé pour déplacer un rendez-vous, et transmis au client.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
