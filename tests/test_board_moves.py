@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime, timedelta
-from http import HTTPStatus
 from html import unescape
+from http import HTTPStatus
 
 import pytest
 import time_machine
@@ -303,7 +303,15 @@ def test_the_plain_form_moves_a_visit_then_goes_back_to_the_board(
 
 
 def test_a_move_reads_a_bounded_number_of_queries(
-    client, supervisor, technician, other_technician, visits, contract, asset, service_code, django_assert_max_num_queries
+    client,
+    supervisor,
+    technician,
+    other_technician,
+    visits,
+    contract,
+    asset,
+    service_code,
+    django_assert_max_num_queries,
 ):
     """However many visits the two rows hold (they are read in one query)."""
     for hour in (16, 17):

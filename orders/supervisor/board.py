@@ -314,7 +314,10 @@ def check_slot(
     return Check(warnings, technician is not None)
 
 
-NOTHING_PICKED = "Choisissez la commande à planifier dans la liste. Pour déplacer une visite, choisissez-la dans « Visite à déplacer »."
+NOTHING_PICKED = (
+    "Choisissez la commande à planifier dans la liste. "
+    "Pour déplacer une visite, choisissez-la dans « Ou une visite à déplacer »."
+)
 
 
 def _picked(request: HttpRequest, data: QueryDict) -> tuple[Order | None, str]:

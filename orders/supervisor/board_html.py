@@ -97,7 +97,9 @@ def visit(block: Block) -> SafeString:
     if block.movable:
         due = moments.moment(order.due_at) if order.due_at else ""
         # draggable="false": the script's drag (SortableJS), not the browser's drag of a link.
-        movable = format_html(' data-movable draggable="false"{}{}', _due(order, due), _replan(order, appointment=False))
+        movable = format_html(
+            ' data-movable draggable="false"{}{}', _due(order, due), _replan(order, appointment=False)
+        )
     classes = f"board-visit q-from-{block.first} q-span-{block.span}"
     notes = []
     if item.conflicts:

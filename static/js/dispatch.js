@@ -284,7 +284,7 @@
 
   function ask(order, result) {
     if (!dialog || !dialog.showModal) {
-      say("is-error", "Rien n'a été enregistré : choisissez la visite dans « Visite à déplacer » et indiquez le motif.");
+      say("is-error", "Rien n'a été enregistré : choisissez la visite dans « Ou une visite à déplacer » et indiquez le motif.");
       return;
     }
     asked = { order: order, result: result };

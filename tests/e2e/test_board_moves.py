@@ -62,7 +62,9 @@ def test_a_visit_is_dragged_to_another_technician_with_the_reason_of_the_report(
     moved = day["moved"]
 
     # Over Lucie's 14:30: the hour would run into her 15:00 visit, said before letting go.
-    drag_from(page, karim.locator(".board-visit", has_text="A-DEPLACER"), lucie.locator(".board-slot[data-time='14:30']"))
+    drag_from(
+        page, karim.locator(".board-visit", has_text="A-DEPLACER"), lucie.locator(".board-slot[data-time='14:30']")
+    )
     expect(status).to_contain_text("Chevauche LUCIE-15H (rendez-vous")
     expect(status).to_contain_text("de Lucie Moreau.")
     expect(lucie.locator(".board-preview.is-conflict")).to_contain_text("14 h 30 – 15 h 30 A-DEPLACER")
@@ -129,7 +131,9 @@ def test_a_visit_is_moved_by_keyboard_with_the_form(live_server, day, technician
     with checked(page):
         backlog.get_by_label("Rendez-vous").fill(f"{day['tomorrow']:%Y-%m-%d}T11:30")
         backlog.get_by_label("Rendez-vous").dispatch_event("change")
-    expect(backlog.locator("#dispatch-check")).to_contain_text("Ce rendez-vous est déplacé : indiquez le motif du report.")
+    expect(backlog.locator("#dispatch-check")).to_contain_text(
+        "Ce rendez-vous est déplacé : indiquez le motif du report."
+    )
     expect(backlog.locator("#dispatch-check")).to_contain_text("Aucun conflit")
     # Sent without the reason: refused, said in French; with it, saved.
     backlog.get_by_role("button", name="Planifier").press("Enter")
