@@ -93,7 +93,9 @@ def morning(platform, connection, contract, asset, service_code, technician, oth
 
     # Planned the evening before its 9 o'clock appointment, whatever the hour now (an appointment is refused once past).
     nine = today_at(9)
-    visit = register("OPH57_MATIN_RDV", now - (nine - timedelta(hours=14)), other_technician, description="Robinet qui goutte")
+    visit = register(
+        "OPH57_MATIN_RDV", now - (nine - timedelta(hours=14)), other_technician, description="Robinet qui goutte"
+    )
     services.acknowledge_order(visit, actor=other_technician, at=nine - timedelta(hours=13))
     services.plan_order(visit, actor=other_technician, appointment=nine, at=nine - timedelta(hours=12))
 
