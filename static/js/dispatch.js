@@ -261,7 +261,7 @@
       document.querySelectorAll("input[name=commande]:checked").forEach(function (radio) { radio.checked = false; });
       chooseVisit(order);
     } else {
-      order.radio.checked = true;
+      if (order.radio) order.radio.checked = true;
       field.visite.value = "";
     }
     field.technician.value = result.row.getAttribute("data-technician");
