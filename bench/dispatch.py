@@ -8,7 +8,11 @@ the day shown, and a backlog of 200 orders to plan.
    status line, the technician's row drawn again and the order out of the
    backlog (POST .../planifier/, checked again, saved, confirmed) (goal: p95
    <= 100 ms). The warnings shown while dragging are computed in the browser.
-3. The check the form beside the backlog asks as it is filled in (keyboard,
+3. A move: the htmx POST a visit of the board dragged to another technician
+   and time sends, with the reason of the report (checked again, reassigned,
+   replanned), answered with the row it left and the row it went to drawn
+   again (same goal as a drop).
+4. The check the form beside the backlog asks as it is filled in (keyboard,
    GET .../verifier/), for comparison (same goal).
 
 The requests go through the whole Django stack in-process (middleware,
@@ -81,6 +85,7 @@ def build(chance: random.Random):  # noqa: ANN201 (the portal's objects, importe
     day = timezone.localdate() + timedelta(days=1)
     opening = timezone.make_aware(datetime.combine(day, clock_time(8)))
     number = 0
+    visits = []
     for technician in technicians:
         for visit in range(VISITS_EACH):
             number += 1
@@ -93,6 +98,7 @@ def build(chance: random.Random):  # noqa: ANN201 (the portal's objects, importe
             )
             when = opening + timedelta(minutes=visit * 120 + chance.choice((0, 15, 30)))
             factories.bring_to(order, State.PLANNED, technician, at=timezone.now(), appointment=when)
+            visits.append(order)
     backlog = []
     for index in range(BACKLOG):
         order = factories.register_order(
@@ -104,7 +110,7 @@ def build(chance: random.Random):  # noqa: ANN201 (the portal's objects, importe
         )
         backlog.append(order)
     Order.objects.filter(pk__in=[order.pk for order in backlog]).update(technician=None)
-    return supervisor, technicians, backlog, day
+    return supervisor, technicians, backlog, visits, day
 
 
 CPU_TIMES: dict[int, float] = {}
@@ -159,7 +165,7 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         chance = random.Random(16)
         with transaction.atomic():
-            supervisor, technicians, backlog, day = build(chance)
+            supervisor, technicians, backlog, visits, day = build(chance)
             connection.run_on_commit.clear()  # no worker: nothing to relay here
         if not why_not:
             with connection.cursor() as cursor:
@@ -167,8 +173,8 @@ def main() -> None:
 
         browser = Client(HTTP_HOST="127.0.0.1")
         browser.force_login(supervisor)
-        page_timings, check_timings, drop_timings = [], [], []
-        sizes = {"page": 0, "drop": 0}
+        page_timings, check_timings, drop_timings, move_timings = [], [], [], []
+        sizes = {"page": 0, "drop": 0, "move": 0}
         slots = [f"{hour:02d}:{minute:02d}" for hour in range(7, 19) for minute in (0, 30)]
 
         def page() -> None:
@@ -195,12 +201,30 @@ def main() -> None:
                     "appointment": when,
                     "visit_minutes": "60",
                     "force": "on",  # confirmed in the browser when it overlaps
+                    "reason": "Banc d'essai",  # asked in the browser when it moves a planned order
                     "jour": day.isoformat(),
                 },
                 HTTP_HX_REQUEST="true",
             )
             assert response.status_code == 200 and b"board-status is-ok" in response.content, response.content[:300]
             sizes["drop"] = len(response.content)
+
+        def move(order, technician, when: str) -> None:
+            response = browser.post(
+                "/pilotage/repartition/planifier/",
+                {
+                    "visite": order.pk,
+                    "technician": technician.pk,
+                    "appointment": when,
+                    "visit_minutes": "60",
+                    "force": "on",
+                    "reason": "Technicien absent",  # typed in the dialog after the drop
+                    "jour": day.isoformat(),
+                },
+                HTTP_HX_REQUEST="true",
+            )
+            assert response.status_code == 200 and b"board-status is-ok" in response.content, response.content[:300]
+            sizes["move"] = len(response.content)
 
         timed(page)  # warm up
         for _ in range(options.requests):
@@ -214,16 +238,23 @@ def main() -> None:
             order, technician = backlog[number % len(backlog)], chance.choice(technicians)
             when = f"{day:%Y-%m-%d}T{chance.choice(slots)}"
             drop_timings.append(timed(lambda: drop(order, technician, when)))  # noqa: B023 (called at once)
+        # Each move takes one of the day's visits to another technician and time.
+        for number in range(options.requests):
+            order, technician = visits[number % len(visits)], chance.choice(technicians)
+            when = f"{day:%Y-%m-%d}T{chance.choice(slots)}"
+            move_timings.append(timed(lambda: move(order, technician, when)))  # noqa: B023 (called at once)
 
     load, cpus = os.getloadavg()[0], os.cpu_count() or 1
     busy = " (busy: the CPU times say more than the wall times)" if load > cpus else ""
     print(f"load average at the end: {load:.1f} on {cpus} CPUs{busy}")
     print(
         f"board: {sizes['page'] / 1024:.0f} KB, {TECHNICIANS} technicians, {TECHNICIANS * VISITS_EACH} visits "
-        f"that day, {BACKLOG} orders to plan; a drop's answer {sizes['drop'] / 1024:.1f} KB"
+        f"that day, {BACKLOG} orders to plan; a drop's answer {sizes['drop'] / 1024:.1f} KB, "
+        f"a move's {sizes['move'] / 1024:.1f} KB"
     )
     print(summary("board with its backlog (GET)", page_timings, PAGE_GOAL))
     print(summary("drop (htmx POST: checked, saved, row drawn again)", drop_timings, DROP_GOAL))
+    print(summary("move of a visit (htmx POST: checked, saved, both rows drawn again)", move_timings, DROP_GOAL))
     print(summary("check of the form (htmx GET)", check_timings, CHECK_GOAL))
 
 

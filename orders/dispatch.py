@@ -12,7 +12,7 @@ from django.utils import timezone
 from orders import services, tasks
 from orders.durations import duration
 from orders.models import DEFAULT_VISIT, Order, OrderEvent, OrderSeen
-from orders.states import Action, State
+from orders.states import STATE_LABELS, Action, State
 from portal.errors import Refused
 from portal.models import User
 
@@ -24,6 +24,34 @@ def _same_minute(first: datetime | None, second: datetime | None) -> bool:
     if first is None or second is None:
         return first is second
     return first.replace(second=0, microsecond=0) == second.replace(second=0, microsecond=0)
+
+
+# What the planning may still move: works not begun (an order to acknowledge is
+# acknowledged on the way). Begun, finished or ended, it stays where it is.
+MOVABLE_STATES = frozenset({State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED, State.PLANNED, State.SUSPENDED})
+
+
+def not_movable(order: Order) -> str:
+    """Why `order` cannot be given another time (French), or "" when it can."""
+    if order.state in MOVABLE_STATES:
+        return ""
+    return (
+        f"Elle est à l'état « {STATE_LABELS[State(order.state)]} » : "
+        "une intervention commencée ou terminée ne se déplace plus."
+    )
+
+
+# Planned in these states, an order gets its first date; in the others, a date
+# moves the one it had (`services.plan_order` records a replanning, « reporté »).
+FIRST_PLAN_STATES = frozenset({State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED})
+
+
+def is_replanning(order: Order, appointment: datetime) -> bool:
+    """Whether giving `order` this appointment moves the date it had: the
+    reason is then asked, and relayed to the platform with the new date."""
+    if order.state in FIRST_PLAN_STATES:
+        return False
+    return not (_same_minute(order.appointment_at, appointment) and order.planned_start is None)
 
 
 @transaction.atomic

@@ -54,7 +54,8 @@ def backlog(contract, asset, service_code, technician):
 
 
 def backlog_section(html: str) -> str:
-    return html[html.index('id="a-planifier"') : html.index('id="tableau"')]
+    """The backlog's list, less the form under it (whose « Visite à déplacer » lists the board's visits)."""
+    return html[html.index('id="a-planifier"') : html.index('id="dispatch-form"')]
 
 
 def listed(html: str) -> list[str]:

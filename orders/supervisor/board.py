@@ -15,6 +15,14 @@ and without JavaScript (a plain POST, then back to the board). The server
 checks again when saving (`check_slot`, the same rules): a conflict or a due
 date passed is saved only when the dispatcher confirmed it (`force`).
 
+A visit already on the board (an appointment not begun) is moved the same way:
+dragged to another time or another technician's row (or, by keyboard and
+without JavaScript, chosen in the form's « Visite à déplacer »). Moving an
+appointment is a reschedule: the reason is asked before saving (a dialog after
+the drop, a field of the form), refused when empty, and relayed to the
+platform in the log's description (`dispatch.reschedule_order`'s `reason`, as
+every reschedule). The answer draws again the row it left and the row it went to.
+
 The page reads the technicians, the day's visits, the backlog and its
 filters' choices in a constant number of queries, whatever their numbers.
 """
@@ -138,6 +146,12 @@ class Block:
         return _milliseconds(self.item.end)
 
     @property
+    def movable(self) -> bool:
+        """It can be dragged elsewhere: an appointment whose works have not begun
+        (a period of works is moved from the week's planning or its page)."""
+        return self.item.is_appointment and not dispatch.not_movable(self.item.order)
+
+    @property
     def html(self) -> SafeString:
         return board_html.visit(self)
 
@@ -203,12 +217,13 @@ def _technicians() -> list[User]:
     return list(User.objects.filter(role=Role.TECHNICIAN, is_active=True).order_by("last_name", "first_name", "pk"))
 
 
-def technician_row(user: User, technician: User, day: date) -> BoardRow:
-    """One technician's row, drawn again after a drop."""
+def technician_rows(user: User, technicians: list[User], day: date) -> list[BoardRow]:
+    """Some technicians' rows, drawn again after a drop (one query)."""
+    if not technicians:
+        return []
     start, end = _midnight(day), _midnight(day + timedelta(days=1))
-    orders = list(orders_between(user, start, end).filter(technician=technician))
-    rows = board_rows(orders, [technician], day)
-    return rows[0]
+    orders = list(orders_between(user, start, end).filter(technician__in=technicians))
+    return board_rows(orders, technicians, day)
 
 
 # --- The backlog -----------------------------------------------------------------
@@ -260,6 +275,7 @@ def backlog_filter_form(user: User, data: QueryDict | None) -> BacklogFilterForm
 class Check:
     warnings: list[str]
     checked: bool  # a technician and a time were given
+    reason_asked: bool = False  # it moves an appointment: the reason of the report is needed
 
 
 def check_slot(
@@ -298,13 +314,23 @@ def check_slot(
     return Check(warnings, technician is not None)
 
 
-def _picked(request: HttpRequest, data: QueryDict) -> Order | None:
-    """The backlog order chosen (`commande`), if the person may see it."""
-    value = str(data.get("commande", "")).strip()
-    if not value.isdigit():
-        return None
+NOTHING_PICKED = (
+    "Choisissez la commande à planifier dans la liste. "
+    "Pour déplacer une visite, choisissez-la dans « Ou une visite à déplacer »."
+)
+
+
+def _picked(request: HttpRequest, data: QueryDict) -> tuple[Order | None, str]:
+    """The order chosen, a backlog order (`commande`) or a visit of the board
+    (`visite`), if the person may see it; else why none was."""
+    given = [value for value in (str(data.get(name, "")).strip() for name in ("commande", "visite")) if value]
+    if len(given) > 1:
+        return None, "Choisissez soit une commande à planifier, soit une visite à déplacer, pas les deux."
+    if not given or not given[0].isdigit():
+        return None, NOTHING_PICKED
     orders = Order.objects.visible_to(request.user).select_related("service_code", "technician")
-    return orders.filter(pk=int(value)).first()
+    order = orders.filter(pk=int(given[0])).first()
+    return order, "" if order is not None else NOTHING_PICKED
 
 
 # --- The views -------------------------------------------------------------------
@@ -328,10 +354,12 @@ def _board_context(request: HttpRequest, day: date, *, picked: int | None = None
     start, end = _midnight(day), _midnight(day + timedelta(days=1))
     today = timezone.localdate()
     monday = day - timedelta(days=day.weekday())
+    rows = board_rows(list(orders_between(request.user, start, end)), _technicians(), day)
     return {
         "day": day,
         "today": today,
-        "rows": board_rows(list(orders_between(request.user, start, end)), _technicians(), day),
+        "rows": rows,
+        "visit_options": board_html.visit_options(rows, picked=picked),
         "slots": SLOTS,
         "hours": range(OPENING_HOUR, CLOSING_HOUR),
         "opening_ms": _milliseconds(_at(day, OPENING_HOUR)),
@@ -373,7 +401,7 @@ def dispatch_board(request: HttpRequest) -> HttpResponse:
 @role_required(Role.SUPERVISOR, Role.OFFICE)
 def dispatch_check(request: HttpRequest) -> HttpResponse:
     """htmx: the warnings of the form beside the backlog, as it is filled in."""
-    order = _picked(request, request.GET)
+    order, _ = _picked(request, request.GET)
     form = DispatchForm(request.GET)
     form.is_valid()
     data = form.cleaned_data
@@ -382,10 +410,15 @@ def dispatch_check(request: HttpRequest) -> HttpResponse:
         if order is None
         else check_slot(order, data.get("technician"), data.get("appointment"), data.get("visit_minutes"))
     )
+    if order is not None and data.get("appointment") and dispatch.is_replanning(order, data["appointment"]):
+        result = Check(result.warnings, result.checked, reason_asked=True)
     return render(request, "orders/_dispatch_check.html", {"check": result, "order": order})
 
 
 CONFIRM = "Cochez « Planifier malgré les alertes » pour confirmer."
+
+
+REASON_NEEDED = "Indiquez le motif du report : il est transmis au client avec le nouveau rendez-vous."
 
 
 @dataclass
@@ -396,44 +429,79 @@ class Outcome:
     order: Order | None = None
     technician: User | None = None
     appointment: datetime | None = None
+    left: tuple[User, datetime, datetime] | None = None  # the technician and visit it was moved from
+    from_backlog: bool = False
 
 
-def _dispatch(request: HttpRequest, order: Order | None, form: DispatchForm) -> Outcome:
+def _dispatch(request: HttpRequest, order: Order | None, problem: str, form: DispatchForm) -> Outcome:
     """Check again, then save unless something is wrong that was not confirmed."""
     if order is None:
-        return Outcome(False, "Choisissez la commande à planifier dans la liste.")
+        return Outcome(False, problem)
+    if why := dispatch.not_movable(order):
+        return Outcome(False, f"Commande {order.reference} : rien n'a été modifié. {why}", order=order)
     if not form.is_valid():
         errors = " ".join(str(error) for errors in form.errors.values() for error in errors)
         return Outcome(False, f"Commande {order.reference} : {errors}", order=order)
     data = form.cleaned_data
     technician, appointment, minutes = data["technician"], data["appointment"], data["visit_minutes"]
+    if dispatch.is_replanning(order, appointment) and not data["reason"].strip():
+        return Outcome(False, f"Commande {order.reference} : rien n'a été enregistré. {REASON_NEEDED}", order=order)
     warnings = check_slot(order, technician, appointment, minutes).warnings
     if warnings and not data["force"]:
         text = f"Commande {order.reference} : rien n'a été enregistré. {CONFIRM}"
         return Outcome(False, text, warnings, order)
+    visit = _item(order, "")
+    left = (order.technician, visit.start, visit.end) if order.technician and visit else None
+    from_backlog = in_backlog(order)
     try:
         events = dispatch.reschedule_order(
-            order, actor=request.user, technician=technician, appointment=appointment, visit_minutes=minutes
+            order,
+            actor=request.user,
+            technician=technician,
+            appointment=appointment,
+            visit_minutes=minutes,
+            reason=data["reason"],
         )
     except Refused as error:
         return Outcome(False, f"Commande {order.reference} : rien n'a été modifié. {error}", order=order)
     labels = " ; ".join(event.label for event in events) or "rien à changer"
-    return Outcome(True, f"Commande {order.reference} : {labels}.", warnings, order, technician, appointment)
+    text = f"Commande {order.reference} : {labels}."
+    return Outcome(True, text, warnings, order, technician, appointment, left, from_backlog)
+
+
+def in_backlog(order: Order) -> bool:
+    """`OrderQuerySet.to_dispatch` for an order already read: it is in the backlog."""
+    dated = order.appointment_at is not None or order.planned_start is not None
+    return order.state in WORK_STATES and (order.technician_id is None or not dated)
+
+
+def _redrawn_rows(user: User, outcome: Outcome, day: date) -> list[BoardRow]:
+    """The rows of the board's day a saved drop changed: the technician's it went
+    to, and the one it left (once when it stays in the row)."""
+    if not outcome.saved:
+        return []
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    technicians = []
+    if outcome.technician and outcome.appointment and timezone.localdate(outcome.appointment) == day:
+        technicians.append(outcome.technician)
+    if outcome.left:
+        previous, visit_start, visit_end = outcome.left
+        if visit_start < end and visit_end > start and previous not in technicians:
+            technicians.append(previous)
+    return technician_rows(user, technicians, day)
 
 
 @role_required(Role.SUPERVISOR, Role.OFFICE)
 @require_POST
 def dispatch_plan(request: HttpRequest) -> HttpResponse:
     """A drop on the board (htmx) or the form beside the backlog (a plain POST):
-    the order to a technician at a time, checked again before saving."""
+    a backlog order or a visit to a technician at a time, checked again before saving."""
     day = parse_day(request.POST.get(DAY_PARAM, "")) or timezone.localdate()
     form = DispatchForm(request.POST)
-    outcome = _dispatch(request, _picked(request, request.POST), form)
+    outcome = _dispatch(request, *_picked(request, request.POST), form)
     if wants_fragment(request):
-        row = None
-        if outcome.saved and outcome.technician and timezone.localdate(outcome.appointment) == day:
-            row = technician_row(request.user, outcome.technician, day)
-        context = {"outcome": outcome, "row": row, "slots": SLOTS, "fragment": True}
+        rows = _redrawn_rows(request.user, outcome, day)
+        context = {"outcome": outcome, "rows": rows, "slots": SLOTS, "fragment": True}
         if outcome.saved:
             context["backlog_count"] = Order.objects.visible_to(request.user).to_dispatch().count()
         return render(request, "orders/board.html#dropped", context)

@@ -14,11 +14,12 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from orders.dispatch import FIRST_PLAN_STATES
 from orders.models import CriticalLevel, Order
 from portal import moments
 
 if TYPE_CHECKING:
-    from orders.supervisor.board import Block
+    from orders.supervisor.board import Block, BoardRow
 
 EMPTY = mark_safe("")
 CRITICAL = CriticalLevel.URGENT  # from this level on, the order is marked in red
@@ -27,6 +28,21 @@ CRITICAL = CriticalLevel.URGENT  # from this level on, the order is marked in re
 def _milliseconds(order: Order) -> int:
     assert order.due_at is not None
     return int(order.due_at.timestamp() * 1000)
+
+
+def _due(order: Order, due: str) -> SafeString:
+    return format_html(' data-due="{}" data-due-label="{}"', _milliseconds(order), due) if due else EMPTY
+
+
+def _replan(order: Order, *, appointment: bool) -> SafeString:
+    """For the script: a new time moves the date it has (or had, then lost its
+    technician), so the reason is asked (`dispatch.is_replanning`); with the
+    appointment (`data-appointment`), the same time is no move."""
+    if order.state in FIRST_PLAN_STATES:
+        return EMPTY
+    if not appointment or order.appointment_at is None:
+        return mark_safe(" data-replan")
+    return format_html(' data-replan data-appointment="{}"', int(order.appointment_at.timestamp() * 1000))
 
 
 def backlog_item(order: Order, *, picked: int | None, prefix: str) -> SafeString:
@@ -48,7 +64,7 @@ def backlog_item(order: Order, *, picked: int | None, prefix: str) -> SafeString
         facts.append(format_html(" · rendez-vous {}", moments.moment(order.appointment_at)))
     return format_html(
         '<li class="backlog-item{critical}" id="a-planifier-{pk}" data-order="{pk}" data-reference="{reference}" '
-        'data-minutes="{minutes}"{due_data}>'
+        'data-minutes="{minutes}"{due_data}{replan}>'
         '<input type="radio" name="commande" value="{pk}" id="pick-{pk}" form="dispatch-form"{checked}>'
         '<label for="pick-{pk}"><strong>{reference}</strong> {code}<span class="backlog-duration">{duration}</span> '
         '<span class="muted">{summary}</span> <span class="backlog-facts">{facts}</span></label>'
@@ -58,7 +74,8 @@ def backlog_item(order: Order, *, picked: int | None, prefix: str) -> SafeString
         pk=order.pk,
         reference=order.reference,
         minutes=order.visit_length_minutes,
-        due_data=format_html(' data-due="{}" data-due-label="{}"', _milliseconds(order), due) if due else EMPTY,
+        due_data=_due(order, due),
+        replan=_replan(order, appointment=True),
         checked=mark_safe(" checked") if order.pk == picked else EMPTY,
         code=format_html('<strong class="service-code">{}</strong> ', order.service_code.code)
         if order.service_code
@@ -73,8 +90,16 @@ def backlog_item(order: Order, *, picked: int | None, prefix: str) -> SafeString
 def visit(block: Block) -> SafeString:
     """A visit on a technician's row, on the grid of quarter hours, with what
     the script compares while an order is dragged (start, end, label, whether
-    it holds its technician)."""
+    it holds its technician) and, when it can be moved, what it needs to check
+    the visit itself dragged elsewhere (its due date, whether a reason is asked)."""
     item, order = block.item, block.item.order
+    movable = EMPTY
+    if block.movable:
+        due = moments.moment(order.due_at) if order.due_at else ""
+        # draggable="false": the script's drag (SortableJS), not the browser's drag of a link.
+        movable = format_html(
+            ' data-movable draggable="false"{}{}', _due(order, due), _replan(order, appointment=False)
+        )
     classes = f"board-visit q-from-{block.first} q-span-{block.span}"
     notes = []
     if item.conflicts:
@@ -102,7 +127,7 @@ def visit(block: Block) -> SafeString:
     )
     return format_html(
         '<a class="{classes}" href="{url}" title="{title}" data-order="{pk}" data-reference="{reference}" '
-        'data-label="{label}" data-start="{start}" data-end="{end}"{holds}>'
+        'data-label="{label}" data-start="{start}" data-end="{end}"{holds}{movable}>'
         '<strong>{reference}</strong><span class="board-visit-when">{when}</span>'
         '<span class="board-visit-where">{notes}</span></a>',
         classes=classes,
@@ -114,6 +139,28 @@ def visit(block: Block) -> SafeString:
         start=block.start_ms,
         end=block.end_ms,
         holds=mark_safe(" data-holds") if block.holds else EMPTY,
+        movable=movable,
         when=block.shown_when,
         notes=" · ".join(notes),
     )
+
+
+def visit_options(rows: list[BoardRow], *, picked: int | None) -> SafeString:
+    """The day's visits that can be moved, by technician: the choices of the
+    form's « Visite à déplacer » (keyboard, no JavaScript)."""
+    groups = []
+    for row in rows:
+        options = [
+            format_html(
+                '<option value="{}"{}>{} · {}</option>',
+                block.item.order.pk,
+                mark_safe(" selected") if block.item.order.pk == picked else EMPTY,
+                block.item.order.reference,
+                block.when,
+            )
+            for block in row.blocks
+            if block.movable
+        ]
+        if options:
+            groups.append(format_html('<optgroup label="{}">{}</optgroup>', row.label, mark_safe("".join(options))))
+    return mark_safe("".join(groups))  # each part escaped by format_html above

@@ -473,9 +473,10 @@ class BacklogFilterForm(forms.Form):
 
 
 class DispatchForm(forms.Form):
-    """An order of the backlog to a technician at a time, for a duration: what
-    a drop on the board sends, and the form beside it (keyboard, no JavaScript).
-    The order itself is `commande` (a radio button of the list)."""
+    """An order of the backlog, or a visit of the board, to a technician at a
+    time, for a duration: what a drop on the board sends, and the form beside it
+    (keyboard, no JavaScript). The order itself is `commande` (a radio button of
+    the list) or `visite` (the select of the day's visits)."""
 
     technician = forms.ModelChoiceField(
         label="Technicien",
@@ -504,6 +505,15 @@ class DispatchForm(forms.Form):
         },
     )
     force = forms.BooleanField(label="Planifier malgré les alertes", required=False)
+    # Asked when the order already has an appointment and it moves (board.py checks it,
+    # as the technician's form asks it): relayed to the platform with the new date.
+    reason = forms.CharField(
+        label="Motif du report",
+        required=False,
+        max_length=200,
+        help_text="Demandé pour déplacer un rendez-vous, et transmis au client.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
 
 
 # --- The buyer's decisions (orders.buyer) -------------------------------------------
