@@ -8,6 +8,7 @@ Everything is reached through the order: whoever may not see the order gets a
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 from uuid import UUID
@@ -22,7 +23,7 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from orders import documents, offline, report_photos, reports, timing
+from orders import conflicts, documents, offline, report_photos, reports, timing
 from orders.access import get_order_for
 from orders.forms import DocumentUploadForm, PhotoOpeningForm, ReportForm
 from orders.material_forms import BaseMaterialFormSet, material_formset
@@ -78,8 +79,19 @@ def _report_saved(
     return redirect(url)
 
 
-def _report_refused(form: ReportForm, materials: BaseMaterialFormSet) -> JsonResponse:
-    """For the phone: every reason (the queue shows them), and each field's own (the form shows them by the field)."""
+REPORT_LABEL = "Rapport d'intervention"
+
+
+def _report_refused(
+    request: HttpRequest,
+    order: Order,
+    form: ReportForm,
+    materials: BaseMaterialFormSet,
+    refusal: conflicts.Refusal | None = None,
+) -> JsonResponse:
+    """For the phone: every reason (the queue shows them), and each field's own (the form shows them by the
+    field); the phone keeps the report to correct it. Kept on the server too, as every offline action not
+    applied (orders.conflicts), with the photos it names, which stay on the server."""
     fields = {name: [str(message) for message in messages] for name, messages in form.errors.items()}
     if materials.is_bound and not materials.is_valid():
         for number, errors in enumerate(materials.errors):
@@ -88,7 +100,11 @@ def _report_refused(form: ReportForm, materials: BaseMaterialFormSet) -> JsonRes
         if materials.non_form_errors():
             fields.setdefault("__all__", []).extend(str(message) for message in materials.non_form_errors())
     errors = [message for messages in fields.values() for message in messages]
-    return JsonResponse({"status": "refused", "errors": errors, "fields": fields}, status=HTTPStatus.CONFLICT)
+    response = offline.refuse_replay(
+        request, order, refusal or conflicts.invalid(order, errors), action="report", button=REPORT_LABEL
+    )
+    answer = json.loads(response.content)
+    return JsonResponse({**answer, "errors": errors or answer["errors"], "fields": fields}, status=response.status_code)
 
 
 @login_required
@@ -96,6 +112,14 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
     """The report's form, also offline (the service worker keeps it; static/js/report-form.js keeps
     what is typed and photographed on the phone and sends it with the queue). A report sent by the
     phone (`X-Portal-Replay`) is answered in JSON; one whose photos have not all arrived, with 424."""
+    if (lost := conflicts.was_assigned(order_id, request.user)) is not None:
+        # Given to someone else meanwhile: said, and a report sent from the phone kept (orders.conflicts).
+        if request.method == "POST" and offline.is_replay(request):
+            return offline.refuse_replay(
+                request, lost, conflicts.reassigned(lost, request.user), action="report", button=REPORT_LABEL
+            )
+        messages.warning(request, conflicts.reassigned(lost, request.user, acted=False).reason)
+        return redirect("orders:my_orders")
     order = get_order_for(request, order_id)
     form = ReportForm(request.POST or None, request.FILES or None, initial={"signatory_name": order.occupant_name})
     # The supplies from the price schedule: their own formset (orders/material_forms.py, orders/_report_materials.html).
@@ -111,8 +135,11 @@ def report_create(request: HttpRequest, order_id: int) -> HttpResponse:
                 form.add_error(None, str(pending))
             except Refused as error:
                 form.add_error(None, str(error))
+                if offline.is_replay(request):
+                    refusal = conflicts.refused(order, error, offline.acted_at(request))
+                    return _report_refused(request, order, form, materials, refusal)
         if offline.is_replay(request):
-            return _report_refused(form, materials)
+            return _report_refused(request, order, form, materials)
     return _report_page(request, order, form, materials)
 
 

@@ -284,3 +284,40 @@ def test_appointments_are_no_floor():
     ]
     assert mapping.event_date_floor(sent) == datetime(2026, 11, 24, 9, 0, tzinfo=PARIS)
     assert mapping.event_date_floor([]) is None
+
+
+# --- A report written offline -------------------------------------------------------
+
+
+def test_a_report_written_offline_for_an_order_cancelled_meanwhile_is_kept_with_its_text(phone, started, office):
+    from tests.test_report_photos import report_fields
+
+    services.cancel_order(started, actor=office, reason="Doublon")
+    response = replay(phone, f"/commandes/{started.pk}/rapport/", report_fields(), NOW - timedelta(minutes=5))
+    assert response.status_code == HTTPStatus.CONFLICT
+    answer = response.json()
+    assert answer["kind"] == "refused" and answer["gone"] is False
+    assert "annulée par Nadia Petit" in answer["reason"], answer
+    assert answer["errors"] and answer["fields"] == {"__all__": answer["errors"]}
+    (kept,) = UnappliedAction.objects.all()
+    assert (kept.action, kept.label, kept.acted_at) == ("report", "Rapport d'intervention", NOW - timedelta(minutes=5))
+    assert kept.data["works_done"] == "Siphon remplacé, raccords resserrés, plus de fuite"
+    assert not started.reports.exists()
+
+
+def test_a_report_written_offline_for_an_order_given_to_someone_else_is_kept_and_said(
+    phone, started, technician, other_technician, supervisor
+):
+    from tests.test_report_photos import report_fields
+
+    services.assign_order(started, actor=supervisor, technician=other_technician)
+    response = replay(phone, f"/commandes/{started.pk}/rapport/", report_fields(), NOW - timedelta(minutes=5))
+    assert response.status_code == HTTPStatus.CONFLICT
+    answer = response.json()
+    assert answer["gone"] is True and answer["kind"] == "reassigned"
+    (kept,) = UnappliedAction.objects.all()
+    assert (kept.action, kept.user) == ("report", technician)
+    # Its form, opened again, leads to the list with the reason, not to « Page introuvable ».
+    page = phone.get(f"/commandes/{started.pk}/rapport/", follow=True)
+    assert page.redirect_chain == [("/mes-commandes/", HTTPStatus.FOUND)]
+    assert "ne vous est plus attribuée" in page.content.decode()

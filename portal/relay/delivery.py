@@ -596,18 +596,28 @@ def retry_now_after_recovery(connection: Connection, now: datetime) -> int:
 def next_due_of(messages: list[OutboxMessage]) -> list[int]:
     """The next pending message of each of these messages' streams (marked
     queued: the caller queues them)."""
+    if not messages:
+        return []
+    # Two queries for the lot, not one per stream: each stream's first pending
+    # message after the one delivered, then their ids by the stream index.
+    after = {message.stream: message.sequence for message in messages}
+    firsts = (
+        OutboxMessage.objects.filter(
+            stream__in=list(after), status=MessageStatus.PENDING, sequence__gt=min(after.values())
+        )
+        .values("stream")
+        .annotate(first=Min("sequence"))
+        .values_list("stream", "first")
+    )
+    places = {(stream, first) for stream, first in firsts if first > after[stream]}
+    if not places:
+        return []
     following = [
         pk
-        for message in messages
-        if (
-            pk := OutboxMessage.objects.filter(
-                stream=message.stream, status=MessageStatus.PENDING, sequence__gt=message.sequence
-            )
-            .order_by("sequence")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        is not None
+        for pk, stream, sequence in OutboxMessage.objects.filter(
+            stream__in={stream for stream, _ in places}, sequence__in={sequence for _, sequence in places}
+        ).values_list("pk", "stream", "sequence")
+        if (stream, sequence) in places
     ]
     if following:
         OutboxMessage.objects.filter(pk__in=following).update(queued_at=timezone.now())
