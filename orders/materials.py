@@ -17,6 +17,11 @@ supervisor decides, supply by supply list:
   once accepted, the quote's lines join the order's lines and are invoiced.
 
 Each supply goes one way only, once (a guarded update from « à reprendre »).
+A supply in a quote that will not be executed (refused, withdrawn, expired, its
+line removed) comes back to « à reprendre » (`give_back`, guarded from « mis
+dans un devis »), to be added to the order or quoted again; a new version of
+that quote, or its late acceptance, takes it back if nobody took it up
+meanwhile (`take_back`). The quote's side decides when (quotes.supplies).
 """
 
 from __future__ import annotations
@@ -126,3 +131,61 @@ def mark_quoted(materials: Iterable[ReportMaterial]) -> int:
     if updated != len(ids):
         raise ServiceError("Ces fournitures viennent d'être reprises par quelqu'un d'autre : rechargez la page.")
     return updated
+
+
+def _names(supplies: Iterable[ReportMaterial]) -> str:
+    return ", ".join(str(supply) for supply in supplies)
+
+
+@transaction.atomic
+def give_back(order: Order, ids: Iterable[int], *, actor: User | None, why: str) -> OrderEvent | None:
+    """The supplies `ids` of the order, put in a quote that will not be
+    executed, are to take up again: guarded from « mis dans un devis », so a
+    supply comes back once however often the quote's end is received. One
+    event saying `why` (« après le refus du devis D2026-0042 »); None when
+    none was still in a quote."""
+    supplies = list(
+        of_order(order).filter(pk__in=list(ids), destination=MaterialDestination.QUOTE).select_for_update(of=("self",))
+    )
+    back = [
+        supply
+        for supply in supplies
+        if ReportMaterial.objects.filter(pk=supply.pk, destination=MaterialDestination.QUOTE).update(
+            destination=MaterialDestination.PENDING
+        )
+        == 1
+    ]
+    if not back:
+        return None
+    return services.record_event(
+        order,
+        kind="materials_returned",
+        label=f"Fournitures revenues à reprendre {why} : {_names(back)}"[:300],
+        actor=actor,
+        data={"materials": [supply.pk for supply in back]},
+    )
+
+
+@transaction.atomic
+def take_back(order: Order, ids: Iterable[int], *, actor: User | None, why: str) -> list[int]:
+    """The supplies `ids` given back earlier and still to take up go into a
+    quote again (a new version, or its late acceptance): guarded from « à
+    reprendre ». Returns those taken; the others were taken up meanwhile."""
+    supplies = list(pending(order).filter(pk__in=list(ids)).select_for_update(of=("self",)))
+    taken = [
+        supply
+        for supply in supplies
+        if ReportMaterial.objects.filter(pk=supply.pk, destination=MaterialDestination.PENDING).update(
+            destination=MaterialDestination.QUOTE
+        )
+        == 1
+    ]
+    if taken:
+        services.record_event(
+            order,
+            kind="materials_quoted",
+            label=f"Fournitures remises {why} : {_names(taken)}"[:300],
+            actor=actor,
+            data={"materials": [supply.pk for supply in taken]},
+        )
+    return [supply.pk for supply in taken]

@@ -24,7 +24,7 @@ from orders.models import Order
 from orders.states import State, SuspendReason
 from portal.errors import Refused
 from portal.models import User
-from quotes import notify
+from quotes import notify, supplies
 from quotes.events import QuoteRefused, guarded, record_event
 from quotes.models import Quote, QuoteState
 
@@ -52,8 +52,20 @@ def release_parent_order(quote: Quote, *, actor: User | None) -> None:
 
 
 def _add_lines_to_order(quote: Quote, order: Order, actor: User | None) -> int:
+    # Accepted after its expiry, the quote takes back its supplies given back
+    # meanwhile; those taken up since (on the order, in another quote) are not added twice.
+    left_out = supplies.take_back(quote, actor=actor, why=f"dans le devis {quote.display_number}, accepté")
     added = 0
     for line in quote.lines.all():
+        if line.pk in left_out:
+            record_event(
+                quote,
+                kind="line_left_out",
+                label=f"Ligne {line.position} ({line.code}) non ajoutée à la commande : "
+                "cette fourniture a été reprise entre-temps",
+                actor=None,
+            )
+            continue
         reference = f"{quote.number}-{line.position}"
         if order.lines.filter(reference=reference).exists():
             continue  # applied twice (a repeated answer): once is enough
@@ -91,6 +103,7 @@ def record_decision(
         if locked.order is not None:
             label += f" : la commande {locked.order.reference} reste telle qu'elle était"
         record_event(locked, kind="refused", label=label, actor=actor, at=at)
+        supplies.release(locked, actor=actor)
         if notify_refusal:
             transaction.on_commit(partial(notify.quote_refused, locked.pk))
         return label
@@ -126,6 +139,7 @@ def expire_quotes(now: datetime | None = None) -> int:
                 guarded(quote, (QuoteState.SENT,), state=QuoteState.EXPIRED)
             except QuoteRefused:
                 continue  # answered in the meantime
+            quote.state = QuoteState.EXPIRED
             record_event(
                 quote,
                 kind="expired",
@@ -134,5 +148,6 @@ def expire_quotes(now: datetime | None = None) -> int:
                 at=now,
             )
             release_parent_order(quote, actor=None)
+            supplies.release(quote, actor=None)
         expired += 1
     return expired

@@ -36,6 +36,11 @@ class QuoteState(models.TextChoices):
 AWAITING_STATES = (QuoteState.SENT,)
 # The editor is open only on a draft.
 EDITABLE_STATES = (QuoteState.DRAFT,)
+# A quote in these states holds the report supplies on its lines (orders.materials,
+# quotes.supplies): a draft or a sent quote may still be executed, an accepted
+# one was. Out of them (refused, expired, cancelled, superseded), its lines
+# will not be executed and its supplies go back to « à reprendre ».
+HOLDING_STATES = (QuoteState.DRAFT, QuoteState.SENT, QuoteState.ACCEPTED)
 
 
 class PdfStatus(models.TextChoices):
@@ -263,6 +268,17 @@ class QuoteLine(models.Model):
     vat_rate = models.DecimalField("taux de TVA (%)", max_digits=5, decimal_places=2, choices=VAT_RATES)
     out_of_schedule = models.BooleanField("hors bordereau", default=False)
     justification = models.TextField("justification du prix hors bordereau", blank=True)
+    # The report's supply this line quotes (quotes.services.quote_materials),
+    # carried over to the quote's next versions: what gives it back when the
+    # quote will not be executed (quotes.supplies).
+    material = models.ForeignKey(
+        "orders.ReportMaterial",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="quote_lines",
+        verbose_name="fourniture du rapport",
+    )
 
     class Meta:
         verbose_name = "ligne de devis"

@@ -21,9 +21,9 @@ from django.utils import timezone
 
 from orders import materials
 from orders.deadlines import local_date
-from orders.models import InterventionReport, Order
+from orders.models import InterventionReport, Order, ReportMaterial
 from portal.models import Asset, Contract, PriceItem, ServiceCode, User
-from quotes import deadlines, decisions, documents, pricing, sharing, tasks
+from quotes import deadlines, decisions, documents, pricing, sharing, supplies, tasks
 from quotes.events import QuoteRefused, guarded, record_event
 from quotes.models import (
     DEFAULT_VALIDITY_DAYS,
@@ -190,7 +190,7 @@ def quote_materials(order: Order, *, actor: User | None) -> Quote:
         order=order,
     )
     for supply in supplies:
-        add_line(quote, actor=actor, price_item=supply.price_item, quantity=supply.quantity)
+        add_line(quote, actor=actor, price_item=supply.price_item, quantity=supply.quantity, material=supply)
     materials.mark_quoted(supplies)
     return quote
 
@@ -284,11 +284,13 @@ def add_line(
     unit: str = "",
     unit_price: Any = None,
     justification: str = "",
+    material: ReportMaterial | None = None,
 ) -> QuoteLine:
     """A line from the contract's schedule (`price_item`), or out of schedule
-    (label, unit, unit price and the justification of its price)."""
+    (label, unit, unit price and the justification of its price); `material`,
+    the report's supply it quotes (quote_materials)."""
     locked = lock_draft(quote)
-    fields: dict[str, Any] = {"quantity": _quantity(quantity)}
+    fields: dict[str, Any] = {"quantity": _quantity(quantity), "material": material}
     if price_item is not None:
         if price_item.contract_id != locked.contract_id:
             raise QuoteRefused("Ce prix n'appartient pas au bordereau du marché du devis.")
@@ -375,8 +377,14 @@ def update_line(line: QuoteLine, *, actor: User | None, changes: Mapping[str, An
 def remove_line(line: QuoteLine, *, actor: User | None) -> QuoteEvent:
     locked = lock_draft(line.quote)
     label = line.label
+    removed = QuoteLine.objects.filter(pk=line.pk, quote=locked).values_list("material_id", flat=True).first()
     QuoteLine.objects.filter(pk=line.pk, quote=locked).delete()
     _refresh_totals(locked)
+    if removed is not None:
+        # Its supply comes back unless another version still holds it.
+        supplies.release(
+            locked, [removed], actor=actor, why=f"après le retrait de sa ligne du devis {locked.display_number}"
+        )
     return record_event(locked, kind="line_removed", label=f"Ligne retirée : {label}", actor=actor)
 
 
@@ -452,9 +460,16 @@ def send_quote(quote: Quote, *, actor: User | None, at: datetime | None = None) 
         pdf_error="",
     )
     if locked.previous_id is not None:
-        Quote.objects.filter(
+        superseded = Quote.objects.filter(
             pk=locked.previous_id, state__in=(QuoteState.SENT, QuoteState.REFUSED, QuoteState.EXPIRED)
         ).update(state=QuoteState.SUPERSEDED)
+        if superseded:
+            # The supplies whose lines this version left out come back.
+            supplies.release(
+                Quote.objects.get(pk=locked.previous_id),
+                actor=actor,
+                why=f"après l'envoi du devis {locked.display_number} sans elles",
+            )
     locked.refresh_from_db()
     event = record_event(
         locked,
@@ -481,11 +496,15 @@ def revise_quote(quote: Quote, *, actor: User | None) -> Quote:
     if Quote.objects.filter(previous=locked).exists():
         raise QuoteRefused(f"Une version plus récente du devis {locked.number} existe déjà.")
     now = timezone.now()
+    version = locked.version + 1
+    # Supplies given back after a refusal or an expiry go in again; lines of
+    # those taken up meanwhile are left out (they would be billed twice).
+    left_out = supplies.take_back(locked, actor=actor, why=f"dans le devis {locked.number} v{version}")
     revision = Quote.objects.create(
         number=locked.number,
         year=locked.year,
         rank=locked.rank,
-        version=locked.version + 1,
+        version=version,
         previous=locked,
         contract=locked.contract,
         asset=locked.asset,
@@ -515,10 +534,12 @@ def revise_quote(quote: Quote, *, actor: User | None) -> Quote:
                     "vat_rate",
                     "out_of_schedule",
                     "justification",
+                    "material_id",
                 )
             },
         )
         for line in locked.lines.all()
+        if line.pk not in left_out
     )
     QuotePart.objects.bulk_create(
         QuotePart(
@@ -538,6 +559,14 @@ def revise_quote(quote: Quote, *, actor: User | None) -> Quote:
         label=f"Version {revision.version} du devis {revision.number}, d'après la version {locked.version}",
         actor=actor,
     )
+    for line in QuoteLine.objects.filter(pk__in=left_out):
+        record_event(
+            revision,
+            kind="line_left_out",
+            label=f"Ligne non reprise ({line.code}) : cette fourniture a été reprise entre-temps "
+            "(ajoutée à la commande ou mise dans un autre devis)",
+            actor=actor,
+        )
     return revision
 
 
@@ -556,6 +585,7 @@ def cancel_quote(quote: Quote, *, actor: User | None, reason: str) -> QuoteEvent
     if was_sent:
         sharing.share_withdrawn(locked, at=event.at)
         decisions.release_parent_order(locked, actor=actor)
+    supplies.release(locked, actor=actor)
     return event
 
 
