@@ -256,7 +256,10 @@
 
   var SERVER_BUSY = 503; // what the queue reads as "later"
 
-  function sendReport(entry, token) {
+  // `again`: sent once more right away after a 424 (photos the server forgot, e.g. after
+  // two weeks: static/js/report-store.js keeps them), rather than at the queue's next try,
+  // which for the service worker alone is Background Sync's next retry, minutes later.
+  function sendReport(entry, token, again) {
     return sendPhotos(entry.user, entry.key, token).then(function (state) {
       if (state === "token") return new Response(null, {status: 403}); // the queue renews it, and tries again
       if (state !== "ready") return new Response(null, {status: SERVER_BUSY});
@@ -269,7 +272,10 @@
         redirect: "manual",
         headers: {"X-CSRFToken": token, "X-Portal-Replay": "1"}
       }).then(function (response) {
-        return settle(entry, response.clone()).then(function () { return response; });
+        return settle(entry, response.clone()).then(function () {
+          if (response.status === 424 && !again) return sendReport(entry, token, true);
+          return response;
+        });
       });
     });
   }

@@ -398,6 +398,52 @@ def test_a_report_queued_offline_goes_with_its_photo_when_the_network_returns_wi
         time.sleep(0.2)
 
 
+def test_photos_the_server_forgot_are_sent_again_by_the_worker_at_once_with_the_portal_closed(
+    live_server, started, technician, phone, camera
+):
+    """The server no longer has a photo when the report arrives (424: forgotten
+    after two weeks, or lost): the service worker alone sends it again and the
+    report after it, in the same round, not at Background Sync's next retry."""
+    page = phone
+    base = live_server.url
+    order = started
+    sign_in(page, base, technician, "/mes-commandes/")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.wait_for_function("name => localStorage.getItem(name) !== null", arg=f"portal-precached-{technician.pk}")
+    page.context.set_offline(True)
+    page.goto(f"{base}/commandes/{order.pk}/rapport/")
+    page.get_by_label("Travaux réalisés").fill("Robinet d'arrêt changé")
+    page.get_by_label("Choisir dans la galerie (avant travaux)").set_input_files(camera[0])
+    page.get_by_role("radio", name="Refusé : l'occupant ne veut pas signer").check()
+    expect(page.locator(".report-form .photo-item[data-photo]")).to_have_count(1)
+    page.get_by_role("button", name="Enregistrer le rapport").click()
+    expect(page.locator(".report-queued")).to_contain_text("Rapport gardé sur le téléphone")
+
+    held, answers = [], []
+    # Each sending of the report is held here, and let through by the loop below (the
+    # database is not used from Playwright's handler): the first time, once the server
+    # has lost the photo that is up.
+    page.context.route(
+        re.compile(rf"{re.escape(base)}/commandes/{order.pk}/rapport/$"), lambda route: held.append(route)
+    )
+    page.goto("about:blank")  # the portal closed
+    page.context.set_offline(False)
+    deadline = time.monotonic() + 30
+    while not saved():
+        assert time.monotonic() < deadline, f"the report was not sent again (answers: {answers})"
+        page.wait_for_timeout(200)  # (Playwright's calls run the route handler above)
+        while held:
+            route = held.pop(0)
+            if not answers:
+                StagedPhoto.objects.all().delete()
+            response = route.fetch()
+            answers.append(response.status)
+            route.fulfill(response=response)
+    assert answers[:2] == [HTTPStatus.FAILED_DEPENDENCY, HTTPStatus.OK], answers
+    report = InterventionReport.objects.get()
+    assert (report.works_done, report.photos.count()) == ("Robinet d'arrêt changé", 1)
+
+
 def test_a_report_with_errors_keeps_its_photos_and_its_text(live_server, order, technician, phone, screenshots, camera):
     """Required fields are marked before anything is sent; what is missing is
     said by its field; a refusal by the server (the works not started yet) keeps
