@@ -545,8 +545,11 @@ def plan_order(
     replanning, at, reason = plans_again(order), at or timezone.now(), " ".join(reason.split())
     if replanning:
         _check_newest_plan(order, at)
-    moved = is_replanning(order, appointment=appointment, planned_start=planned_start, planned_end=planned_end)
-    if moved and not reason:
+    facts = Facts(appointment=appointment, planned_start=planned_start, planned_end=planned_end, at=at)
+    if not reason and is_replanning(
+        order, appointment=appointment, planned_start=planned_start, planned_end=planned_end
+    ):
+        states.apply(order.state, Action.PLAN, facts)  # what the state machine refuses is said first
         raise ReasonNeeded(REASON_NEEDED if appointment is not None else REASON_NEEDED_FOR_WORKS)
     when = {"appointment": appointment, "planned_start": planned_start, "planned_end": planned_end}
     if appointment is not None:
@@ -561,7 +564,7 @@ def plan_order(
     return _transition(
         order,
         Action.PLAN,
-        Facts(appointment=appointment, planned_start=planned_start, planned_end=planned_end, at=at),
+        facts,
         actor=actor,
         at=at,
         label=f"{label} (motif : {reason})" if reason else label,
