@@ -365,7 +365,7 @@ def test_an_illegal_change_gets_a_french_message_and_changes_nothing(signed_in, 
     factories.bring_to(order, State.FINISHED, technician, at=timezone.now() - timedelta(hours=4))
     events = order.events.count()
     response = change(signed_in, order, technician=other_technician.pk, appointment="2026-12-03T10:00")
-    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.status_code == HTTPStatus.OK
     order.refresh_from_db()
     assert order.technician == technician
     assert order.appointment_at != at(3, 10)
@@ -395,7 +395,7 @@ def test_an_illegal_change_gets_a_french_message_and_changes_nothing(signed_in, 
 def test_badly_filled_forms_get_a_french_message_and_change_nothing(signed_in, planned, technician, data, message):
     events = planned.events.count()
     response = change(signed_in, planned, **{"technician": technician.pk, **data})
-    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.status_code == HTTPStatus.OK
     assert message in messages_of(response)
     planned.refresh_from_db()
     assert planned.events.count() == events

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
-from http import HTTPStatus
 
 from django import forms
 from django.contrib import messages
@@ -305,9 +304,7 @@ def planning(request: HttpRequest) -> HttpResponse:
     return _week_page(request, request.GET.get(WEEK_PARAM, ""))
 
 
-def _week_page(
-    request: HttpRequest, asked: str, *, refused: tuple[int, Typed] | None = None, status: int = HTTPStatus.OK
-) -> HttpResponse:
+def _week_page(request: HttpRequest, asked: str, *, refused: tuple[int, Typed] | None = None) -> HttpResponse:
     """The page of week `asked` (this week if empty or unreadable, said so),
     with the form of an order that was `refused` as it was sent."""
     today = timezone.localdate()  # read once: at midnight, two readings may be two days
@@ -340,7 +337,7 @@ def _week_page(
         "conflicts": sum(row.conflicts for row in rows),
         "backlog_count": Order.objects.visible_to(request.user).to_dispatch().count(),
     }
-    return render(request, "orders/planning.html", context, status=status)
+    return render(request, "orders/planning.html", context)
 
 
 # --- Reassigning and rescheduling -------------------------------------------------
@@ -354,7 +351,7 @@ def _errors(form: forms.Form) -> str:
 @require_POST
 def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
     """The planning's form for one order: back to the same week, with what
-    changed; refused, the same week again (400), the form as it was sent and,
+    changed; refused, the same week again, the form as it was sent and,
     in French, why nothing changed (a moved date without its reason, too)."""
     order = get_order_for(request, pk)
     week = request.POST.get(WEEK_PARAM, "")
@@ -379,4 +376,5 @@ def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(back + f"#commande-{order.pk}")
     messages.error(request, f"Commande {order.reference} : {unchanged}{_errors(form)}")
     refused = (order.pk, Typed.of(form))
-    return _week_page(request, week if monday else "", refused=refused, status=HTTPStatus.BAD_REQUEST)
+    # 200, as the order pages answer a refused form: the browser shows the page, not a failed load.
+    return _week_page(request, week if monday else "", refused=refused)
