@@ -141,8 +141,8 @@ class Item:
     @property
     def chosen_technician_id(self) -> int | None:
         """The technician its form shows chosen: the one typed, else the order's."""
-        if self.typed is not None and self.typed.technician != KEEP_TYPED:
-            return self.typed.technician  # type: ignore[return-value]
+        if self.typed is not None and not isinstance(self.typed.technician, str):
+            return self.typed.technician
         return self.order.technician_id
 
     @cached_property
