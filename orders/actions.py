@@ -217,11 +217,15 @@ class ActionButton:
 
 
 def technician_form(
-    spec: ActionSpec, data: Any = None, *, line: OrderLine | None = None, **kwargs: Any
+    spec: ActionSpec, order: Order, data: Any = None, *, line: OrderLine | None = None, **kwargs: Any
 ) -> TechnicianActionForm:
-    """The technician's form of `spec` (for one of the order's lines: `line`)."""
+    """The technician's form of `spec` for `order` (for one of its lines: `line`),
+    the same on the page and when it is posted, by the technician or a supervisor."""
     if spec.technician_form is None:
         raise LookupError(f"{spec.action} has no technician's form")
+    if spec.action == Action.PLAN:
+        # Planned before: the form moves its date, and asks the reason.
+        kwargs["replanning"] = services.plans_again(order)
     # Distinct ids per form: several forms share the page.
     auto_id = f"{spec.name}-{line.pk}-%s" if line is not None else f"{spec.name}-%s"
     return spec.technician_form(data, auto_id=auto_id, **kwargs)
@@ -235,9 +239,8 @@ def buttons(order: Order, url: Callable[[ActionSpec], str]) -> list[ActionButton
     for spec in technician_actions():
         if spec.own_section or spec.action not in order.allowed_actions:
             continue
-        label, initial, options = spec.button, None, dict[str, Any]()
+        label, initial = spec.button, None
         if spec.action == Action.PLAN:
-            options["replanning"] = order.state != State.ACKNOWLEDGED
             # Planning again: the form starts from the current appointment or period.
             initial = {
                 "appointment": order.appointment_at,
@@ -251,7 +254,7 @@ def buttons(order: Order, url: Callable[[ActionSpec], str]) -> list[ActionButton
             confirm = f"Attention : {' et '.join(missing)}. Terminer quand même les travaux ? " + confirm.removeprefix(
                 "Terminer les travaux ? "
             )
-        form = technician_form(spec, initial=initial, **options)
+        form = technician_form(spec, order, initial=initial)
         target = TRANSITIONS[spec.action].get(State(order.state))
         leads_to = STATE_LABELS[target] if target is not None else ""
         found.append(ActionButton(spec.name, label, url(spec), form, confirm, spec.action == main, leads_to))

@@ -26,7 +26,7 @@ from django.utils import formats
 from django.utils.html import format_html
 
 from orders import actions, reports, services, states
-from orders.forms import OrderForm, OrderLineForm
+from orders.forms import OrderForm, OrderLineForm, add_refusal
 from orders.models import (
     AdmissionStep,
     BuyerStop,
@@ -381,7 +381,7 @@ class OrderAdmin(admin.ModelAdmin):
                 try:
                     event = spec.service(order, actor=request.user, **form.cleaned_data)
                 except Refused as error:
-                    form.add_error(None, str(error))
+                    add_refusal(form, error)
                 else:
                     messages.success(request, event.label)
                     return HttpResponseRedirect(change_url)

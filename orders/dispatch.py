@@ -20,12 +20,6 @@ from portal.models import User
 KEEP = object()
 
 
-def _same_minute(first: datetime | None, second: datetime | None) -> bool:
-    if first is None or second is None:
-        return first is second
-    return first.replace(second=0, microsecond=0) == second.replace(second=0, microsecond=0)
-
-
 # What the planning may still move: works not begun (an order to acknowledge is
 # acknowledged on the way). Begun, finished or ended, it stays where it is.
 MOVABLE_STATES = frozenset({State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED, State.PLANNED, State.SUSPENDED})
@@ -39,19 +33,6 @@ def not_movable(order: Order) -> str:
         f"Elle est à l'état « {STATE_LABELS[State(order.state)]} » : "
         "une intervention commencée ou terminée ne se déplace plus."
     )
-
-
-# Planned in these states, an order gets its first date; in the others, a date
-# moves the one it had (`services.plan_order` records a replanning, « reporté »).
-FIRST_PLAN_STATES = frozenset({State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED})
-
-
-def is_replanning(order: Order, appointment: datetime) -> bool:
-    """Whether giving `order` this appointment moves the date it had: the
-    reason is then asked, and relayed to the platform with the new date."""
-    if order.state in FIRST_PLAN_STATES:
-        return False
-    return not (_same_minute(order.appointment_at, appointment) and order.planned_start is None)
 
 
 @transaction.atomic
@@ -83,17 +64,12 @@ def reschedule_order(
         changed = set_visit_length(order, actor=actor, minutes=visit_minutes)
         if changed is not None:
             events.append(changed)
+    when = {"planned_start": planned_start, "planned_end": planned_end}
     if appointment is not None:
-        if not (_same_minute(order.appointment_at, appointment) and order.planned_start is None):
-            events.append(services.plan_order(order, actor=actor, appointment=appointment, reason=reason))
-    elif planned_start is not None and not (
-        order.appointment_at is None
-        and _same_minute(order.planned_start, planned_start)
-        and _same_minute(order.planned_end, planned_end)
-    ):
-        events.append(
-            services.plan_order(order, actor=actor, planned_start=planned_start, planned_end=planned_end, reason=reason)
-        )
+        when = {"appointment": appointment}
+    if (appointment is not None or planned_start is not None) and services.changes_date(order, **when):
+        # A date moved needs its reason: `plan_order` refuses it without, and relays it.
+        events.append(services.plan_order(order, actor=actor, reason=reason, **when))
     if events and order.technician_id is not None and order.technician_id != getattr(actor, "pk", None):
         # Told once the change is saved; a broker that is down loses only the email.
         changes = [event.label for event in events]

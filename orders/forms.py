@@ -27,11 +27,20 @@ from django.utils import timezone
 from orders import images, uploads
 from orders.models import Order, OrderLine, PhotoKind, SignatureStatus
 from orders.reports import MAX_PHOTOS_PER_KIND, MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
-from orders.services import DETAIL_FIELDS, LINE_FIELDS
+from orders.services import DETAIL_FIELDS, LINE_FIELDS, REASON_NEEDED
 from orders.sharing import missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
 from portal.dates import PlausibleDateField, PlausibleDateTimeField, PlausibleSplitDateTimeField
+from portal.errors import Refused
 from portal.models import Client, Contract
+
+
+def add_refusal(form: forms.Form, error: Refused) -> None:
+    """A service's refusal shown on `form`: on the field it is about when the
+    form has it (a reschedule's missing reason, `services.ReasonNeeded`), else
+    above the form."""
+    field = getattr(error, "field", None)
+    form.add_error(field if field in form.fields else None, str(error))
 
 
 class OrderForm(forms.ModelForm):
@@ -106,7 +115,12 @@ class PlanForm(forms.Form):
     planned_end = PlausibleSplitDateTimeField(
         label="Fin prévue", required=False, widget=admin_widgets.AdminSplitDateTime
     )
-    reason = forms.CharField(label="Motif du report", required=False, max_length=200)
+    reason = forms.CharField(
+        label="Motif du report",
+        required=False,
+        max_length=200,
+        help_text="Obligatoire pour déplacer un rendez-vous ou des travaux déjà planifiés : transmis au client.",
+    )
 
 
 class AtForm(forms.Form):
@@ -197,11 +211,16 @@ class TechnicianPlanForm(TechnicianActionForm):
         max_length=200,
         help_text="Transmis au client avec la nouvelle date.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": REASON_NEEDED},
     )
 
     def __init__(self, *args: Any, replanning: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if replanning:  # a reason is asked when an appointment is moved
+        # An order planned before (`services.plans_again`): the form is only
+        # there to move its date, so the reason is asked, here and by the phone
+        # before it queues the action offline. Whether a date really moves is
+        # `plan_order`'s rule, which refuses a move without its reason.
+        if replanning:
             self.fields["reason"].required = True
         else:
             del self.fields["reason"]

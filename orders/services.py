@@ -474,6 +474,70 @@ def acknowledge_order(order: Order, *, actor: User | None, at: datetime | None =
     )
 
 
+# --- Planning, and moving a date --------------------------------------------
+
+# Planned in these states, an order gets its first date; in the others, a date
+# moves the one it had: a reschedule, « reporté », `pending`/`replanned` on the platform.
+FIRST_PLAN_STATES = frozenset({State.TO_ACKNOWLEDGE, State.ACKNOWLEDGED})
+
+# The platform tells the occupant the new date with the log's description: a
+# reschedule says why (the planning pages put this on their reason field).
+REASON_NEEDED = "Indiquez le motif du report : il est transmis au client avec le nouveau rendez-vous."
+REASON_NEEDED_FOR_WORKS = "Indiquez le motif du report : il est transmis au client avec les nouvelles dates."
+
+
+class ReasonNeeded(ServiceError):
+    """A reschedule without its reason. `field` names the forms' field it is about."""
+
+    field = "reason"
+
+
+def plans_again(order: Order) -> bool:
+    """Whether a date given to `order` now replaces one it was given before
+    (a reschedule, whose reason is asked), rather than being its first."""
+    return order.state not in FIRST_PLAN_STATES
+
+
+def _same_minute(first: datetime | None, second: datetime | None) -> bool:
+    if first is None or second is None:
+        return first is second
+    return first.replace(second=0, microsecond=0) == second.replace(second=0, microsecond=0)
+
+
+def changes_date(
+    order: Order,
+    *,
+    appointment: datetime | None = None,
+    planned_start: datetime | None = None,
+    planned_end: datetime | None = None,
+) -> bool:
+    """Whether this appointment (or, without one, this period of works) differs
+    from what `order` has, to the minute."""
+    if appointment is not None:
+        return not (_same_minute(order.appointment_at, appointment) and order.planned_start is None)
+    return not (
+        order.appointment_at is None
+        and _same_minute(order.planned_start, planned_start)
+        and _same_minute(order.planned_end, planned_end)
+    )
+
+
+def is_replanning(
+    order: Order,
+    *,
+    appointment: datetime | None = None,
+    planned_start: datetime | None = None,
+    planned_end: datetime | None = None,
+) -> bool:
+    """Whether giving `order` this appointment (or this period of works) moves
+    the date it had: the one rule of every page that plans. Its reason is then
+    required (`plan_order`), and relayed to the platform with the new date.
+    The same minute again moves nothing, and no date at all is no plan."""
+    if not plans_again(order) or (appointment is None and planned_start is None):
+        return False
+    return changes_date(order, appointment=appointment, planned_start=planned_start, planned_end=planned_end)
+
+
 @transaction.atomic
 def plan_order(
     order: Order,
@@ -485,10 +549,18 @@ def plan_order(
     reason: str = "",
     at: datetime | None = None,
 ) -> OrderEvent:
-    """Set the appointment, or the planned period; again, a replanning, its `reason` in the label."""
-    replanning, at, reason = order.state != State.ACKNOWLEDGED, at or timezone.now(), " ".join(reason.split())
+    """Set the appointment, or the planned period; again, a replanning. One
+    that moves the date (`is_replanning`) needs its `reason`, put in the label
+    (the platform's log description) and refused in French without it."""
+    replanning, at, reason = plans_again(order), at or timezone.now(), " ".join(reason.split())
     if replanning:
         _check_newest_plan(order, at)
+    facts = Facts(appointment=appointment, planned_start=planned_start, planned_end=planned_end, at=at)
+    if not reason and is_replanning(
+        order, appointment=appointment, planned_start=planned_start, planned_end=planned_end
+    ):
+        states.apply(order.state, Action.PLAN, facts)  # what the state machine refuses is said first
+        raise ReasonNeeded(REASON_NEEDED if appointment is not None else REASON_NEEDED_FOR_WORKS)
     when = {"appointment": appointment, "planned_start": planned_start, "planned_end": planned_end}
     if appointment is not None:
         label = f"Rendez-vous {'reporté au' if replanning else 'fixé le'} {format_datetime(appointment)}"
@@ -502,7 +574,7 @@ def plan_order(
     return _transition(
         order,
         Action.PLAN,
-        Facts(appointment=appointment, planned_start=planned_start, planned_end=planned_end, at=at),
+        facts,
         actor=actor,
         at=at,
         label=f"{label} (motif : {reason})" if reason else label,

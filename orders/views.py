@@ -27,7 +27,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from orders import actions, conflicts, dispatch, offline, services
 from orders.access import get_order_for
-from orders.forms import NoteForm, OrderSearchForm, TechnicianActionForm
+from orders.forms import NoteForm, OrderSearchForm, TechnicianActionForm, add_refusal
 from orders.models import Order, OrderEvent, OrderLine, OrderSeen
 from orders.queries import is_late
 from orders.states import DONE_STATES, WORK_STATES, Action, State
@@ -191,7 +191,7 @@ def _order_context(order: Order, *, notice: str = "", refused: Submission | None
         "has_report": order.reports.exists(),
         "finish_question": actions.ACTIONS[Action.FINISH].confirm,
         "progress_form": (
-            actions.technician_form(progress, initial={"progress": order.progress})
+            actions.technician_form(progress, order, initial={"progress": order.progress})
             if Action.SET_PROGRESS in order.allowed_actions and not (refused and refused.key == progress.name)
             else None
         ),
@@ -245,7 +245,7 @@ def _act(
                 action=submission.key,
             )
         except Refused as error:
-            form.add_error(None, str(error))
+            add_refusal(form, error)
             refusal = conflicts.refused(order, error, form.cleaned_data.get("at") or timezone.now())
         else:
             if replay:
@@ -287,10 +287,9 @@ def order_action(request: HttpRequest, pk: int, action: Action, line_pk: int | N
         if not conflicts.removed_line_reference(order, line_pk):
             raise Http404("Pas de telle ligne sur cette commande.")
         return _line_removed(request, order, line_pk, spec.name)
-    options = {"replanning": order.state != State.ACKNOWLEDGED} if action == Action.PLAN else {}
-    form = actions.technician_form(spec, request.POST, line=line, **options)
+    form = actions.technician_form(spec, order, request.POST, line=line)
     url = reverse(spec.url_name, args=[order.pk] if line is None else [order.pk, line.pk])
-    label = "Changer le rendez-vous" if options.get("replanning") else spec.button
+    label = "Changer le rendez-vous" if "reason" in form.fields else spec.button
     return _act(request, order, Submission(spec.name, form, label, url), spec.service, target=line)
 
 

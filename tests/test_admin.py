@@ -612,9 +612,10 @@ LIFE = [
             "planned_start_1": "08:00",
             "planned_end_0": "26/11/2026",
             "planned_end_1": "12:00",
+            "reason": "Occupant absent",
         },
         State.PLANNED,
-        "Travaux replanifiés du jeu. 26 nov. à 8 h 00 au jeu. 26 nov. à 12 h 00",
+        "Travaux replanifiés du jeu. 26 nov. à 8 h 00 au jeu. 26 nov. à 12 h 00 (motif : Occupant absent)",
     ),
     (
         "start",

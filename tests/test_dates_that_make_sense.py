@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from html import unescape
 from http import HTTPStatus
 
 import pytest
@@ -123,7 +124,9 @@ def test_moving_an_appointment_asks_a_reason_and_relays_it(signed_in, order, tec
     assert "Motif du report" in page
 
     response = signed_in.post(f"/commandes/{order.pk}/planifier/", {"appointment": "2026-12-08T09:00"})
-    assert "Ce champ est obligatoire." in response.content.decode()
+    assert "Indiquez le motif du report : il est transmis au client avec le nouveau rendez-vous." in unescape(
+        response.content.decode()
+    )
     order.refresh_from_db()
     assert order.appointment_at == NOW + timedelta(hours=2)
 

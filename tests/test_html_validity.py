@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,15 @@ def with_errors(pages: dict[str, tuple[Browser, str]]) -> dict[str, str]:
             rendered[name] = response.content.decode()
     response = Browser().post("/connexion/", {"username": "technicien", "password": "faux"})
     rendered["sign-in-errors"] = response.content.decode()
+    # The week planning, an appointment moved without its reason: the order's form open as it was sent.
+    planned = Order.objects.filter(state=State.PLANNED, appointment_at__gt=timezone.now()).order_by("pk").first()
+    if planned is not None:
+        when = timezone.localtime(planned.appointment_at)
+        year, week, _ = when.isocalendar()
+        moved = {"semaine": f"{year}-W{week:02d}", "appointment": f"{when + timedelta(hours=1):%Y-%m-%dT%H:%M}"}
+        response = signed_in("conducteur").post(f"/pilotage/planning/commandes/{planned.pk}/", moved)
+        assert response.status_code == 200 and 'aria-invalid="true"' in response.content.decode()
+        rendered["planning-errors"] = response.content.decode()
     return rendered
 
 

@@ -107,9 +107,13 @@ def test_a_replanning_older_than_the_latest_is_a_conflict(started, order, techni
     )
     services.acknowledge_order(other, actor=technician, at=NOW - timedelta(hours=1))
     services.plan_order(other, actor=supervisor, appointment=NOW + timedelta(days=1), at=NOW - timedelta(minutes=5))
-    services.plan_order(other, actor=supervisor, appointment=NOW + timedelta(days=2), at=NOW - timedelta(minutes=1))
+    services.plan_order(
+        other, actor=supervisor, appointment=NOW + timedelta(days=2), reason="Client", at=NOW - timedelta(minutes=1)
+    )
     with pytest.raises(services.Superseded, match="c'est ce rendez-vous"):
-        services.plan_order(other, actor=technician, appointment=NOW + timedelta(days=3), at=NOW - timedelta(minutes=3))
+        services.plan_order(
+            other, actor=technician, appointment=NOW + timedelta(days=3), reason="Pluie", at=NOW - timedelta(minutes=3)
+        )
     other.refresh_from_db()
     assert other.appointment_at == NOW + timedelta(days=2)
 

@@ -240,7 +240,7 @@ def test_a_whole_life_with_assignments_and_edits_before_and_after_acknowledgemen
     services.assign_order(order, actor=supervisor, technician=technician, pilot=supervisor)
     services.update_order_details(order, actor=office, changes={"occupant_phone": "03 87 11 22 33"})
     services.plan_order(order, actor=technician, appointment=appointment)
-    services.plan_order(order, actor=technician, appointment=appointment + timedelta(days=1))
+    services.plan_order(order, actor=technician, appointment=appointment + timedelta(days=1), reason="Pluie")
     services.assign_order(order, actor=supervisor, pilot=pilot)
     services.start_work(order, actor=technician)
     services.set_progress(order, actor=technician, progress=40)
@@ -288,7 +288,10 @@ def test_a_suspension_and_its_resumption_conform(platform, connection, order, te
     services.resume_work(order, actor=technician)
     services.suspend_work(order, actor=technician, reason="occupant_absent")
     services.plan_order(
-        order, actor=supervisor, appointment=(timezone.now() + timedelta(days=2)).replace(microsecond=0)
+        order,
+        actor=supervisor,
+        appointment=(timezone.now() + timedelta(days=2)).replace(microsecond=0),
+        reason="Occupant absent",
     )
     services.suspend_work(order, actor=technician, reason="occupant_absent", note="Absent une seconde fois")
     services.close_order(order, actor=supervisor, outcome="occupant_absent")

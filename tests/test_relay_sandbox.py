@@ -386,7 +386,9 @@ def test_a_whole_order_life_reaches_the_platform_once_in_order_with_its_codes_an
     appointment = moment + timedelta(days=1)
     services.acknowledge_order(order, actor=technician, at=next(at))
     services.plan_order(order, actor=technician, appointment=appointment, at=next(at))
-    services.plan_order(order, actor=technician, appointment=appointment + timedelta(days=1), at=next(at))
+    services.plan_order(
+        order, actor=technician, appointment=appointment + timedelta(days=1), reason="Pièce en commande", at=next(at)
+    )
     services.start_work(order, actor=technician, at=next(at))
     services.set_progress(order, actor=technician, progress=40, at=next(at))
     services.mark_line(order.lines.get(reference="L1"), actor=technician, done=True, at=next(at))
@@ -426,7 +428,8 @@ def test_a_whole_order_life_reaches_the_platform_once_in_order_with_its_codes_an
     assert labels[0:3] == [
         "Commande prise en compte",
         f"Rendez-vous fixé le {formatting.format_datetime(appointment)}",
-        f"Rendez-vous reporté au {formatting.format_datetime(appointment + timedelta(days=1))}",
+        f"Rendez-vous reporté au {formatting.format_datetime(appointment + timedelta(days=1))}"
+        " (motif : Pièce en commande)",
     ]
     assert labels[3].startswith("Travaux démarrés le ")
     assert labels[4:8] == [

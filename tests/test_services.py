@@ -72,7 +72,9 @@ def at_t0():
 def test_a_whole_order_life_leaves_a_french_history_in_order(at_t0, order, supervisor, technician):
     services.acknowledge_order(order, actor=technician, at=T0)
     services.plan_order(order, actor=technician, appointment=T0 + timedelta(days=1, minutes=30), at=T0)
-    services.plan_order(order, actor=technician, appointment=T0 + timedelta(days=2, hours=6), at=T0)
+    services.plan_order(
+        order, actor=technician, appointment=T0 + timedelta(days=2, hours=6), reason="Occupant absent", at=T0
+    )
     services.start_work(order, actor=technician, at=T0 + timedelta(days=2, hours=6, minutes=5))
     services.set_progress(order, actor=technician, progress=50, at=T0 + timedelta(days=2, hours=7))
     line1, line2 = order.lines.all()
@@ -99,7 +101,7 @@ def test_a_whole_order_life_leaves_a_french_history_in_order(at_t0, order, super
     assert labels[4:] == [
         "Commande prise en compte",
         "Rendez-vous fixé le mar. 24 nov. à 8 h 30",
-        "Rendez-vous reporté au mer. 25 nov. à 14 h 00",
+        "Rendez-vous reporté au mer. 25 nov. à 14 h 00 (motif : Occupant absent)",
         "Travaux démarrés le mer. 25 nov. à 14 h 05",
         "Avancement : 50 %",
         "Ligne L1 réalisée : Recherche de fuite",

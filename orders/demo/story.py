@@ -110,9 +110,11 @@ class Script:
 
     def plan(self, appointment: datetime | None = None, *, days: tuple[int, int] = (1, 3)) -> Script:
         self._after(10, 180)
+        # A date after an absence replaces the missed one: it says why (services.plan_order).
+        again = {"reason": "Occupant absent au premier rendez-vous"} if self.appointment or self.planned else {}
         self.appointment = appointment or self._slot(*days)
         self.planned = None
-        self._add("plan", appointment=self.appointment)
+        self._add("plan", appointment=self.appointment, **again)
         return self
 
     def plan_period(self, period: tuple[datetime, datetime] | None = None) -> Script:
@@ -128,7 +130,7 @@ class Script:
         """The occupant calls the next day and asks for another appointment."""
         self._days_later(1, 1)
         self.appointment = appointment or self._slot(*days)
-        self._add("plan", appointment=self.appointment)
+        self._add("plan", appointment=self.appointment, reason="À la demande de l'occupant")
         return self
 
     def start(self) -> Script:

@@ -14,8 +14,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from orders.dispatch import FIRST_PLAN_STATES
 from orders.models import CriticalLevel, Order
+from orders.services import plans_again
 from portal import moments
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ def _due(order: Order, due: str) -> SafeString:
 
 def _replan(order: Order, *, appointment: bool) -> SafeString:
     """For the script: a new time moves the date it has (or had, then lost its
-    technician), so the reason is asked (`dispatch.is_replanning`); with the
+    technician), so the reason is asked (`services.is_replanning`); with the
     appointment (`data-appointment`), the same time is no move."""
-    if order.state in FIRST_PLAN_STATES:
+    if not plans_again(order):
         return EMPTY
     if not appointment or order.appointment_at is None:
         return mark_safe(" data-replan")

@@ -397,6 +397,9 @@ class PlanningChangeForm(forms.Form):
     appointment = _datetime_field("Rendez-vous")
     planned_start = _datetime_field("Début prévu")
     planned_end = _datetime_field("Fin prévue")
+    # Required by `services.plan_order` when the date moves (then relayed to the
+    # client with it); changing the technician alone needs none.
+    reason = forms.CharField(label="Motif du report", required=False, max_length=200)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

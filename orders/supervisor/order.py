@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 
 from orders import actions, buyer, deadlines, formatting, letters, materials, remedies, services, timing
 from orders.access import get_order_for
+from orders.forms import add_refusal
 from orders.models import ExtensionDecision, ExtensionRequest, MaterialDestination, Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action
@@ -253,7 +254,7 @@ def _change(
         try:
             notice = apply(form.cleaned_data)
         except Refused as error:
-            form.add_error(None, str(error))
+            add_refusal(form, error)
         else:
             if not request.htmx:
                 messages.success(request, notice)
@@ -276,7 +277,7 @@ def supervisor_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
     if spec is None or spec.technician_form is None or spec.own_section:
         raise Http404
     order = get_order_for(request, pk)
-    form = actions.technician_form(spec, request.POST)
+    form = actions.technician_form(spec, order, request.POST)
 
     def apply(data: dict[str, Any]) -> str:
         return _label(spec.service(order, actor=request.user, **data), "C'était déjà fait : rien n'a changé.")

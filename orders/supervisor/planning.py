@@ -24,8 +24,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import dispatch
+from orders import dispatch, services
 from orders.access import get_order_for
+from orders.forms import add_refusal
 from orders.models import DEFAULT_VISIT, Order
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action, State
@@ -87,6 +88,40 @@ def _moment(value: datetime) -> str:
     return moments.moment(value)
 
 
+KEEP_TYPED = "keep"
+
+
+@dataclass(frozen=True)
+class Typed:
+    """An order's planning form as it was sent and refused: shown again so, the
+    reasons inside it (the form is a handful of inputs written in the template)."""
+
+    technician: int | None | str  # KEEP_TYPED: not sent, or not one of the list
+    appointment: str
+    planned_start: str
+    planned_end: str
+    reason: str
+    errors: list[str]
+    reason_errors: list[str]
+
+    @classmethod
+    def of(cls, form: forms.Form) -> Typed:
+        data = form.data
+        sent = data.get("technician")
+        technician: int | None | str = KEEP_TYPED
+        if sent == "":
+            technician = None
+        elif sent is not None and sent.isdigit() and "technician" not in form.errors:
+            technician = int(sent)
+        errors = [str(error) for name, found in form.errors.items() if name != "reason" for error in found]
+        return cls(
+            technician,
+            *(str(data.get(name, ""))[:200] for name in ("appointment", "planned_start", "planned_end", "reason")),
+            errors,
+            [str(error) for error in form.errors.get("reason", [])],
+        )
+
+
 @dataclass
 class Item:
     """An order's appointment or planned period, as placed on the planning."""
@@ -100,6 +135,15 @@ class Item:
     conflicts: list[Item] = field(default_factory=list)
     can_assign: bool = False
     can_plan: bool = False
+    asks_reason: bool = False  # planned before: moving its date asks why (`services.plans_again`)
+    typed: Typed | None = None  # its form as sent, when it was refused
+
+    @property
+    def chosen_technician_id(self) -> int | None:
+        """The technician its form shows chosen: the one typed, else the order's."""
+        if self.typed is not None and not isinstance(self.typed.technician, str):
+            return self.typed.technician
+        return self.order.technician_id
 
     @cached_property
     def description(self) -> str:
@@ -183,9 +227,12 @@ def flag_overlaps(items: list[Item]) -> None:
         item.conflicts.sort(key=lambda other: (other.start, other.order.pk))
 
 
-def build_rows(orders: list[Order], technicians: list[User], monday: date) -> list[Row]:
+def build_rows(
+    orders: list[Order], technicians: list[User], monday: date, refused: tuple[int, Typed] | None = None
+) -> list[Row]:
     """One row per active technician (and per inactive one still holding an
-    order this week), then the orders nobody is assigned to."""
+    order this week), then the orders nobody is assigned to; the order whose
+    form was `refused` shows it as it was sent."""
     days = [monday + timedelta(days=offset) for offset in range(7)]
     # The path reversed once and the pk put in for each order: reverse() for
     # each of a busy week's orders is most of the page's time.
@@ -202,6 +249,9 @@ def build_rows(orders: list[Order], technicians: list[User], monday: date) -> li
             continue
         allowed = order.allowed_actions
         item.can_assign, item.can_plan = Action.ASSIGN in allowed, Action.PLAN in allowed
+        item.asks_reason = item.can_plan and services.plans_again(order)
+        if refused is not None and refused[0] == order.pk:
+            item.typed = refused[1]
         by_technician.setdefault(order.technician_id, []).append(item)
         if order.technician_id is not None and order.technician_id not in people:
             people[order.technician_id] = order.technician
@@ -251,9 +301,15 @@ def orders_between(user: User, start: datetime, end: datetime) -> QuerySet[Order
 @role_required(Role.SUPERVISOR, Role.OFFICE)
 def planning(request: HttpRequest) -> HttpResponse:
     """The week's planning (two queries, whatever the number of orders)."""
+    return _week_page(request, request.GET.get(WEEK_PARAM, ""))
+
+
+def _week_page(request: HttpRequest, asked: str, *, refused: tuple[int, Typed] | None = None) -> HttpResponse:
+    """The page of week `asked` (this week if empty or unreadable, said so),
+    with the form of an order that was `refused` as it was sent."""
     today = timezone.localdate()  # read once: at midnight, two readings may be two days
     this_monday = today - timedelta(days=today.weekday())
-    asked = request.GET.get(WEEK_PARAM, "").strip()
+    asked = asked.strip()
     monday = parse_week(asked) if asked else this_monday
     week_error = ""
     if monday is None:
@@ -261,7 +317,7 @@ def planning(request: HttpRequest) -> HttpResponse:
         monday = this_monday
     start, end = _midnight(monday), _midnight(monday + timedelta(days=7))
     technicians = list(User.objects.filter(role=Role.TECHNICIAN, is_active=True).order_by("last_name", "first_name"))
-    rows = build_rows(week_orders(request.user, start, end), technicians, monday)
+    rows = build_rows(week_orders(request.user, start, end), technicians, monday, refused)
     context = {
         "rows": rows,
         "days": [monday + timedelta(days=offset) for offset in range(7)],
@@ -295,25 +351,30 @@ def _errors(form: forms.Form) -> str:
 @require_POST
 def planning_change(request: HttpRequest, pk: int) -> HttpResponse:
     """The planning's form for one order: back to the same week, with what
-    changed or, in French, why nothing did."""
+    changed; refused, the same week again, the form as it was sent and,
+    in French, why nothing changed (a moved date without its reason, too)."""
     order = get_order_for(request, pk)
-    monday = parse_week(request.POST.get(WEEK_PARAM, ""))
-    back = (week_url(monday) if monday else reverse("orders:planning")) + f"#commande-{order.pk}"
-    form = PlanningChangeForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, f"Commande {order.reference} : {_errors(form)}")
-        return redirect(back)
-    data = dict(form.cleaned_data)
-    if "technician" not in request.POST:  # a form without the select leaves the technician alone
-        data["technician"] = dispatch.KEEP
-    try:
-        events = dispatch.reschedule_order(order, actor=request.user, **data)
-    except Refused as error:
-        messages.error(request, f"Commande {order.reference} : rien n'a été modifié. {error}")
-    else:
-        labels = [event.label for event in events]
-        if labels:
-            messages.success(request, f"Commande {order.reference} : {' ; '.join(labels)}.")
+    week = request.POST.get(WEEK_PARAM, "")
+    monday = parse_week(week)
+    form, unchanged = PlanningChangeForm(request.POST), ""
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        if "technician" not in request.POST:  # a form without the select leaves the technician alone
+            data["technician"] = dispatch.KEEP
+        try:
+            events = dispatch.reschedule_order(order, actor=request.user, **data)
+        except Refused as error:
+            add_refusal(form, error)
+            unchanged = "rien n'a été modifié. "
         else:
-            messages.info(request, f"Commande {order.reference} : rien à changer.")
-    return redirect(back)
+            labels = [event.label for event in events]
+            if labels:
+                messages.success(request, f"Commande {order.reference} : {' ; '.join(labels)}.")
+            else:
+                messages.info(request, f"Commande {order.reference} : rien à changer.")
+            back = week_url(monday) if monday else reverse("orders:planning")
+            return redirect(back + f"#commande-{order.pk}")
+    messages.error(request, f"Commande {order.reference} : {unchanged}{_errors(form)}")
+    refused = (order.pk, Typed.of(form))
+    # 200, as the order pages answer a refused form: the browser shows the page, not a failed load.
+    return _week_page(request, week if monday else "", refused=refused)

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from orders.formatting import format_datetime
 from orders.states import State
 from portal import moments
 from tests import factories
@@ -53,3 +54,42 @@ def test_a_past_appointment_is_refused_and_a_move_says_why(live_server, order, t
     screens.check("dates-02-moved-with-reason")
     order.refresh_from_db()
     assert order.appointment_at == later
+
+
+def test_a_supervisor_moves_an_appointment_from_the_week_planning_with_its_reason(
+    live_server, order, technician, supervisor, desktop, screenshots
+):
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    first = (now + timedelta(days=1)).replace(hour=9, minute=0)
+    factories.bring_to(order, State.PLANNED, technician, appointment=first)
+    later = first.replace(hour=15, minute=30)
+    year, week, _ = first.isocalendar()
+    page = desktop
+    screens = Screens(page, screenshots)
+    page.goto(f"{live_server.url}/connexion/?next=/pilotage/planning/?semaine={year}-W{week:02d}")
+    page.get_by_label("Identifiant").fill(supervisor.username)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+
+    item = page.locator(f"#commande-{order.pk}")
+    item.locator("summary", has_text="Modifier").click()
+    item.get_by_label("Rendez-vous").fill(f"{later:%Y-%m-%dT%H:%M}")
+    item.get_by_role("button", name="Enregistrer").click()
+    # Refused without a reason: the same week, the form open as it was typed, the reason asked on its field.
+    item = page.locator(f"#commande-{order.pk}")
+    reason = item.get_by_label("Motif du report")
+    expect(page.locator(".messages")).to_contain_text("rien n'a été modifié. Indiquez le motif du report")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(item.get_by_label("Rendez-vous")).to_have_value(f"{later:%Y-%m-%dT%H:%M}")
+    screens.check("dates-03-planning-reason-asked")
+
+    reason.fill("Occupant absent le matin")
+    item.get_by_role("button", name="Enregistrer").click()
+    expect(page.locator(".messages")).to_contain_text(
+        f"Rendez-vous reporté au {format_datetime(later)} (motif : Occupant absent le matin)"
+    )
+    expect(page.locator(f"#commande-{order.pk} .plan-when")).to_contain_text("15 h 30")
+    screens.check("dates-04-planning-moved-with-reason")
+    order.refresh_from_db()
+    assert order.appointment_at == later
+    assert order.events.latest("pk").label.endswith("(motif : Occupant absent le matin)")
