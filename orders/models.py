@@ -20,7 +20,7 @@ from django.utils import timezone
 from orders import deadlines
 from orders.durations import duration
 from orders.formatting import format_deadline
-from orders.photo_models import PhotoKind, StagedPhoto, StagedPhotoPart, StagedPhotoStatus
+from orders.photo_models import PhotoKind, StagedPhoto, StagedPhotoPart, StagedPhotoStatus, TakenPhoto
 from orders.queries import OrderQuerySet, line_total
 from orders.states import (
     CLOSE_OUTCOME_LABELS,
@@ -723,6 +723,7 @@ __all__ = [
     "StagedPhoto",
     "StagedPhotoPart",
     "StagedPhotoStatus",
+    "TakenPhoto",
     "AdmissionKind",
     "AdmissionSource",
     "AdmissionStep",

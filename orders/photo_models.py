@@ -83,3 +83,22 @@ class StagedPhotoPart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.photo_id} @ {self.offset}"
+
+
+class TakenPhoto(models.Model):
+    """The key of a staged photo a report took (the photo itself is the
+    report's now): a part of it arriving late (sent twice, its answer lost, or
+    by the page and its service worker at once) is told the report has it,
+    rather than opening the photo again. Forgotten with the staged photos."""
+
+    key = models.UUIDField("clé", unique=True)
+    order = models.ForeignKey("orders.Order", models.CASCADE, related_name="+", verbose_name="commande")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name="envoyée par")
+    taken_at = models.DateTimeField("prise le", default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = "photo prise par un rapport"
+        verbose_name_plural = "photos prises par un rapport"
+
+    def __str__(self) -> str:
+        return str(self.key)

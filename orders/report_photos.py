@@ -12,7 +12,16 @@ checked by its content and shrunk here as every photo is (orders.images, its
 own limits whatever the phone did), and waits for the report that names its
 key (`take_photos`, in the report's transaction). A report that comes before
 its photos is told so (`PhotosPending`): the phone's queue sends it again
-once they are up.
+once they are up. A taken photo leaves its key behind (`TakenPhoto`): a
+part of it arriving late (sent twice, its answer lost) is told the report
+has it (`PhotoTaken`), rather than opening the photo again.
+
+Parts may come at once (the page's two lanes, the page and its service
+worker, a send the browser retried on a fresh connection): the photo's row is
+locked while a part is kept, a second copy of one part is told where the
+server stands (`PartOutOfStep`), and a part that waited too long for another
+request's lock (`LOCK_WAIT`, or SQLite's busy timeout) is told to come again
+(the view's 503 with Retry-After): never an error.
 
 Photos sent with the form itself (without JavaScript) and kept when the form
 comes back with an error are kept here too (`keep_photos`), so that nothing
@@ -27,11 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 
 from orders import images
-from orders.models import Order, PhotoKind, StagedPhoto, StagedPhotoPart, StagedPhotoStatus
+from orders.models import Order, PhotoKind, StagedPhoto, StagedPhotoPart, StagedPhotoStatus, TakenPhoto
 from orders.services import ServiceError
 from portal.models import User
 
@@ -41,6 +50,9 @@ MAX_PART_BYTES = 1024 * 1024
 # Photos of one person on one order that no report took yet (two reports' worth, and more).
 MAX_WAITING_PHOTOS = 40
 KEPT_FOR = timedelta(days=14)
+# How long a part waits for another request's lock on its photo (PostgreSQL;
+# SQLite has its busy timeout) before it is told to come again.
+LOCK_WAIT = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,22 @@ class PartOutOfStep(Exception):
     def __init__(self, received: int) -> None:
         super().__init__(f"expected offset {received}")
         self.received = received
+
+
+class PhotoTaken(LookupError):
+    """A part of a photo its report took already (sent twice, its answer lost,
+    or by the page and its service worker at once): the report has it, nothing
+    more is to be sent."""
+
+
+def is_transient(error: OperationalError) -> bool:
+    """A lock that did not come in time: SQLite's "database is locked" (or a
+    table, in a shared cache), PostgreSQL's lock timeout, deadlock or
+    serialization failure. The request may be sent again as it was."""
+    state = getattr(error.__cause__, "sqlstate", None)
+    if state is not None:
+        return state in {"55P03", "40P01", "40001"}
+    return "locked" in str(error)
 
 
 class PhotosPending(ServiceError):
@@ -132,9 +160,15 @@ def receive_part(
     photo is whole, check and shrink it. The first part (`offset` 0) comes with
     the photo's `opening` (its kind, size and name), so that a photo of one
     part costs one request. A part of a photo already whole (the last one sent
-    again, its answer lost) changes nothing."""
+    again, its answer lost) changes nothing; one of a photo its report took is
+    told so (PhotoTaken)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{LOCK_WAIT.total_seconds() * 1000:.0f}ms"])
     photo = _mine(order, actor).select_for_update().filter(key=key).first()
     if photo is None:
+        if TakenPhoto.objects.filter(order=order, user=actor, key=key).exists():
+            raise PhotoTaken(key)
         if opening is None or offset != 0:
             raise UnknownPhoto(key)
         photo = _open(order, actor=actor, key=key, opening=opening)
@@ -218,9 +252,10 @@ def show_again(
 
 def take_photos(order: Order, *, actor: User | None, keys: Sequence[UUID]) -> list[ReportPhotoUpload]:
     """The photos `keys` names, for the report being saved (in its transaction):
-    each once, in that order; gone from here once taken. A photo refused for its
-    content is left out (the phone said so when it was sent); one still on its
-    way, or unknown, holds the report back (PhotosPending)."""
+    each once, in that order; gone from here once taken, but for their keys
+    (TakenPhoto). A photo refused for its content is left out (the phone said
+    so when it was sent); one still on its way, or unknown, holds the report
+    back (PhotosPending)."""
     keys = list(dict.fromkeys(keys))
     if not keys:
         return []
@@ -239,6 +274,9 @@ def take_photos(order: Order, *, actor: User | None, keys: Sequence[UUID]) -> li
         if found[key].status == StagedPhotoStatus.READY
     ]
     StagedPhoto.objects.filter(pk__in=[photo.pk for photo in found.values()]).delete()
+    TakenPhoto.objects.bulk_create(
+        [TakenPhoto(key=key, order=order, user=actor) for key in keys], ignore_conflicts=True
+    )
     return taken
 
 
@@ -246,4 +284,5 @@ def forget_stale_uploads(now: datetime) -> int:
     """Every night: the photos no report took within two weeks (the phone still
     has them, and sends them again if its report comes later)."""
     deleted, _ = StagedPhoto.objects.filter(created_at__lt=now - KEPT_FOR).delete()
+    TakenPhoto.objects.filter(taken_at__lt=now - KEPT_FOR).delete()
     return deleted

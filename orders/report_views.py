@@ -15,6 +15,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -31,6 +32,9 @@ from orders.models import Document, DocumentKind, InterventionReport, Order, Ord
 from orders.states import State
 from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, wants_fragment
+
+# A part that found its photo held by another request too long comes again this much later.
+PART_RETRY_SECONDS = 1
 
 
 def _report_for(order: Order, report_id: int) -> InterventionReport:
@@ -175,7 +179,14 @@ def report_photo(request: HttpRequest, order_id: int, key: UUID) -> HttpResponse
     """POST: the photo's next part, its offset in `Upload-Offset`, its bytes as
     the body; the first part also says the photo's size, kind and name
     (`Upload-Length`, `Upload-Kind`, `Upload-Name`). GET: the photo as kept,
-    for its thumbnail on a form shown again."""
+    for its thumbnail on a form shown again.
+
+    Every answer is one the phone acts on (static/js/report-queue.js): 200 with
+    where the server stands; 409 with the offset to resume from (a part lost,
+    or sent twice at once); 404 "unknown" (send it again from the start); 410
+    "taken" (its report has it: nothing more to send); 400/413 refused, with
+    the reason; 503 with Retry-After when another request held the photo too
+    long (the part comes again as it was)."""
     order = get_order_for(request, order_id)
     if request.method == "GET":
         photo = get_object_or_404(report_photos.ready_photos(order, actor=request.user), key=key)
@@ -208,6 +219,14 @@ def report_photo(request: HttpRequest, order_id: int, key: UUID) -> HttpResponse
         return JsonResponse({"status": "unknown", "received": 0}, status=HTTPStatus.NOT_FOUND)
     except report_photos.PartOutOfStep as step:
         return JsonResponse({"status": "receiving", "received": step.received}, status=HTTPStatus.CONFLICT)
+    except report_photos.PhotoTaken:
+        return JsonResponse({"status": "taken", "key": str(key)}, status=HTTPStatus.GONE)
+    except OperationalError as error:
+        if not report_photos.is_transient(error):
+            raise
+        response = JsonResponse({"status": "busy", "retry": PART_RETRY_SECONDS}, status=HTTPStatus.SERVICE_UNAVAILABLE)
+        response["Retry-After"] = str(PART_RETRY_SECONDS)
+        return response
     except Refused as error:
         return _part_refused(str(error), HTTPStatus.BAD_REQUEST)
     return JsonResponse(_photo_state(photo))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from urllib.parse import quote
@@ -17,9 +20,13 @@ from urllib.parse import quote
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F
+from django.test import Client
 from PIL import ExifTags, Image
 
-from orders import services
+from orders import report_photos, services
 from orders.models import ActionReceipt, InterventionReport, OrderEvent, StagedPhoto, StagedPhotoPart
 from orders.report_photos import MAX_PART_BYTES
 from orders.tasks import forget_stale_photos
@@ -464,3 +471,180 @@ def test_the_same_part_received_twice_at_once_is_kept_once_and_the_second_told_w
     assert response.status_code == HTTPStatus.CONFLICT
     assert response.json() == {"status": "receiving", "received": PART}
     assert StagedPhotoPart.objects.filter(photo=photo, offset=PART).count() == 1
+
+
+# --- Parts at once: never a 500 -------------------------------------------------------
+# The live server is threaded: the page's two lanes, the page and its service
+# worker, a send the browser retried on a fresh connection may all reach it at
+# once. Each answer is one the phone acts on (static/js/report-queue.js).
+
+
+def test_a_part_of_a_photo_its_report_took_is_told_so_and_not_opened_again(signed_in, started):
+    """The last part sent again (its answer lost, or by the service worker too)
+    after the report took the photo: 410, the report has it; not a new photo."""
+    content = camera_jpeg()
+    key = send_photo(signed_in, started, content)
+    fields = {**report_fields(), "photo_keys": [str(key)]}
+    assert signed_in.post(f"/commandes/{started.pk}/rapport/", fields, **REPLAY).status_code == HTTPStatus.OK
+    last = (len(content) - 1) // PART * PART
+
+    late = send_part(signed_in, started, key, content[last:], last)
+    assert late.status_code == HTTPStatus.GONE
+    assert late.json() == {"status": "taken", "key": str(key)}
+    _, first_again = open_photo(signed_in, started, content, key=key)
+    assert first_again.status_code == HTTPStatus.GONE
+    assert not StagedPhoto.objects.exists()  # not opened again, to wait two weeks for nothing
+    assert InterventionReport.objects.get().photos.count() == 1
+
+
+def test_a_photo_taken_is_forgotten_with_the_others_after_two_weeks(signed_in, started, now):
+    key = send_photo(signed_in, started, png_bytes((400, 300), (10, 20, 30)))
+    fields = {**report_fields(), "photo_keys": [str(key)]}
+    assert signed_in.post(f"/commandes/{started.pk}/rapport/", fields, **REPLAY).status_code == HTTPStatus.OK
+    with time_machine.travel(now + timedelta(days=15), tick=False):
+        forget_stale_photos()
+    # Two weeks on, the key is free: sent again, it is a photo again (the phone kept it).
+    _, response = open_photo(signed_in, started, png_bytes((400, 300), (10, 20, 30)), key=key)
+    assert response.status_code == HTTPStatus.OK
+
+
+def close_this_threads_connection() -> None:
+    """At the end of a thread of the test. Django never closes an in-memory
+    SQLite connection (the last one closed drops the database): this thread's
+    is not the last one."""
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        BaseDatabaseWrapper.close(connection)
+    else:
+        connection.close()
+
+
+@contextmanager
+def held_by_another_request(key: uuid.UUID) -> Iterator[None]:
+    """Another request's transaction holding the photo (its row locked; on
+    SQLite, the database's write lock) until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                StagedPhoto.objects.filter(key=key).update(received=F("received"))
+                holding.set()
+                release.wait(30)
+        except BaseException as error:  # told to the test, not lost in the thread
+            errors.append(error)
+            holding.set()
+        finally:
+            close_this_threads_connection()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()
+        assert not errors, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_part_kept_waiting_by_another_request_is_told_to_come_again(signed_in, started, monkeypatch):
+    """SQLite's lock (busy for longer than its timeout, or at once in the tests'
+    shared memory) or PostgreSQL's row lock for longer than LOCK_WAIT: 503 with
+    Retry-After, and the same part, sent again, is kept."""
+    monkeypatch.setattr(report_photos, "LOCK_WAIT", timedelta(milliseconds=300))
+    content = camera_jpeg()
+    key, _ = open_photo(signed_in, started, content)
+    with held_by_another_request(key):
+        busy = send_part(signed_in, started, key, content[PART : 2 * PART], PART)
+    assert busy.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert busy["Retry-After"] == "1"
+    assert busy.json()["status"] == "busy"
+    assert StagedPhoto.objects.get(key=key).received == PART
+    again = send_part(signed_in, started, key, content[PART : 2 * PART], PART)
+    assert again.status_code == HTTPStatus.OK
+    assert again.json()["received"] == 2 * PART
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_copies_of_a_first_part_at_once_open_the_photo_once(started, technician):
+    """The page and its service worker both opening one photo: each copy is
+    answered (kept, or told where the server stands, or to come again), the
+    photo is opened once, and it goes on from the offset the server gives."""
+    content = camera_jpeg()
+    key = uuid.uuid4()
+    answers: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(2, timeout=30)
+    phones = [Client(), Client()]  # the page and its service worker, signed in before they race
+    for phone in phones:
+        phone.force_login(technician)
+
+    def send(phone: Client) -> None:
+        try:
+            barrier.wait()
+            _, response = open_photo(phone, started, content, key=key)
+            answers.append((response.status_code, response.json()))
+        finally:
+            close_this_threads_connection()
+
+    threads = [threading.Thread(target=send, args=(phone,)) for phone in phones]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 2
+    assert {status for status, _ in answers} <= {HTTPStatus.OK, HTTPStatus.CONFLICT, HTTPStatus.SERVICE_UNAVAILABLE}
+    assert HTTPStatus.OK in {status for status, _ in answers}, answers
+    photo = StagedPhoto.objects.get(key=key)
+    assert photo.received == PART and photo.parts.count() == 1
+    phone = Client()
+    phone.force_login(technician)
+    for offset in range(PART, len(content), PART):
+        assert send_part(phone, started, key, content[offset : offset + PART], offset).status_code == HTTPStatus.OK
+    assert StagedPhoto.objects.get(key=key).status == "ready"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_first_part_racing_another_requests_opening_of_the_photo_joins_it(started, technician):
+    """PostgreSQL: the other request's photo not committed yet when this first
+    part looks for it; its own opening then waits on the key, finds the other's
+    once committed, and goes on (never the IntegrityError)."""
+    content = camera_jpeg()
+    key = uuid.uuid4()
+    created, release = threading.Event(), threading.Event()
+
+    def open_elsewhere() -> None:
+        try:
+            with transaction.atomic():
+                StagedPhoto.objects.create(
+                    key=key, order=started, user=technician, kind="before", size=len(content), name="IMG_1.jpg"
+                )
+                created.set()
+                release.wait(30)
+        finally:
+            close_this_threads_connection()
+
+    holder = threading.Thread(target=open_elsewhere)
+    holder.start()
+    assert created.wait(30)
+    answers = []
+    phone = Client()
+    phone.force_login(technician)
+
+    def send() -> None:
+        try:
+            answers.append(open_photo(phone, started, content, key=key)[1])
+        finally:
+            close_this_threads_connection()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    sender.join(1)  # waiting on the key
+    release.set()
+    holder.join()
+    sender.join()
+    assert answers[0].status_code == HTTPStatus.OK, answers[0].content
+    assert answers[0].json()["received"] == PART
+    assert StagedPhoto.objects.get(key=key).parts.count() == 1

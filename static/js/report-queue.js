@@ -12,7 +12,12 @@
 //   answers each part with the offset it has, and after a lost connection the
 //   photo resumes from there (orders/report_photos.py) rather than from the
 //   start. `sendPhoto` is shared by the page's uploader (two photos at a time,
-//   with their progress: static/js/report-store.js) and the queue's sender.
+//   with their progress: static/js/report-store.js) and the queue's sender;
+//   one page or worker at a time sends a photo (a Web Lock of its own), from
+//   the state the other left in IndexedDB. Every answer of the server is acted
+//   on: 409, on from its offset; 404 "unknown", again from the start; 410
+//   "taken" (its report has it), done; 503 "busy" (another request held it),
+//   the same part again after Retry-After, a few times, then later.
 // - The queue's sender of kind "report" (PortalQueue.SENDERS.report) sends
 //   what is left of the report's photos, then the report itself, posted as an
 //   action is (its key, its time): once the server has it, the report is
@@ -24,6 +29,7 @@
 (function (scope) {
   var PART = 512 * 1024; // a photo shrunk on the phone is one part, most often
   var STALLED = 30000; // ms without a byte going up: the part is given up, and tried again later
+  var BUSY_TRIES = 5; // 503s in a row for one part before it waits with the others (later)
   var bases = {};
 
   // --- IndexedDB, in promises -----------------------------------------------------
@@ -116,10 +122,11 @@
     }).then(function (response) {
       clearTimeout(timer);
       if (response.type === "opaqueredirect") return "login";
+      var retryAfter = response.headers.get("Retry-After");
       return response.json().then(function (answer) {
-        return {status: response.status, answer: answer};
+        return {status: response.status, answer: answer, retryAfter: retryAfter};
       }, function () {
-        return {status: response.status, answer: null};
+        return {status: response.status, answer: null, retryAfter: retryAfter};
       });
     }, function (error) {
       clearTimeout(timer);
@@ -127,15 +134,31 @@
     });
   }
 
+  // The photo's new state, kept; unless it is no longer on the phone (« Retirer »
+  // meanwhile, or its report sent and forgotten by the worker): not brought back.
   function update(photo, changes) {
     Object.keys(changes).forEach(function (name) { photo[name] = changes[name]; });
-    if (api.removed[photo.key]) return Promise.resolve(); // « Retirer » meanwhile: not brought back
-    return put(photo.user, "photos", photo).then(function () {
-      emit("report:photo", {photo: photo, sent: photo.received});
+    if (api.removed[photo.key]) return Promise.resolve();
+    return database(photo.user).then(function (base) {
+      return new Promise(function (resolve, reject) {
+        var transaction = base.transaction("photos", "readwrite");
+        var store = transaction.objectStore("photos");
+        var kept = false;
+        store.get(photo.key).onsuccess = function (event) {
+          if (!event.target.result) return;
+          kept = true;
+          store.put(photo);
+        };
+        transaction.oncomplete = function () { resolve(kept); };
+        transaction.onerror = transaction.onabort = function () { reject(transaction.error); };
+      });
+    }).then(function (kept) {
+      if (kept) emit("report:photo", {photo: photo, sent: photo.received});
     });
   }
 
-  // What an answer means for the photo: "next" (go on from photo.received), "done", "later", "login", "token".
+  // What an answer means for the photo: "next" (go on from photo.received), "done",
+  // "busy" (the same part again, shortly), "later", "login", "token".
   function follow(photo, reply) {
     if (reply === "login") return Promise.resolve("login");
     var answer = reply.answer || {};
@@ -153,6 +176,11 @@
       // A part lost, or sent twice: the server says where it stands.
       return update(photo, {state: "sending", received: answer.received}).then(function () { return "next"; });
     }
+    if (reply.status === 410 && answer.status === "taken") {
+      // Its report took it (this part sent twice, or by the page and the worker): nothing more to send.
+      return update(photo, {state: "ready", received: photo.size, error: ""}).then(function () { return "done"; });
+    }
+    if (reply.status === 503 && answer.status === "busy") return Promise.resolve("busy");
     if (reply.status === 404 && answer.status === "unknown") {
       // Forgotten by the server (two weeks without a report): sent again, from the start.
       return update(photo, {state: "waiting", received: 0}).then(function () { return "next"; });
@@ -170,10 +198,24 @@
 
   var inflight = {};
 
+  function pause(seconds) {
+    var ms = Math.min(Math.max(parseInt(seconds, 10) || 1, 1), 30) * 1000;
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  // `work` alone for this photo among the pages and the worker (Web Locks), where the browser has them.
+  function alone(photo, work) {
+    var locks = scope.navigator && scope.navigator.locks;
+    return locks ? locks.request("portal-photo-" + photo.key, work) : work();
+  }
+
   // Sends `photo` until it is whole (or refused): resolves with "done", "later",
-  // "login" or "token". One at a time per photo in this page or worker.
+  // "login" or "token". One at a time per photo in this page or worker, and
+  // among them (alone): each goes on from what the other kept.
   function sendPhoto(photo, token, onProgress) {
     if (inflight[photo.key]) return inflight[photo.key];
+    var busy = 0;
+    var retryAfter = null;
     function step() {
       if (api.removed[photo.key]) return Promise.resolve("done");
       var offset = photo.state === "waiting" ? 0 : photo.received;
@@ -188,14 +230,31 @@
       return api.post(photo.opener + photo.key + "/", part, headers, onProgress && function (loaded) {
         onProgress(offset + Math.min(loaded, part.size));
       }).then(function (reply) {
+        retryAfter = reply && reply.retryAfter;
         return follow(photo, reply);
       }, function () {
         return "later"; // nothing came back: no network, or a part stalled
       }).then(function (outcome) {
+        if (outcome === "busy") {
+          busy += 1;
+          return busy > BUSY_TRIES ? "later" : pause(retryAfter).then(step);
+        }
+        busy = 0;
         return outcome === "next" ? step() : outcome;
       });
     }
-    inflight[photo.key] = step().then(function (outcome) {
+    inflight[photo.key] = alone(photo, function () {
+      // As kept: the other page or the worker may have sent it meanwhile, or its report gone with it.
+      return get(photo.user, "photos", photo.key).then(function (kept) {
+        if (!kept) return "done";
+        photo.state = kept.state;
+        photo.received = kept.received;
+        photo.error = kept.error;
+        return done(photo) ? "done" : step();
+      });
+    }).catch(function () {
+      return "later";
+    }).then(function (outcome) {
       delete inflight[photo.key];
       return outcome;
     });

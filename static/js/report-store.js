@@ -185,7 +185,7 @@
         } catch (error) {
           answer = null;
         }
-        resolve({status: request.status, answer: answer});
+        resolve({status: request.status, answer: answer, retryAfter: request.getResponseHeader("Retry-After")});
       };
       request.onerror = request.onabort = request.ontimeout = function () {
         window.clearTimeout(watchdog);

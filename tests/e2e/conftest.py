@@ -8,7 +8,8 @@ except in CI (CI set), where that is an error: .ci/run installs it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,53 @@ REPO = Path(__file__).resolve().parents[2]
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here rather than in pyproject.toml: the marker belongs to this folder.
     config.addinivalue_line("markers", "e2e: drives a real browser against the live server (runs by default)")
+
+
+class OneRequestAtATime:
+    """The live server's portal requests, one at a time, as they share one connection.
+
+    On SQLite the test database is in memory, and pytest-django's live server
+    hands that one connection (one Django `DatabaseWrapper`, with its transaction
+    state) to every thread of its threaded server: two requests at once (a
+    page's two photo lanes, the page and its service worker) interleave their
+    transactions on it and fail as no server would ("cannot open savepoint - SQL
+    statements in progress", a transaction broken by the other request's error),
+    a 500 that production never gives. There, each request has its own
+    connection and SQLite queues writers (IMMEDIATE transactions). Here each
+    portal request (its body streamed out included: a CSV reads as it goes)
+    holds the connection alone. The sandbox's requests are left concurrent: it
+    calls the portal back (webhooks) while answering."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/sandbox/"):
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+@pytest.fixture(autouse=True)
+def one_request_at_a_time(request: pytest.FixtureRequest) -> None:
+    """Where a test uses the live server on in-memory SQLite: see OneRequestAtATime."""
+    if "live_server" not in request.fixturenames:
+        return
+    from django.db import connection
+
+    server = request.getfixturevalue("live_server")
+    if not (connection.vendor == "sqlite" and connection.is_in_memory_db()):
+        return
+    httpd = server.thread.httpd
+    if not isinstance(httpd.get_app(), OneRequestAtATime):
+        httpd.set_app(OneRequestAtATime(httpd.get_app()))
 
 
 @pytest.fixture

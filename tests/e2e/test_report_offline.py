@@ -579,3 +579,48 @@ def test_a_weak_link_shows_each_photos_progress_and_resumes_where_the_server_say
     assert staged.size > 512 * 1024, staged.size
     assert lost == ["0"] and offsets == ["0", "0", "524288"], offsets
     assert queued(page, technician.pk) == []
+
+
+def test_a_part_the_server_is_too_busy_for_is_sent_again_and_a_photo_its_report_took_is_done(
+    live_server, started, technician, phone, screenshots, tmp_path
+):
+    """The server's answers to parts that came at once (orders/report_photos.py):
+    503 "busy" with Retry-After (another request held the photo), the same part
+    again after that wait, and kept; 410 "taken" (its report has it), nothing
+    more sent, the photo shown as sent, never as an error."""
+    page = phone
+    screens = Screens(page, screenshots)
+    base = live_server.url
+    first, second = write_camera_photos(tmp_path / "camera", 2)
+    sign_in(page, base, technician, f"/commandes/{started.pk}/rapport/")
+    sent: list[tuple[str, str]] = []
+    answered: list[int] = []
+
+    def crowded(route) -> None:
+        key = route.request.url.rstrip("/").rsplit("/", 1)[-1]
+        sent.append((key, route.request.headers["upload-offset"]))
+        if len(sent) == 1:  # the first part of the first photo: another request held it
+            answered.append(503)
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"status": "busy", "retry": 1})
+        elif len({k for k, _ in sent}) == 2 and not any(code == 410 for code in answered):
+            answered.append(410)  # the second photo: its report took it already
+            route.fulfill(status=410, json={"status": "taken", "key": key})
+        else:
+            answered.append(200)
+            route.continue_()
+
+    page.route("**/rapport/photos/*/", crowded)
+    page.get_by_label("Choisir dans la galerie (avant travaux)").set_input_files(first)
+    before = page.locator(".report-form [data-photo-list=before] .photo-item")
+    expect(before.locator(".photo-state")).to_have_text("Envoyée", timeout=30_000)
+    page.get_by_label("Choisir dans la galerie (après travaux)").set_input_files(second)
+    after = page.locator(".report-form [data-photo-list=after] .photo-item")
+    expect(after.locator(".photo-state")).to_have_text("Envoyée", timeout=30_000)
+    screens.errors.clear()  # the 503 and 410 answered on purpose
+    screens.check("41-busy-part-sent-again")
+
+    (kept,) = StagedPhoto.objects.filter(status="ready")
+    assert kept.kind == "before" and kept.received == kept.size
+    assert [offset for key, offset in sent if key == str(kept.key)] == ["0", "0"]  # the same part, again
+    assert answered == [503, 200, 410], (sent, answered)
+    assert [photo["state"] for photo in stored(page, technician.pk)["photos"]] == ["ready", "ready"]
