@@ -219,7 +219,7 @@ def run(arguments: argparse.Namespace, setup: Setup, processes: Processes, sandb
         first_raw = bench.raw_rate(processes)
         bench.phase_backlog(processes)
         second_raw = bench.raw_rate(processes)
-        bench.report_backlog(max(first_raw, second_raw))
+        bench.report_backlog(max(first_raw, second_raw), after=second_raw)
         bench.report_totals(processes)
 
 
@@ -520,7 +520,11 @@ class Bench:
         )
         say(f"  delivery attempts during the phase: {dict(outcomes)}")
 
-    def report_backlog(self, raw_rate: float) -> None:
+    def report_backlog(self, raw_rate: float, *, after: float) -> None:
+        """`raw_rate`: the plain generator's best run (the goal's measure); `after`:
+        its run right after the drain, against the sandbox as the drain left it
+        (the first run meets a sandbox with 10,000 fewer logs: 201 against 137
+        logs/s in one run), shown beside it."""
         messages = self.messages(after_id=self.backlog_after, up_to_id=self.backlog_up_to)
         receipts = self.first_receipts()
         received = sorted(
@@ -538,6 +542,7 @@ class Bench:
         say(f"  first delivered {first:.1f} s after the platform came back, last after {last:.1f} s")
         say(f"  drain rate {drain_rate:.0f} msg/s (from the platform's return; {steady:.0f}/s from the first delivery)")
         say(f"  plain HTTP rate (best of two) {raw_rate:.0f} logs/s; ratio {drain_rate / raw_rate:.0%}")
+        say(f"  (right after the drain, against the same sandbox: {after:.0f} logs/s; ratio {drain_rate / after:.0%})")
         say(f"  goal >= 90 %: {'met' if drain_rate >= raw_rate * 0.9 else 'MISSED'}")
         say("  " + verdict(check(messages, self.logs)))
 
