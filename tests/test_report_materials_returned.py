@@ -108,6 +108,10 @@ def test_refused_by_the_manager_they_come_back_once_and_are_added_to_the_order(
 ):
     assert destinations(report) == {MaterialDestination.QUOTE}
     assert set(QuoteLine.objects.values_list("material__code", flat=True)) == {"PLB-012", "PLB-020"}
+    # The supervisor's page names the quote that holds them.
+    html = client.get(f"/pilotage/commandes/{started.pk}/").content.decode()
+    section = html[html.index('id="fournitures"') :]
+    assert section.count(f'Dans le devis <a href="/pilotage/devis/{sent.pk}/">{sent.number}</a> (envoyé)') == 2
     answer(client, outbox_connection, sent, accepted=False)
     sent.refresh_from_db()
     assert sent.state == QuoteState.REFUSED
@@ -157,6 +161,8 @@ def test_a_new_version_keeps_them_and_only_its_own_outcome_counts(
     answer(client, outbox_connection, sent, accepted=False)
     assert destinations(report) == {MaterialDestination.QUOTE}
     assert returned_labels(started) == []
+    html = client.get(f"/pilotage/commandes/{started.pk}/").content.decode()
+    assert html.count(f'Dans le devis <a href="/pilotage/devis/{draft.pk}/">{sent.number} v2</a> (brouillon)') == 2
     assert client.post(f"/pilotage/devis/{draft.pk}/envoyer/").status_code == HTTPStatus.FOUND
     sent.refresh_from_db()
     draft.refresh_from_db()

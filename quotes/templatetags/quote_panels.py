@@ -61,3 +61,26 @@ def technician_quotes_panel(order: Any) -> dict[str, Any]:
     pending = queries.pending_for_order(order)
     terms = QuoteTerms.objects.filter(contract_id=order.contract_id).first()
     return {"pending": pending, "show_prices": bool(terms and terms.technicians_see_prices)}
+
+
+@register.simple_tag
+def holding_quotes(supplies: Any) -> dict[int, Any]:
+    """{supply id: the live quote holding it} for the supplies of an order's page, in one query: the latest
+    version in draft, sent or accepted whose line holds each (quotes.supplies). Used as
+    `{% holding_quotes materials as holding %}`, then `holding|get_item:material.pk`."""
+    from quotes.models import HOLDING_STATES, QuoteLine
+
+    ids = [supply.pk for supply in supplies if supply.destination == "quote"]
+    if not ids:
+        return {}
+    lines = (
+        QuoteLine.objects.filter(material_id__in=ids, quote__state__in=HOLDING_STATES)
+        .select_related("quote")
+        .order_by("quote__version", "quote_id")
+    )
+    return {line.material_id: line.quote for line in lines}
+
+
+@register.filter
+def get_item(mapping: dict, key: Any) -> Any:
+    return mapping.get(key) if mapping else None
