@@ -32,7 +32,7 @@ from pypdf.generic import (
 
 from orders import documents, reports, services, uploads
 from orders.models import Document, DocumentKind
-from portal.relay import delivery, intent, readback, tasks
+from portal.relay import claims, intent, readback, tasks
 from portal.relay.models import Connection, MessageKind, MessageStatus, OutboxMessage
 from tests.conftest import PARIS
 from tests.conftest import SANDBOX_CLIENT_ID as CLIENT_ID
@@ -381,7 +381,7 @@ def drain(*, rounds: int = 50) -> list[str | None]:
     outcomes: list[str | None] = []
     for _ in range(rounds):
         OutboxMessage.objects.filter(status=MessageStatus.PENDING).update(next_attempt_at=timezone.now())
-        due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
+        due = list(claims.due_messages().order_by("pk").values_list("pk", flat=True))
         if not due:
             return outcomes
         outcomes += [tasks.deliver_message(message_id) for message_id in due]
@@ -428,7 +428,7 @@ def test_the_delivery_uploads_the_pdf_and_the_platform_lists_it_with_the_same_by
 def test_a_document_waits_for_the_earlier_logs_of_its_order(platform, connection, started, technician):
     set_behaviour(platform, down=True)
     attach(started, technician)
-    due = list(delivery.due_messages().values_list("pk", flat=True))
+    due = list(claims.due_messages().values_list("pk", flat=True))
     assert due == [started.outbox_messages.get(sequence=1).pk]  # only the first of the order's messages may go
     assert tasks.deliver_message(due[0]) == "retry"
 

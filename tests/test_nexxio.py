@@ -29,7 +29,7 @@ from pypdf import PdfWriter
 from orders import documents, services
 from orders.models import DocumentKind, Order
 from orders.services import ServiceError
-from portal.relay import delivery, pubsub, pull, tasks, watch
+from portal.relay import claims, pubsub, pull, tasks, watch
 from portal.relay.models import (
     Connection,
     DeliveryAttempt,
@@ -112,7 +112,7 @@ def drain(*, seconds: float = 60) -> list[str]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         OutboxMessage.objects.filter(status=MessageStatus.PENDING).update(next_attempt_at=timezone.now())
-        due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
+        due = list(claims.due_messages().order_by("pk").values_list("pk", flat=True))
         if not due:
             return outcomes
         last = DeliveryAttempt.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
@@ -211,7 +211,7 @@ def test_the_bus_stopped_then_restarted_loses_nothing_and_keeps_the_order(bus, c
         services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(hours=2))
         services.start_work(order, actor=technician)
         services.set_progress(order, actor=technician, progress=30)
-        due = delivery.due_messages().values_list("pk", flat=True)
+        due = claims.due_messages().values_list("pk", flat=True)
         for message_id in due:
             tasks.deliver_message(message_id)
         later = order.outbox_messages.filter(sequence__gt=1)
@@ -325,7 +325,7 @@ def test_a_worker_killed_after_publishing_republishes_with_the_same_message_id(b
     allowed, a loss is not."""
     services.acknowledge_order(order, actor=technician)
     message = order.outbox_messages.get()
-    claimed = delivery.claim(message.pk)
+    claimed = claims.claim(message.pk)
     assert claimed is not None
     assert pubsub.publish(claimed).outcome == "delivered"  # ... and the worker dies here
     OutboxMessage.objects.filter(pk=message.pk).update(lease_until=timezone.now() - timedelta(seconds=1))

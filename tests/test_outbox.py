@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from orders import services
 from orders.models import Order
-from portal.relay import delivery, watch
+from portal.relay import claims, delivery, watch
 from portal.relay.models import Breach, Connection, MessageStatus, OutboxMessage, ServiceLevelWarning
 from tests.conftest import PARIS
 
@@ -91,15 +91,15 @@ def test_a_disabled_connection_records_but_does_not_queue(
         services.acknowledge_order(order, actor=technician)
     assert callbacks == []
     assert order.outbox_messages.filter(payload__event="acknowledged").exists()
-    assert not delivery.due_messages().exists()
+    assert not claims.due_messages().exists()
 
 
 def test_only_the_first_undelivered_message_of_an_order_is_due(connection, order, technician):
     services.acknowledge_order(order, actor=technician)
     first, *rest = messages_of(order)
-    assert list(delivery.due_messages().filter(order=order)) == [first]
+    assert list(claims.due_messages().filter(order=order)) == [first]
     OutboxMessage.objects.filter(pk=first.pk).update(status=MessageStatus.REJECTED)
-    assert not delivery.due_messages().filter(order=order).exists()  # blocked until a person resolves it
+    assert not claims.due_messages().filter(order=order).exists()  # blocked until a person resolves it
 
 
 def test_backoff_doubles_with_jitter_and_never_exceeds_ten_minutes():

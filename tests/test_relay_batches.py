@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders import services
-from portal.relay import delivery, outbox, tasks
+from portal.relay import claims, delivery, outbox, tasks
 from portal.relay.models import DeliveryAttempt, MessageKind, MessageStatus, OutboxMessage
 from tests.test_relay_sandbox import (
     assert_on_platform_once_in_order,
@@ -78,13 +78,13 @@ def test_one_task_delivers_several_orders_recording_each_round_in_one_transactio
 
 def test_the_batch_never_holds_two_messages_of_one_order(platform, connection, contract, service_code, asset):
     orders = busy_orders(contract, service_code, asset, 3, changes=2)
-    batch = delivery.claim_batch(OutboxMessage.objects.order_by("pk").first().pk, limit=20)
+    batch = claims.claim_batch(OutboxMessage.objects.order_by("pk").first().pk, limit=20)
     assert sorted(message.order_id for message in batch) == sorted(order.pk for order in orders)
     assert all(message.sequence == 1 for message in batch)
     assert len({message.lease_until for message in batch}) == 1
     # While the lease runs, no other task takes any of them, nor what follows them.
-    assert not delivery.due_messages().exists()
-    assert delivery.claim_batch(batch[1].pk, limit=20) == []
+    assert not claims.due_messages().exists()
+    assert claims.claim_batch(batch[1].pk, limit=20) == []
 
 
 def test_when_the_platform_fails_the_rest_of_the_batch_waits_untried_and_unchanged(
@@ -108,7 +108,7 @@ def test_a_batch_that_could_outlive_its_lease_gives_the_rest_back_due_now(
     platform, connection, contract, service_code, asset
 ):
     orders = busy_orders(contract, service_code, asset, 3, changes=0)
-    batch = delivery.claim_batch(OutboxMessage.objects.order_by("pk").first().pk, limit=20)
+    batch = claims.claim_batch(OutboxMessage.objects.order_by("pk").first().pk, limit=20)
     # The first send took so long that a second could end after the lease.
     near = timezone.now() + timedelta(seconds=1)
     OutboxMessage.objects.filter(pk__in=[message.pk for message in batch]).update(lease_until=near)
@@ -154,8 +154,8 @@ def test_a_stream_without_an_order_is_delivered_in_order_and_shown_by_its_refere
     first = outbox.record(connection, stream="quote:42", kind=MessageKind.QUOTATION_LOG, payload=payload)
     second = outbox.record(connection, stream="quote:42", kind=MessageKind.QUOTATION_LOG, payload=payload)
     assert (first.order_id, first.sequence, second.sequence) == (None, 1, 2)
-    assert first.pk in set(delivery.due_messages().values_list("pk", flat=True))
-    assert second.pk not in set(delivery.due_messages().values_list("pk", flat=True))
+    assert first.pk in set(claims.due_messages().values_list("pk", flat=True))
+    assert second.pk not in set(claims.due_messages().values_list("pk", flat=True))
     # An order's stream numbers its own messages from 1, whatever other streams hold.
     assert order.outbox_messages.order_by("sequence").values_list("stream", flat=True).first() in (
         None,
@@ -253,10 +253,10 @@ def test_a_task_hands_its_streams_over_to_one_task_when_its_share_is_done(
     message_id, also = queued[0]
     assert sorted([message_id, *(also or [])]) == heads
     # That task takes the three together, first its own, then those handed over.
-    batch = delivery.claim_batch(message_id, limit=3, also=also or [])
+    batch = claims.claim_batch(message_id, limit=3, also=also or [])
     assert sorted(message.pk for message in batch) == heads
     OutboxMessage.objects.filter(pk__in=heads).update(lease_until=None)  # given back: the task runs now
-    while (due := list(delivery.due_messages().values_list("pk", flat=True)[:1])) or queued:
+    while (due := list(claims.due_messages().values_list("pk", flat=True)[:1])) or queued:
         message_id, also = queued.pop() if queued else (due[0], None)
         tasks.deliver_message(message_id, also)
     for order in orders:
@@ -320,9 +320,9 @@ def test_a_bus_batch_is_leased_as_long_as_one_publish_an_http_batch_as_its_sends
         OutboxMessage.objects.filter(connection=connection).update(queued_at=timezone.now() - timedelta(minutes=1))
         first = OutboxMessage.objects.filter(connection=connection).order_by("pk").first()
         started = timezone.now()
-        batch = delivery.claim_batch(first.pk, limit=20)
+        batch = claims.claim_batch(first.pk, limit=20)
         assert len(batch) == 3
         leases[kind] = batch[0].lease_until - started
-    one = delivery.lease_for(connection)
+    one = claims.lease_for(connection)
     assert leases[ConnectionKind.PUBSUB] <= one + timedelta(seconds=5)
-    assert leases[ConnectionKind.INTENT] >= one + 2 * delivery.send_budget(batch[1])
+    assert leases[ConnectionKind.INTENT] >= one + 2 * claims.send_budget(batch[1])

@@ -27,7 +27,7 @@ from orders import reports, services
 from orders.models import Order
 from portal.models import Role
 from portal.relay import inbound, tasks
-from portal.relay.delivery import due_messages
+from portal.relay.claims import due_messages
 from portal.relay.models import InboundNotification, MessageStatus, OutboxMessage
 from tests.conftest import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, make_user
 from tests.test_relay_sandbox import request_form

@@ -34,7 +34,7 @@ from orders import formatting, services
 from orders import inbound as orders_inbound
 from orders.models import Order
 from portal.models import Asset, ServiceCode
-from portal.relay import catalogue, delivery, inbound, intent, tasks, watch
+from portal.relay import catalogue, claims, inbound, intent, tasks, watch
 from portal.relay.models import (
     Breach,
     Connection,
@@ -101,7 +101,7 @@ def deliver_due() -> list[str]:
     next messages of its order once one is delivered, and sends with its own
     the due messages of other orders that no task is on its way to take:
     tests/test_relay_batches.py)."""
-    due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
+    due = list(claims.due_messages().order_by("pk").values_list("pk", flat=True))
     last = DeliveryAttempt.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     for message_id in due:
         tasks.deliver_message(message_id)
@@ -510,7 +510,7 @@ def test_once_the_platform_answers_again_the_messages_waiting_out_their_backoff_
         # Retried, the three go in one batch: the first failure speaks for the
         # batch, and the two others wait as long without being tried.
         assert deliver_due() == ["retry"]
-        assert not delivery.due_messages().exists()
+        assert not claims.due_messages().exists()
     connection.refresh_from_db()
     assert connection.failing_since is not None
     # The platform slows the one it saw down (429): that wait is the platform's to keep.

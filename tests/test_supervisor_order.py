@@ -21,7 +21,7 @@ from orders.durations import duration
 from orders.models import Order, OrderEvent
 from orders.states import State
 from portal.models import Role, ServiceCode
-from portal.relay import delivery
+from portal.relay import claims, delivery
 from portal.relay.models import (
     Connection,
     DeliveryAttempt,
@@ -68,7 +68,7 @@ def page_url(order: Order) -> str:
 def relay_outcome(message: OutboxMessage, *, after: timedelta, outcome: str = "delivered", error: str = "") -> None:
     """Claim and record `message` as the relay's workers do, `after` its creation."""
     with time_machine.travel(message.created_at + after, tick=False):
-        claimed = delivery.claim(message.pk)
+        claimed = claims.claim(message.pk)
         assert claimed is not None, "not due: an earlier message of the order is not delivered"
         status_code = 400 if outcome == "rejected" else 204
         result = delivery.Result(outcome, status_code, error)

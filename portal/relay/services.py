@@ -11,7 +11,7 @@ from django.utils import timezone
 from portal.errors import Refused
 from portal.limits import SHARING_LIMIT
 from portal.models import User
-from portal.relay import delivery, outbox, tasks
+from portal.relay import claims, outbox, tasks
 from portal.relay.models import Breach, MessageAudit, MessageStatus, OutboxMessage
 
 CLOCK_SLACK = timedelta(minutes=5)  # a person's clock and the server's may differ a little
@@ -107,5 +107,5 @@ def _close_breach_by_hand(message: OutboxMessage, entered_at: datetime, now: dat
 
 
 def _queue_next(message: OutboxMessage) -> None:
-    if (following := delivery.next_due(message)) is not None:
+    if (following := claims.next_due(message)) is not None:
         tasks.queue_delivery(following)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-from portal.relay import delivery, tasks
+from portal.relay import claims, tasks
 from portal.relay.models import DeliveryAttempt, MessageStatus, OutboxMessage
 
 
@@ -41,7 +41,7 @@ def drain(*, rounds: int = 50, seconds: float = 30) -> list[str]:
     first = (DeliveryAttempt.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     for _ in range(rounds):
         OutboxMessage.objects.filter(status=MessageStatus.PENDING).update(next_attempt_at=timezone.now())
-        due = list(delivery.due_messages().order_by("pk").values_list("pk", flat=True))
+        due = list(claims.due_messages().order_by("pk").values_list("pk", flat=True))
         if not due:
             break
         for message_id in due:
