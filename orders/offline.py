@@ -174,6 +174,20 @@ def refuse_replay(
 ) -> JsonResponse:
     """A replayed action the server does not apply: kept (orders.conflicts) and
     answered in JSON, with why and what to do next (409)."""
+    keep_refused(request, order, refusal, action=action, button=button, line_reference=line_reference)
+    return JsonResponse(refusal.answer(), status=HTTPStatus.CONFLICT)
+
+
+def keep_refused(
+    request: HttpRequest,
+    order: Order,
+    refusal: conflicts.Refusal,
+    *,
+    action: str,
+    button: str = "",
+    line_reference: str = "",
+) -> None:
+    """Keep the replayed action not applied, with what it carried (orders.conflicts)."""
     data: dict[str, Any] = {name: value for name, value in request.POST.items() if name not in _NOT_DATA}
     conflicts.record_unapplied(
         order,
@@ -186,4 +200,3 @@ def refuse_replay(
         data=data,
         line_reference=line_reference,
     )
-    return JsonResponse(refusal.answer(), status=HTTPStatus.CONFLICT)

@@ -8,7 +8,6 @@ Everything is reached through the order: whoever may not see the order gets a
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from typing import Any
 from uuid import UUID
@@ -104,11 +103,10 @@ def _report_refused(
         if materials.non_form_errors():
             fields.setdefault("__all__", []).extend(str(message) for message in materials.non_form_errors())
     errors = [message for messages in fields.values() for message in messages]
-    response = offline.refuse_replay(
-        request, order, refusal or conflicts.invalid(order, errors), action="report", button=REPORT_LABEL
-    )
-    answer = json.loads(response.content)
-    return JsonResponse({**answer, "errors": errors or answer["errors"], "fields": fields}, status=response.status_code)
+    refusal = refusal or conflicts.invalid(order, errors)
+    offline.keep_refused(request, order, refusal, action="report", button=REPORT_LABEL)
+    answer = refusal.answer()
+    return JsonResponse({**answer, "errors": errors or answer["errors"], "fields": fields}, status=HTTPStatus.CONFLICT)
 
 
 @login_required

@@ -18,9 +18,10 @@ from typing import Any
 from django import template
 
 from orders import materials
+from orders.models import MaterialDestination
 from quotes import queries
 from quotes.access import may_see_quotes
-from quotes.models import QuoteTerms
+from quotes.models import HOLDING_STATES, QuoteLine, QuoteTerms
 
 register = template.Library()
 
@@ -68,9 +69,7 @@ def holding_quotes(supplies: Any) -> dict[int, Any]:
     """{supply id: the live quote holding it} for the supplies of an order's page, in one query: the latest
     version in draft, sent or accepted whose line holds each (quotes.supplies). Used as
     `{% holding_quotes materials as holding %}`, then `holding|get_item:material.pk`."""
-    from quotes.models import HOLDING_STATES, QuoteLine
-
-    ids = [supply.pk for supply in supplies if supply.destination == "quote"]
+    ids = [supply.pk for supply in supplies if supply.destination == MaterialDestination.QUOTE]
     if not ids:
         return {}
     lines = (

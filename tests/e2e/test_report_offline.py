@@ -356,14 +356,9 @@ def test_the_day_offline_from_the_report_onward_reaches_the_platform_in_order(
     assert datetime.fromisoformat(received[-1]["raw"]["eventDate"]) == finished.at.replace(microsecond=0)
 
 
-def test_a_report_queued_offline_goes_with_its_photo_when_the_network_returns_with_the_portal_closed(
-    live_server, started, technician, phone, camera
-):
-    """The phone in the pocket: the service worker sends the queue (Background
-    Sync), the report's photo first (static/js/report-queue.js), then the report."""
-    page = phone
-    base = live_server.url
-    order = started
+def queue_a_report_offline(page, base: str, order, technician, camera) -> None:
+    """Signed in with the service worker ready, the network gone: a report with one photo from the gallery,
+    saved on the phone (the queue's entry waiting)."""
     sign_in(page, base, technician, "/mes-commandes/")
     page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     page.wait_for_function("name => localStorage.getItem(name) !== null", arg=f"portal-precached-{technician.pk}")
@@ -375,6 +370,17 @@ def test_a_report_queued_offline_goes_with_its_photo_when_the_network_returns_wi
     expect(page.locator(".report-form .photo-item[data-photo]")).to_have_count(1)
     page.get_by_role("button", name="Enregistrer le rapport").click()
     expect(page.locator(".report-queued")).to_contain_text("Rapport gardé sur le téléphone")
+
+
+def test_a_report_queued_offline_goes_with_its_photo_when_the_network_returns_with_the_portal_closed(
+    live_server, started, technician, phone, camera
+):
+    """The phone in the pocket: the service worker sends the queue (Background
+    Sync), the report's photo first (static/js/report-queue.js), then the report."""
+    page = phone
+    base = live_server.url
+    order = started
+    queue_a_report_offline(page, base, order, technician, camera)
 
     page.goto("about:blank")  # the portal closed
     page.context.set_offline(False)
@@ -407,17 +413,7 @@ def test_photos_the_server_forgot_are_sent_again_by_the_worker_at_once_with_the_
     page = phone
     base = live_server.url
     order = started
-    sign_in(page, base, technician, "/mes-commandes/")
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-    page.wait_for_function("name => localStorage.getItem(name) !== null", arg=f"portal-precached-{technician.pk}")
-    page.context.set_offline(True)
-    page.goto(f"{base}/commandes/{order.pk}/rapport/")
-    page.get_by_label("Travaux réalisés").fill("Robinet d'arrêt changé")
-    page.get_by_label("Choisir dans la galerie (avant travaux)").set_input_files(camera[0])
-    page.get_by_role("radio", name="Refusé : l'occupant ne veut pas signer").check()
-    expect(page.locator(".report-form .photo-item[data-photo]")).to_have_count(1)
-    page.get_by_role("button", name="Enregistrer le rapport").click()
-    expect(page.locator(".report-queued")).to_contain_text("Rapport gardé sur le téléphone")
+    queue_a_report_offline(page, base, order, technician, camera)
 
     held, answers = [], []
     # Each sending of the report is held here, and let through by the loop below (the
