@@ -127,6 +127,11 @@ def main() -> int:
             "REDIS_URL": redis_url,
             "VAR_DIR": str(folder / "portal"),
             "LOG_LEVEL": "WARNING",
+            # No reconciliation during the run: the generator's logs make
+            # operations the manager never created, which it would bring in as
+            # orders (200 a round, and their messages) in the middle of a timed
+            # phase; it ran during the drain or the generator's second run.
+            "RELAY_RECONCILE_SECONDS": "86400",
         },
         sandbox_environment={
             **base,

@@ -330,7 +330,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "relay-pull-bus": {"task": "portal.relay.tasks.pull_bus", "schedule": float(env_int("RELAY_PULL_SECONDS", 5))},
     "relay-watch": {"task": "portal.relay.tasks.watch_service_level", "schedule": 60.0},
     "relay-retry-notifications": {"task": "portal.relay.tasks.retry_notifications", "schedule": 60.0},
-    "relay-reconcile": {"task": "portal.relay.tasks.reconcile_operations", "schedule": 300.0},
+    "relay-reconcile": {
+        "task": "portal.relay.tasks.reconcile_operations",
+        "schedule": float(env_int("RELAY_RECONCILE_SECONDS", 300)),
+    },
     "relay-sync-contracts": {"task": "portal.relay.tasks.sync_contracts", "schedule": timedelta(hours=24)},
     "report-pdf-sweep": {"task": "orders.tasks.sweep_report_pdfs", "schedule": timedelta(minutes=5)},
     "report-photos-forget": {"task": "orders.tasks.forget_stale_photos", "schedule": timedelta(hours=24)},

@@ -218,13 +218,22 @@ def _due(message: OutboxMessage, now: datetime) -> bool:
     )
 
 
-def take(messages: list[OutboxMessage], now: datetime) -> list[OutboxMessage]:
+def claim_more(count: int, *, wait: timedelta) -> list[OutboxMessage]:
+    """Take up to `count` due messages (one per stream) in a transaction of
+    their own, leased `wait` longer: they are sent after a batch in hand."""
+    now = timezone.now()
+    with transaction.atomic():
+        return take(more_due(now, count, taken=[], skip_fresh=True), now, wait=wait)
+
+
+def take(messages: list[OutboxMessage], now: datetime, *, wait: timedelta = timedelta()) -> list[OutboxMessage]:
     """Set one lease on locked, due messages (inside the caller's transaction).
     Their sends run one after the other, so the lease covers the first as a
-    single message's, plus the longest each of the others may take."""
+    single message's, plus the longest each of the others may take, after
+    `wait` (a batch sent before them)."""
     if not messages:
         return []
-    lease_until = now + max(lease_for(message.connection) for message in messages)
+    lease_until = now + wait + max(lease_for(message.connection) for message in messages)
     # A bus's publishes are all in flight at once (`send_batch`): they add
     # nothing; the HTTP sends, one after the other, add their longest each.
     # (Summed for a bus, a worker killed mid-batch held 20 messages 7.5 min.)
@@ -243,6 +252,16 @@ def take(messages: list[OutboxMessage], now: datetime) -> list[OutboxMessage]:
         message.lease_until = lease_until
         message.attempts += 1
     return messages
+
+
+def batch_budget(batch: Sequence[OutboxMessage]) -> timedelta:
+    """The longest a batch's sends may take, one after the other (a bus's
+    publishes are all in flight at once: one send's)."""
+    on_bus = [message for message in batch if message.connection.kind == ConnectionKind.PUBSUB]
+    return sum(
+        (send_budget(message) for message in batch if message.connection.kind != ConnectionKind.PUBSUB),
+        send_budget(on_bus[0]) if on_bus else timedelta(),
+    )
 
 
 def send_budget(message: OutboxMessage) -> timedelta:

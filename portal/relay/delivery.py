@@ -15,7 +15,9 @@ import os
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,8 +77,10 @@ def from_bus(published: pubsub.Published) -> Result:
     return Result(published.outcome, error=published.error, retry_after=published.retry_after, bus_id=published.bus_id)
 
 
-def send(message: OutboxMessage, *, check_first: bool) -> Result:
-    """Call the platform. No database transaction is open here."""
+def send(message: OutboxMessage, *, check_first: bool, bearer: str | None = None) -> Result:
+    """Call the platform. No database transaction is open here. With `bearer`
+    (a log only, not read back first), the call uses that token and touches no
+    database; a 401 then raises `intent.TokenRejected`."""
     if message.connection.kind == ConnectionKind.PUBSUB:
         # A message published twice carries the same messageId: no read-back.
         return from_bus(pubsub.publish(message))
@@ -102,9 +106,9 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
                     error.message, status_code=error.status_code, body=error.body, reasons=error.reasons
                 ) from error
         if message.kind == MessageKind.INTERVENTION_LOG:
-            client.post_log(message.payload)
+            client.post_log(message.payload, bearer=bearer)
         elif message.kind == MessageKind.QUOTATION_LOG:
-            client.post_log(message.payload, element="quotations")
+            client.post_log(message.payload, element="quotations", bearer=bearer)
         elif message.kind == MessageKind.DOCUMENT:
             file_name, content, mime = readback.document_file(message)
             client.upload_document(
@@ -133,6 +137,12 @@ def send(message: OutboxMessage, *, check_first: bool) -> Result:
 # delivered among them) in one transaction: the bookkeeping of a backlog costs
 # one transaction per batch, not one per message. The task stops after
 # MAX_PER_TASK messages, so that one worker never holds a backlog for long.
+#
+# While a backlog drains, a task holds two batches of different streams: one is
+# sent (by the process's sender thread) while the other's outcomes are recorded
+# and its streams' next messages claimed, so the platform never waits for the
+# bookkeeping. One request is in flight at a time, as before, and a stream's
+# next message is still claimed only once its predecessor's outcome is recorded.
 MAX_PER_TASK = 200
 
 
@@ -143,9 +153,9 @@ class Delivery:
 
     outcome: str | None
     queue: list[int] = field(default_factory=list)
-    # The next messages of the streams the task delivered last, for one task
-    # to take together (its first message, the others `also`).
-    handoff: list[int] = field(default_factory=list)
+    # The next messages of the streams the task delivered last, in groups, one
+    # task for each group (its first message, the others `also`).
+    handoff: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -160,20 +170,44 @@ def deliver(message_id: int, *, also: Sequence[int] = ()) -> Delivery:
     """Claim, send and record the message (and those of `also`), and the batch
     claimed with it, then the following batches while messages are due. The
     outcome is the first message's, None when it was not ours to send."""
-    batch = claims.claim_batch(message_id, limit=claims.batch_size(), also=also)
+    size = claims.batch_size()
+    batch = claims.claim_batch(message_id, limit=size, also=also)
     if not batch:
         return Delivery(None)
-    first_outcome = None
-    queue: list[int] = []
+    waiting: deque[list[OutboxMessage]] = deque([batch])
+    overlap = records_while_sending()
+    # A full batch: a backlog. A second one, of other streams, is sent while the first is recorded.
+    if overlap and len(batch) == size and (second := claims.claim_more(size, wait=claims.batch_budget(batch))):
+        waiting.append(second)
+    delivery = Delivery(None)
     handled = 0
-    while batch:
-        sent = send_batch(batch)
-        handled += len(batch)
-        finished = record(sent, released=batch[len(sent) :], claim_next=handled < MAX_PER_TASK)
-        first_outcome = first_outcome or sent[0].result.outcome
-        queue += finished.queue
-        batch = finished.following
-    return Delivery(first_outcome, queue, finished.handoff)
+    flight: Flight | None = None
+    while waiting or flight:
+        flight = flight or Flight.launch(waiting.popleft(), threaded=overlap)
+        sent, sending = flight.land(), flight.batch
+        flight = None
+        trouble = sent[-1].result.outcome in TROUBLE
+        released = sending[len(sent) :]
+        if trouble:  # the platform is in trouble: the waiting batches wait with the rest
+            released += [message for batch in waiting for message in batch]
+            waiting.clear()
+        elif waiting:
+            flight = Flight.launch(waiting.popleft(), threaded=overlap)
+        handled += len(sending)
+        in_flight = flight.batch if flight else []
+        finished = record(
+            sent,
+            released=released,
+            claim_next=handled + len(in_flight) < MAX_PER_TASK,
+            wait=claims.batch_budget(in_flight),
+        )
+        delivery.outcome = delivery.outcome or sent[0].result.outcome
+        delivery.queue += finished.queue
+        if finished.handoff:
+            delivery.handoff.append(finished.handoff)
+        if finished.following:
+            waiting.append(finished.following)
+    return delivery
 
 
 # Outcomes that say the platform is in trouble (not the message): the rest of
@@ -181,14 +215,18 @@ def deliver(message_id: int, *, also: Sequence[int] = ()) -> Delivery:
 TROUBLE = (Outcome.RETRY, Outcome.AMBIGUOUS)
 
 
-def send_batch(batch: list[OutboxMessage]) -> list[Sent]:
+def send_batch(
+    batch: list[OutboxMessage], *, bearers: dict[int, str] | None = None, sent: list[Sent] | None = None
+) -> list[Sent]:
     """Send the messages one after the other. Stop after the first that meets
     trouble, and before a send that could outlive the lease (the messages not
     sent are given back by `record`). Pub/Sub messages (one per stream, so one
     per ordering key) are all handed to the publisher first and their answers
     awaited in turn; one given back after trouble may be published again later,
-    with the same messageId."""
-    sent: list[Sent] = []
+    with the same messageId. With `bearers` (a token per connection), the sends
+    touch no database (`Flight`); the outcomes are added to `sent`, also when a
+    token is refused (`intent.TokenRejected`, raised)."""
+    sent = [] if sent is None else sent
     started_at, clock_at = timezone.now(), time.monotonic()
     on_bus = {
         message.pk: pubsub.start(message) for message in batch if message.connection.kind == ConnectionKind.PUBSUB
@@ -203,11 +241,92 @@ def send_batch(batch: list[OutboxMessage]) -> list[Sent]:
             started, clock = started_at, clock_at
             result = from_bus(pubsub.finish(on_bus[message.pk]))
         else:
-            result = send(message, check_first=message.ambiguous)
+            bearer = bearers.get(message.connection_id) if bearers else None
+            result = send(message, check_first=message.ambiguous, bearer=bearer)
         sent.append(Sent(message, result, started, int((time.monotonic() - clock) * 1000)))
         if result.outcome in TROUBLE:
             break
     return sent
+
+
+class Flight:
+    """A batch on its way: sent by the process's sender thread when its sends
+    need no database (logs to an Intent platform, none to read back first, a
+    token at hand), so that the batch before is recorded meanwhile; else sent
+    here when it lands, after that record. `land` returns its outcomes."""
+
+    def __init__(self, batch: list[OutboxMessage]) -> None:
+        self.batch = batch
+        self.sent: list[Sent] = []
+        self.future: Future[None] | None = None
+        self.refused = False  # the sender thread's token was refused midway
+
+    @classmethod
+    def launch(cls, batch: list[OutboxMessage], *, threaded: bool) -> Flight:
+        flight = cls(batch)
+        bearers = _bearers(batch) if threaded else None
+        if bearers is not None:
+            flight.future = _sender().submit(flight._send, bearers)
+        return flight
+
+    def _send(self, bearers: dict[int, str]) -> None:
+        try:
+            send_batch(self.batch, bearers=bearers, sent=self.sent)
+        except intent.TokenRejected:
+            self.refused = True
+
+    def land(self) -> list[Sent]:
+        """Once: the outcomes of the batch's sends."""
+        if self.future is None:
+            return send_batch(self.batch, sent=self.sent)
+        self.future.result()
+        if self.refused:
+            # The token expired or was revoked midway: the rest here, where it is renewed.
+            self.refused = False
+            send_batch(self.batch[len(self.sent) :], sent=self.sent)
+        return self.sent
+
+
+def records_while_sending() -> bool:
+    """Whether a batch is recorded while the next is sent: on PostgreSQL. On
+    SQLite (one writer: the embedded default, whose sandbox writes to the same
+    file) the record would only wait for the sandbox's write, and the test
+    suite's live server shares the test's connection: one after the other."""
+    return transaction.get_connection().features.has_select_for_update
+
+
+PLAIN_LOGS = (MessageKind.INTERVENTION_LOG, MessageKind.QUOTATION_LOG)
+
+
+def _bearers(batch: list[OutboxMessage]) -> dict[int, str] | None:
+    """A token for each connection of the batch, when every message is a log to
+    an Intent platform that needs no read-back; None otherwise (or when a token
+    cannot be had now: the sends here say why, message by message)."""
+    if not all(
+        message.connection.kind == ConnectionKind.INTENT and message.kind in PLAIN_LOGS and not message.ambiguous
+        for message in batch
+    ):
+        return None
+    bearers = {}
+    try:
+        for message in batch:
+            if message.connection_id not in bearers:
+                bearers[message.connection_id] = intent.client_for(message.connection).token()
+    except intent.PlatformError:
+        return None
+    return bearers
+
+
+_sender_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _sender() -> ThreadPoolExecutor:
+    """The process's sender thread (one: a request in flight at a time), made
+    again in a forked child (Celery's pool)."""
+    global _sender_pool
+    if _sender_pool is None or _sender_pool[0] != os.getpid():
+        _sender_pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-sender"))
+    return _sender_pool[1]
 
 
 @dataclass
@@ -259,11 +378,18 @@ def _changes(sent: Sent, now: datetime) -> dict[str, Any]:
 DELIVERED = (Outcome.DELIVERED, Outcome.ALREADY_THERE)
 
 
-def record(sent: list[Sent], *, released: Sequence[OutboxMessage] = (), claim_next: bool = False) -> Finished:
+def record(
+    sent: list[Sent],
+    *,
+    released: Sequence[OutboxMessage] = (),
+    claim_next: bool = False,
+    wait: timedelta = timedelta(),
+) -> Finished:
     """Record the outcomes of a batch in one transaction, for the messages whose
     lease this worker still holds; give back `released` (claimed, not sent: the
     platform was in trouble) to wait as long as the trouble's retry; and when
-    `claim_next`, claim the next batch in the same transaction."""
+    `claim_next`, claim the next batch in the same transaction, leased `wait`
+    longer (the time the batch in flight may take before its turn comes)."""
     now = timezone.now()
     rejected: list[int] = []
     recovered = 0
@@ -319,7 +445,7 @@ def record(sent: list[Sent], *, released: Sequence[OutboxMessage] = (), claim_ne
             # The streams just delivered first (cheap to find), then others.
             following = claims.successors(now, [item.message for item in delivered], claims.batch_size())
             following += claims.more_due(now, claims.batch_size() - len(following), taken=following)
-            following = claims.take(following, now)
+            following = claims.take(following, now, wait=wait)
     for message_id in set(ids) - held:
         logger.warning("Lease of message %s expired before its outcome was recorded.", message_id)
     for message_id in rejected:

@@ -65,6 +65,11 @@ class NotFound(Rejection):
     pass
 
 
+class TokenRejected(PlatformError):
+    """A 401 to a call made with the token its caller gave (`bearer=`): the
+    caller renews it (`token(rejected=...)`) and calls again. Nothing was stored."""
+
+
 def bounded(text: str, limit: int = BODY_LIMIT) -> str:
     """At most `limit` bytes of `text` in UTF-8, cut between characters."""
     data = text.encode("utf-8", errors="replace")
@@ -374,13 +379,17 @@ class IntentClient:
 
     # --- Requests ------------------------------------------------------------
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """An authenticated call; on a 401 the token is renewed once and the call retried."""
+    def request(self, method: str, path: str, *, bearer: str | None = None, **kwargs: Any) -> httpx.Response:
+        """An authenticated call; on a 401 the token is renewed once and the call
+        retried. With `bearer` (a token from `token()`), the call uses it and
+        touches no database, for a thread that has none (the relay's sender):
+        a 401 then raises `TokenRejected` for the caller to renew."""
         # Taken out once: the retry after a renewal sends the same headers (e.g. the JSON content type).
         extra_headers = kwargs.pop("headers", {})
+        given = bearer
         refused = None
         for attempt in (1, 2):
-            bearer = self.token(rejected=refused)
+            bearer = given or self.token(rejected=refused)
             headers = {**extra_headers, "authorization": f"Bearer {bearer}"}
             try:
                 response = self.http.request(method, self._api_url(path), headers=headers, **kwargs)
@@ -391,6 +400,8 @@ class IntentClient:
                 raise AmbiguousError(f"Pas de réponse de la plateforme : {error!r}") from error
             except httpx.TransportError as error:
                 raise AmbiguousError(f"Échange interrompu : {error!r}") from error
+            if response.status_code == 401 and given:
+                raise TokenRejected("Jeton refusé par la plateforme (HTTP 401).", status_code=401)
             if response.status_code == 401 and attempt == 1:
                 refused = bearer
                 continue
@@ -404,9 +415,13 @@ class IntentClient:
         except ValueError as error:
             raise TransientError(f"Réponse illisible : {response.text[:200]}") from error
 
-    def post_log(self, payload: Mapping[str, Any], *, element: str = "interventions") -> None:
+    def post_log(
+        self, payload: Mapping[str, Any], *, element: str = "interventions", bearer: str | None = None
+    ) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode()
-        self.request("POST", f"operations/v2/{element}/logs", content=body, headers={"content-type": JSON_TYPE})
+        self.request(
+            "POST", f"operations/v2/{element}/logs", bearer=bearer, content=body, headers={"content-type": JSON_TYPE}
+        )
 
     def upload_document(self, fields: Mapping[str, str], *, filename: str, content: bytes, mime: str) -> Any:
         # Each text part declares its charset: a receiver that does not assume

@@ -39,8 +39,8 @@ def deliver_message(message_id: int, also: list[int] | None = None) -> str | Non
     result = delivery.deliver(message_id, also=also or ())
     for following in result.queue:
         queue_delivery(following)
-    if result.handoff:
-        queue_delivery(result.handoff[0], also=result.handoff[1:])
+    for group in result.handoff:
+        queue_delivery(group[0], also=group[1:])
     return result.outcome
 
 
