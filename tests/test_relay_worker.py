@@ -361,3 +361,48 @@ def test_changes_made_while_the_platform_is_down_arrive_once_and_in_order_when_i
 
     logs = wait_for_delivery(order, sandbox_url, workers, timeout=RECOVERY_TIMEOUT)
     assert_once_and_in_order(order, logs, workers)
+
+
+def test_a_worker_killed_while_it_sends_one_batch_and_records_another_leaves_each_change_once_and_in_order(
+    platform, order, technician, sandbox_url, workers
+):
+    """A backlog drains with two batches per task (one sent by the sender
+    thread while the other is recorded): killed in the middle of that, nothing
+    is lost, doubled or reordered."""
+    from tests import factories
+
+    orders = [order] + [
+        factories.register_order(
+            order.contract,
+            reference=f"OPH57_2411220931{number:02d}",
+            asset=order.asset,
+            service_code=order.service_code,
+            technician=technician,
+        )
+        for number in range(8)
+    ]
+    for each in orders:  # queued on Redis, no worker yet: a backlog of 27 messages over 9 orders
+        make_changes(each, technician)
+    # The platform stores each log at once and answers a second later: sends are out when the kill comes.
+    set_behaviour(sandbox_url, timeout_after_store_rate=1, timeout_after_store_seconds=1)
+    # A batch's lease covers its sends' timeouts one after the other (and the
+    # batch sent before it): a short timeout keeps the leases the kill leaves
+    # behind short (at most 8 + 3 x 6 + 2 x 6 s here).
+    Connection.objects.filter(pk=platform.pk).update(timeout_seconds=3)
+    first_worker = workers.start(RELAY_BATCH="3")
+    wait_until(
+        lambda: sum(len(received_logs(sandbox_url, each)) for each in orders) >= 5,
+        30,
+        workers,
+        "five logs stored by the platform",
+    )
+    workers.kill(first_worker)
+    set_behaviour(sandbox_url, timeout_after_store_rate=0)
+
+    workers.start(RELAY_BATCH="3")
+
+    for each in orders:
+        logs = wait_for_delivery(each, sandbox_url, workers, timeout=RECOVERY_TIMEOUT + 40)
+        assert_once_and_in_order(each, logs, workers)
+    # The kill came after the first worker had recorded a batch (the next one out meanwhile).
+    assert DeliveryAttempt.objects.filter(outcome=DeliveryAttempt.Outcome.DELIVERED).count() >= 3
