@@ -64,7 +64,7 @@ def parse_arguments() -> argparse.Namespace:
 def build(chance: random.Random):  # noqa: ANN201 (a tuple of the portal's objects, imported after setup)
     from orders.states import State
     from portal.models import PriceItem, Role
-    from quotes import services
+    from quotes import drafts, services
     from tests import factories
 
     factories.make_company(logo=logo_png(), vat_number="FR55832147656", address="7 rue Graham Bell")
@@ -91,14 +91,14 @@ def build(chance: random.Random):  # noqa: ANN201 (a tuple of the portal's objec
 
     big = services.create_quote_for_order(order, actor=supervisor)
     for item in items[:120]:
-        services.add_line(big, actor=supervisor, price_item=item, quantity=str(chance.randint(1, 40)))
-    services.add_part(big, actor=supervisor, supplied_by="contractor", description="Mitigeur thermostatique")
-    services.add_part(big, actor=supervisor, supplied_by="buyer", description="Faïence assortie")
+        drafts.add_line(big, actor=supervisor, price_item=item, quantity=str(chance.randint(1, 40)))
+    drafts.add_part(big, actor=supervisor, supplied_by="contractor", description="Mitigeur thermostatique")
+    drafts.add_part(big, actor=supervisor, supplied_by="buyer", description="Faïence assortie")
     services.send_quote(big, actor=supervisor)
 
     draft = services.create_quote_for_order(order, actor=supervisor)
     for item in chance.sample(items, 20):
-        services.add_line(draft, actor=supervisor, price_item=item, quantity="2")
+        drafts.add_line(draft, actor=supervisor, price_item=item, quantity="2")
     return supervisor, items, big, draft
 
 
@@ -165,7 +165,7 @@ def main() -> None:
         from django.test import Client
         from pypdf import PdfReader
 
-        from quotes import pdf, services
+        from quotes import drafts, pdf
         from quotes.models import QuoteLine
 
         print(f"database: {'PostgreSQL bench_quotes' if not why_not else 'SQLite (PostgreSQL: ' + why_not + ')'}")
@@ -209,7 +209,7 @@ def main() -> None:
                 assert response.status_code == 200 and b"Ligne ajout" in response.content, response.content[:300]
 
             add_timings.append(timed(add))
-            services.remove_line(QuoteLine.objects.filter(quote=draft).latest("pk"), actor=None)
+            drafts.remove_line(QuoteLine.objects.filter(quote=draft).latest("pk"), actor=None)
             query = chance.choice([f"BPU-{chance.randint(0, 199):d}"[:6], chance.choice(WORDS)[:5], "bpu-01"])
 
             def search(query=query) -> None:

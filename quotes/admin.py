@@ -1,7 +1,7 @@
 """The office's admin for quotes.
 
 Office staff see every quote; a draft's description can be corrected here
-(through `quotes.services`, which records it), its lines are edited on the
+(through `quotes.drafts`, which records it), its lines are edited on the
 supervisor's editor (linked); once sent, a quote is read-only: a new version
 replaces it. Nothing here calls `Quote.save()`. The contracts' quote terms
 (validity, whether technicians see the prices) are plain settings.
@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from portal.errors import Refused
-from quotes import services
+from quotes import drafts
 from quotes.models import Quote, QuoteEvent, QuoteLine, QuotePart, QuoteTerms
 
 DRAFT_FIELDS = ("title", "works", "valid_until", "asset", "service_code", "works_wait")
@@ -115,7 +115,7 @@ class QuoteAdmin(admin.ModelAdmin):
         if not changes:
             return
         try:
-            services.update_quote(Quote.objects.get(pk=obj.pk), actor=request.user, changes=changes)  # type: ignore[arg-type]
+            drafts.update_quote(Quote.objects.get(pk=obj.pk), actor=request.user, changes=changes)  # type: ignore[arg-type]
         except Refused as error:
             messages.error(request, str(error))
 

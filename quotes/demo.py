@@ -25,7 +25,7 @@ from orders.models import Order
 from orders.states import State
 from portal.models import Contract, PriceItem, Role, User
 from portal.relay import outbox
-from quotes import decisions, services
+from quotes import decisions, drafts, services
 from quotes.models import PartSupplier, Quote
 
 # The title of the report's quote request: what marks the demo as done.
@@ -53,7 +53,7 @@ def _cast() -> Cast | None:
 
 def _lines(quote: Quote, actor: User, count: int, quantity: str = "2") -> None:
     for item in PriceItem.objects.filter(contract=quote.contract_id).order_by("code")[:count]:
-        services.add_line(quote, actor=actor, price_item=item, quantity=quantity)
+        drafts.add_line(quote, actor=actor, price_item=item, quantity=quantity)
 
 
 def _order(contract: Contract, state: str, *, skip: int = 0) -> Order | None:
@@ -67,7 +67,7 @@ def _order(contract: Contract, state: str, *, skip: int = 0) -> Order | None:
 def _sent(contract: Contract, cast: Cast, title: str, at: datetime, *, order: Order | None = None) -> Quote:
     if order is not None:
         quote = services.create_quote_for_order(order, actor=cast.supervisor)
-        services.update_quote(quote, actor=cast.supervisor, changes={"title": title})
+        drafts.update_quote(quote, actor=cast.supervisor, changes={"title": title})
     else:
         quote = services.create_quote(contract=contract, actor=cast.supervisor, title=title, at=at)
     _lines(quote, cast.supervisor, 3)
@@ -88,7 +88,7 @@ def create_demo_quotes(now: datetime | None = None) -> list[str]:
         contract=cast.other, actor=cast.supervisor, title="Remplacement des boîtes aux lettres, hall A"
     )
     _lines(draft, cast.supervisor, 2, quantity="12")
-    services.add_part(
+    drafts.add_part(
         draft,
         actor=cast.supervisor,
         supplied_by=PartSupplier.CONTRACTOR,
@@ -121,7 +121,7 @@ def create_demo_quotes(now: datetime | None = None) -> list[str]:
 
     revised = _sent(cast.other, cast, "Remise en état des portes palières", now - timedelta(days=12))
     revision = services.revise_quote(revised, actor=cast.supervisor)
-    services.add_line(
+    drafts.add_line(
         revision,
         actor=cast.supervisor,
         label="Serrure trois points A2P",

@@ -1,5 +1,5 @@
 """A quote's history and its guarded state changes, shared by every writer
-(`quotes.services`, `quotes.decisions`, `quotes.documents`)."""
+(`quotes.services`, `quotes.drafts`, `quotes.decisions`, `quotes.documents`)."""
 
 from __future__ import annotations
 

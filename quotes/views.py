@@ -20,7 +20,7 @@ from orders.models import InterventionReport
 from portal.errors import Refused
 from portal.htmx import render_page_or_fragment, wants_fragment
 from portal.models import PriceItem
-from quotes import printing, queries, services, sharing
+from quotes import drafts, printing, queries, services, sharing
 from quotes.access import get_quote_for, quote_page
 from quotes.forms import (
     RATE_CHOICES,
@@ -196,7 +196,7 @@ def quote_details(request: HttpRequest, pk: int) -> HttpResponse:
     def apply() -> str:
         return (
             "Devis enregistré."
-            if services.update_quote(quote, actor=request.user, changes=changes)
+            if drafts.update_quote(quote, actor=request.user, changes=changes)
             else "Rien n'a changé."
         )
 
@@ -231,7 +231,7 @@ def line_add(request: HttpRequest, pk: int) -> HttpResponse:
             price_item = PriceItem.objects.filter(pk=data["price_item"], contract_id=quote.contract_id).first()
             if price_item is None:
                 raise services.QuoteRefused("Ce prix n'est pas au bordereau du marché du devis.")
-        line = services.add_line(
+        line = drafts.add_line(
             quote,
             actor=request.user,
             price_item=price_item,
@@ -257,7 +257,7 @@ def line_update(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
     def apply() -> str:
         if not form.is_valid():
             raise services.QuoteRefused("Quantité ou taux de TVA illisible.")
-        changed = services.update_line(line, actor=request.user, changes=form.cleaned_data)
+        changed = drafts.update_line(line, actor=request.user, changes=form.cleaned_data)
         return "Ligne modifiée." if changed else ""
 
     return _change(request, quote, apply)
@@ -268,7 +268,7 @@ def line_update(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
 def line_remove(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
     quote = get_quote_for(request, pk)
     line = get_object_or_404(quote.lines, pk=line_pk)
-    return _change(request, quote, lambda: services.remove_line(line, actor=request.user).label)
+    return _change(request, quote, lambda: drafts.remove_line(line, actor=request.user).label)
 
 
 @require_POST
@@ -280,7 +280,7 @@ def part_add(request: HttpRequest, pk: int) -> HttpResponse:
     def apply() -> str:
         if not form.is_valid():
             raise services.QuoteRefused("Dites qui fournit la pièce et décrivez-la.")
-        return f"Pièce ajoutée : {services.add_part(quote, actor=request.user, **form.cleaned_data).description}"
+        return f"Pièce ajoutée : {drafts.add_part(quote, actor=request.user, **form.cleaned_data).description}"
 
     return _change(request, quote, apply, partial="parts")
 
@@ -290,7 +290,7 @@ def part_add(request: HttpRequest, pk: int) -> HttpResponse:
 def part_remove(request: HttpRequest, pk: int, part_pk: int) -> HttpResponse:
     quote = get_quote_for(request, pk)
     part = get_object_or_404(quote.parts, pk=part_pk)
-    return _change(request, quote, lambda: services.remove_part(part, actor=request.user).label, partial="parts")
+    return _change(request, quote, lambda: drafts.remove_part(part, actor=request.user).label, partial="parts")
 
 
 @require_POST

@@ -23,6 +23,7 @@ from portal.models import NotificationPreference, Role, User
 from portal.relay import notify, watch
 from portal.relay.models import MessageStatus, OutboxMessage
 from quotes import decisions
+from quotes import drafts as quote_drafts
 from quotes import services as quote_services
 from tests import factories
 from tests.conftest import PARIS, make_user
@@ -144,7 +145,7 @@ def test_quote_refusal_email_links_open_for_who_sent_it(
 ):
     started = factories.bring_to(order, State.IN_PROGRESS, technician)
     quote = quote_services.create_quote_for_order(started, actor=supervisor)
-    quote_services.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
+    quote_drafts.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
     quote_services.send_quote(quote, actor=supervisor)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):

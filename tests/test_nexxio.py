@@ -456,13 +456,14 @@ def test_an_unreadable_message_is_kept_shown_and_not_redelivered(bus, connection
 def test_a_quote_decision_on_the_bus_is_applied_once(
     bus, connection, contract, asset, service_code, supervisor, price_item
 ):
+    from quotes import drafts as quote_drafts
     from quotes import services as quote_services
     from quotes.models import QuoteState
 
     quote = quote_services.create_quote(
         contract=contract, actor=supervisor, title="Remplacement du siphon", asset=asset, service_code=service_code
     )
-    quote_services.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
+    quote_drafts.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
     quote_services.send_quote(quote, actor=supervisor)
     quote.refresh_from_db()
     decision = {

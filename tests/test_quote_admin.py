@@ -10,7 +10,7 @@ import pytest
 
 from orders.states import State
 from portal.relay.models import MessageKind, MessageStatus, OutboxMessage
-from quotes import services
+from quotes import drafts, services
 from quotes.models import QuoteEvent
 from tests import factories
 
@@ -24,7 +24,7 @@ def media(settings, tmp_path):
 def quote(order, technician, supervisor, price_item):
     started = factories.bring_to(order, State.IN_PROGRESS, technician)
     quote = services.create_quote_for_order(started, actor=supervisor)
-    services.add_line(quote, actor=supervisor, price_item=price_item)
+    drafts.add_line(quote, actor=supervisor, price_item=price_item)
     return quote
 
 
@@ -90,7 +90,7 @@ def test_a_refused_quotation_log_shows_in_the_error_queue(
     draft = services.create_quote(
         contract=contract, actor=supervisor, title="Sans commande", asset=asset, service_code=service_code
     )
-    services.add_line(draft, actor=supervisor, price_item=price_item)
+    drafts.add_line(draft, actor=supervisor, price_item=price_item)
     services.send_quote(draft, actor=supervisor)
     OutboxMessage.objects.filter(kind=MessageKind.QUOTATION_LOG).update(status=MessageStatus.REJECTED)
     client.force_login(office)

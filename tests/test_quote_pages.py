@@ -15,7 +15,7 @@ import time_machine
 
 from orders.states import State
 from portal.models import Role
-from quotes import decisions, documents, services
+from quotes import decisions, documents, drafts, services
 from quotes.models import PartSupplier, Quote, QuoteLine, QuoteState, QuoteTerms
 from tests import factories
 from tests.conftest import PARIS, make_user
@@ -43,7 +43,7 @@ def started(order, technician):
 @pytest.fixture
 def quote(started, supervisor, price_item):
     quote = services.create_quote_for_order(started, actor=supervisor)
-    services.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
+    drafts.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
     return quote
 
 
@@ -220,7 +220,7 @@ def test_cancelling_needs_a_reason(signed_in, quote):
 
 
 def test_the_preview_shows_the_quote_as_the_pdf_will(signed_in, quote):
-    services.add_part(quote, actor=None, supplied_by=PartSupplier.CONTRACTOR, description="Siphon laiton")
+    drafts.add_part(quote, actor=None, supplied_by=PartSupplier.CONTRACTOR, description="Siphon laiton")
     page = text(signed_in.get(editor(quote) + "apercu/"))
     assert "Devis de travaux complémentaires" in page
     assert "Siphon laiton" in page and "97,00\u00a0€" in page
@@ -307,7 +307,7 @@ def test_the_list_runs_the_same_number_of_queries_for_few_and_many_quotes(signed
     def make(count: int) -> None:
         for index in range(count):
             quote = services.create_quote(contract=contract, actor=supervisor, title=f"Devis {index}")
-            services.add_line(quote, actor=supervisor, price_item=price_item)
+            drafts.add_line(quote, actor=supervisor, price_item=price_item)
             if index % 2:
                 services.send_quote(quote, actor=supervisor)
 

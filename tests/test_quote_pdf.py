@@ -11,7 +11,7 @@ from pypdf import PdfReader
 
 from orders.states import State
 from portal.relay.models import MessageKind, OutboxMessage
-from quotes import services, tasks
+from quotes import drafts, services, tasks
 from quotes.models import PartSupplier, PdfStatus, QuoteEvent
 from tests import factories
 from tests.test_reports import png_bytes
@@ -51,11 +51,9 @@ def sent_quote(order, supervisor, contract, lines: int):
             unit_price=Decimal("12.35") + index,
             vat_rate=rates[index % 3],
         )
-        services.add_line(quote, actor=supervisor, price_item=item, quantity="1.5")
-    services.add_part(
-        quote, actor=supervisor, supplied_by=PartSupplier.CONTRACTOR, description="Mitigeur thermostatique"
-    )
-    services.add_part(quote, actor=supervisor, supplied_by=PartSupplier.BUYER, description="Faïence assortie")
+        drafts.add_line(quote, actor=supervisor, price_item=item, quantity="1.5")
+    drafts.add_part(quote, actor=supervisor, supplied_by=PartSupplier.CONTRACTOR, description="Mitigeur thermostatique")
+    drafts.add_part(quote, actor=supervisor, supplied_by=PartSupplier.BUYER, description="Faïence assortie")
     services.send_quote(quote, actor=supervisor)
     return quote
 
@@ -154,7 +152,7 @@ def test_a_quote_from_a_report_carries_its_photos(company, started, supervisor, 
         photos=[reports.ReportPhotoUpload(kind="before", image=photo)],
     )
     quote = services.create_quote_from_report(report, actor=supervisor)
-    services.add_line(quote, actor=supervisor, price_item=price_item)
+    drafts.add_line(quote, actor=supervisor, price_item=price_item)
     services.send_quote(quote, actor=supervisor)
     tasks.render_quote_pdf.run(quote.pk)
     quote.refresh_from_db()

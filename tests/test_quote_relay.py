@@ -17,7 +17,7 @@ from orders.states import State
 from portal.relay import inbound
 from portal.relay import services as relay_services
 from portal.relay.models import InboundNotification, MessageKind, MessageStatus, NotificationStatus, OutboxMessage
-from quotes import services, tasks
+from quotes import drafts, services, tasks
 from quotes.models import QuoteState
 from tests import factories
 from tests.conftest import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
@@ -47,7 +47,7 @@ def quote(contract, asset, service_code, supervisor, price_item):
     quote = services.create_quote(
         contract=contract, actor=supervisor, title="Remplacement du siphon", asset=asset, service_code=service_code
     )
-    services.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
+    drafts.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
     return quote
 
 
@@ -114,8 +114,8 @@ def test_an_accepted_supplementary_quote_adds_its_lines_to_the_order_and_the_pla
 ):
     started = factories.bring_to(order, State.IN_PROGRESS, technician)
     quote = services.create_quote_for_order(started, actor=supervisor)
-    services.add_line(quote, actor=supervisor, price_item=price_item, quantity="3")
-    services.update_quote(quote, actor=supervisor, changes={"works_wait": True})
+    drafts.add_line(quote, actor=supervisor, price_item=price_item, quantity="3")
+    drafts.update_quote(quote, actor=supervisor, changes={"works_wait": True})
     services.send_quote(quote, actor=supervisor)
     tasks.render_quote_pdf.run(quote.pk)
     started.refresh_from_db()

@@ -1,5 +1,6 @@
-"""quotes/services.py and quotes/decisions.py: every transition, the refused
-ones with their French message, numbering and the relay's messages."""
+"""quotes/services.py, quotes/drafts.py and quotes/decisions.py: every
+transition, the refused ones with their French message, numbering and the
+relay's messages."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 from orders.states import State
 from portal.errors import Refused
 from portal.relay.models import MessageKind, OutboxMessage
-from quotes import decisions, documents, services
+from quotes import decisions, documents, drafts, services
 from quotes.models import PartSupplier, Quote, QuoteEvent, QuoteState
 from tests import factories
 from tests.conftest import PARIS
@@ -35,7 +36,7 @@ def started(order, technician):
 @pytest.fixture
 def draft(started, supervisor, price_item):
     quote = services.create_quote_for_order(started, actor=supervisor)
-    services.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
+    drafts.add_line(quote, actor=supervisor, price_item=price_item, quantity="2")
     return quote
 
 
@@ -56,7 +57,7 @@ def test_a_creation_that_fails_gives_its_number_back(contract, supervisor, clien
 
 
 def test_a_draft_takes_schedule_lines_and_out_of_schedule_lines_with_their_justification(draft, supervisor):
-    line = services.add_line(
+    line = drafts.add_line(
         draft,
         actor=supervisor,
         label="Dépose de faïence",
@@ -74,7 +75,7 @@ def test_a_draft_takes_schedule_lines_and_out_of_schedule_lines_with_their_justi
 
 def test_an_out_of_schedule_line_without_justification_is_refused(draft, supervisor):
     with pytest.raises(Refused, match="Justifiez le prix"):
-        services.add_line(draft, actor=supervisor, label="Divers", unit_price="10")
+        drafts.add_line(draft, actor=supervisor, label="Divers", unit_price="10")
 
 
 @pytest.mark.parametrize(
@@ -82,26 +83,26 @@ def test_an_out_of_schedule_line_without_justification_is_refused(draft, supervi
 )
 def test_a_bad_quantity_is_refused_in_french(draft, supervisor, price_item, quantity, message):
     with pytest.raises(Refused, match=message):
-        services.add_line(draft, actor=supervisor, price_item=price_item, quantity=quantity)
+        drafts.add_line(draft, actor=supervisor, price_item=price_item, quantity=quantity)
 
 
 def test_a_line_rate_can_be_changed_but_not_a_schedule_price(draft, supervisor):
     line = draft.lines.get()
-    services.update_line(line, actor=supervisor, changes={"vat_rate": "5.5", "quantity": "3"})
+    drafts.update_line(line, actor=supervisor, changes={"vat_rate": "5.5", "quantity": "3"})
     line.refresh_from_db()
     assert (line.vat_rate, line.quantity) == (D("5.50"), D("3.00"))
     with pytest.raises(Refused, match="garde le libellé, l'unité et le prix du bordereau"):
-        services.update_line(line, actor=supervisor, changes={"unit_price": "1"})
+        drafts.update_line(line, actor=supervisor, changes={"unit_price": "1"})
     with pytest.raises(Refused, match="Taux de TVA inconnu"):
-        services.update_line(line, actor=supervisor, changes={"vat_rate": "7"})
+        drafts.update_line(line, actor=supervisor, changes={"vat_rate": "7"})
 
 
 def test_the_two_parts_lists(draft, supervisor):
-    services.add_part(draft, actor=supervisor, supplied_by=PartSupplier.CONTRACTOR, description="Siphon PVC 40")
-    services.add_part(draft, actor=supervisor, supplied_by=PartSupplier.BUYER, description="Meuble sous évier")
+    drafts.add_part(draft, actor=supervisor, supplied_by=PartSupplier.CONTRACTOR, description="Siphon PVC 40")
+    drafts.add_part(draft, actor=supervisor, supplied_by=PartSupplier.BUYER, description="Meuble sous évier")
     assert sorted(draft.parts.values_list("supplied_by", flat=True)) == ["buyer", "contractor"]
     with pytest.raises(Refused, match="Décrivez la pièce"):
-        services.add_part(draft, actor=supervisor, supplied_by=PartSupplier.BUYER, description=" ")
+        drafts.add_part(draft, actor=supervisor, supplied_by=PartSupplier.BUYER, description=" ")
 
 
 def test_sending_fixes_the_totals_starts_the_30_days_and_records_the_quotation_log(
@@ -129,9 +130,9 @@ def test_sending_fixes_the_totals_starts_the_30_days_and_records_the_quotation_l
 def test_a_sent_quote_is_never_edited(draft, supervisor, price_item):
     services.send_quote(draft, actor=supervisor)
     with pytest.raises(Refused, match="ne se modifie plus \\(créez une nouvelle version\\)"):
-        services.add_line(draft, actor=supervisor, price_item=price_item)
+        drafts.add_line(draft, actor=supervisor, price_item=price_item)
     with pytest.raises(Refused, match="ne se modifie plus"):
-        services.update_quote(draft, actor=supervisor, changes={"title": "Autre"})
+        drafts.update_quote(draft, actor=supervisor, changes={"title": "Autre"})
 
 
 def test_an_empty_quote_cannot_be_sent(started, supervisor):
@@ -144,7 +145,7 @@ def test_a_connected_quote_without_asset_or_service_code_cannot_be_sent(
     contract, supervisor, price_item, outbox_connection
 ):
     quote = services.create_quote(contract=contract, actor=supervisor, title="Sans patrimoine")
-    services.add_line(quote, actor=supervisor, price_item=price_item)
+    drafts.add_line(quote, actor=supervisor, price_item=price_item)
     with pytest.raises(Refused, match="sans l'élément de patrimoine ni le code prestation"):
         services.send_quote(quote, actor=supervisor)
 
@@ -156,7 +157,7 @@ def test_a_revision_keeps_the_old_version_and_supersedes_it_when_sent(draft, sup
     assert revision.lines.count() == 1
     with pytest.raises(Refused, match="plus récente"):
         services.revise_quote(draft, actor=supervisor)
-    services.add_line(revision, actor=supervisor, price_item=price_item, quantity="1")
+    drafts.add_line(revision, actor=supervisor, price_item=price_item, quantity="1")
     services.send_quote(revision, actor=supervisor)
     draft.refresh_from_db()
     assert draft.state == QuoteState.SUPERSEDED
@@ -216,7 +217,7 @@ def test_a_draft_cannot_be_accepted(draft):
 def test_works_waiting_for_the_quote_put_the_order_on_hold_once_the_pdf_is_out_and_resume_on_acceptance(
     draft, supervisor, started, outbox_connection
 ):
-    services.update_quote(draft, actor=supervisor, changes={"works_wait": True})
+    drafts.update_quote(draft, actor=supervisor, changes={"works_wait": True})
     services.send_quote(draft, actor=supervisor)
     started.refresh_from_db()
     assert started.state == State.IN_PROGRESS
@@ -264,7 +265,7 @@ def test_two_concurrent_sends_of_one_draft_exactly_one_wins(contract, supervisor
     quote = services.create_quote(
         contract=contract, actor=supervisor, title="Concurrence", asset=asset, service_code=service_code
     )
-    services.add_line(quote, actor=supervisor, price_item=price_item)
+    drafts.add_line(quote, actor=supervisor, price_item=price_item)
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
 

@@ -22,7 +22,7 @@ from orders.models import InterventionReport, MaterialDestination
 from orders.states import State
 from portal.relay import inbound
 from portal.relay.models import InboundNotification, NotificationStatus
-from quotes import services, tasks
+from quotes import drafts, services, tasks
 from quotes.models import Quote, QuoteLine, QuoteState
 from tests import factories
 from tests.conftest import PARIS
@@ -262,7 +262,7 @@ def test_a_new_version_after_a_refusal_takes_back_only_those_still_to_take_up(
     answer(client, outbox_connection, sent, accepted=False)
     # Meanwhile the supervisor quotes the joints on their own, in another quote.
     other = services.quote_materials(started, actor=supervisor)
-    services.remove_line(other.lines.get(code="PLB-012"), actor=supervisor)
+    drafts.remove_line(other.lines.get(code="PLB-012"), actor=supervisor)
     assert report.materials.get(code="PLB-012").destination == MaterialDestination.PENDING
     revision = services.revise_quote(sent, actor=supervisor)
     assert list(revision.lines.values_list("code", flat=True)) == ["PLB-012"]
