@@ -23,7 +23,7 @@ from typing import Any
 
 from django import forms
 
-from orders import reports, services
+from orders import planning, receiving, reports, services
 from orders.forms import (
     AcknowledgeForm,
     AtForm,
@@ -96,7 +96,7 @@ TABLE: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         Action.PLAN,
-        services.plan_order,
+        planning.plan_order,
         admin_form=PlanForm,
         technician_form=TechnicianPlanForm,
         path="planifier",
@@ -171,7 +171,7 @@ TABLE: tuple[ActionSpec, ...] = (
     # In the admin, through the order's own form (OrderAdmin.save_model); on the
     # supervisor's page, through forms of their own (orders/supervisor/order.py).
     ActionSpec(Action.ASSIGN, services.assign_order),
-    ActionSpec(Action.EDIT, services.update_order_details),
+    ActionSpec(Action.EDIT, receiving.update_order_details),
 )
 ACTIONS: dict[Action, ActionSpec] = {spec.action: spec for spec in TABLE}
 
@@ -225,7 +225,7 @@ def technician_form(
         raise LookupError(f"{spec.action} has no technician's form")
     if spec.action == Action.PLAN:
         # Planned before: the form moves its date, and asks the reason.
-        kwargs["replanning"] = services.plans_again(order)
+        kwargs["replanning"] = planning.plans_again(order)
     # Distinct ids per form: several forms share the page.
     auto_id = f"{spec.name}-{line.pk}-%s" if line is not None else f"{spec.name}-%s"
     return spec.technician_form(data, auto_id=auto_id, **kwargs)

@@ -1,8 +1,9 @@
 """The office's admin for orders.
 
-Every change to an order goes through `orders.services`, as everywhere else:
-adding an order registers it, editing it records what changed, its lines are
-added, changed and removed one by one, and the state changes only through the
+Every change to an order goes through the order services (`orders.services`,
+`orders.receiving`), as everywhere else: adding an order registers it,
+editing it records what changed, its lines are added, changed and removed one
+by one, and the state changes only through the
 action pages (one per action with an admin form in the table of orders.actions). Nothing here calls
 `Order.save()` or `formset.save()`.
 
@@ -28,7 +29,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats
 
-from orders import actions, services, states
+from orders import actions, receiving, services, states
 from orders.forms import OrderForm, OrderLineForm, add_refusal
 from orders.models import Order, OrderEvent, OrderLine
 from orders.records_admin import UnappliedActionInline
@@ -63,7 +64,7 @@ def _line_values(form: ModelForm) -> dict[str, Any]:
     """What the person typed on a line. Fields left as they were are not
     passed, so that a line from the price schedule takes the price's label,
     unit and prices, and a typed line the model's defaults."""
-    return {name: form.cleaned_data[name] for name in form.changed_data if name in services.LINE_FIELDS}
+    return {name: form.cleaned_data[name] for name in form.changed_data if name in receiving.LINE_FIELDS}
 
 
 class OrderLineInline(admin.TabularInline):
@@ -271,9 +272,9 @@ class OrderAdmin(admin.ModelAdmin):
             # Registered in save_related: register_order takes the lines, which
             # are in the inline formset, not in this form.
             return
-        details = {name: form.cleaned_data[name] for name in form.changed_data if name in services.DETAIL_FIELDS}
+        details = {name: form.cleaned_data[name] for name in form.changed_data if name in receiving.DETAIL_FIELDS}
         if details:
-            services.update_order_details(obj, actor=request.user, changes=details)
+            receiving.update_order_details(obj, actor=request.user, changes=details)
         people = {name: form.cleaned_data[name] for name in ("technician", "pilot") if name in form.changed_data}
         if people:
             services.assign_order(obj, actor=request.user, **people)
@@ -296,14 +297,14 @@ class OrderAdmin(admin.ModelAdmin):
             if line_form.has_changed() and line_form not in formset.deleted_forms
         ]
         data = form.cleaned_data
-        order = services.register_order(
+        order = receiving.register_order(
             contract=data["contract"],
             reference=data["reference"],
             actor=request.user,
             lines=[_line_values(line_form) for line_form in new_line_forms],
             technician=data.get("technician"),
             pilot=data.get("pilot"),
-            **{name: data[name] for name in services.DETAIL_FIELDS if name in data},
+            **{name: data[name] for name in receiving.DETAIL_FIELDS if name in data},
         )
         # The admin goes on (change message, redirect) with the form's
         # instance: make it the order just registered.
@@ -318,12 +319,12 @@ class OrderAdmin(admin.ModelAdmin):
         actor = request.user
         for line_form in formset.deleted_forms:
             if line_form.instance.pk is not None:
-                services.remove_line(line_form.instance, actor=actor)
+                receiving.remove_line(line_form.instance, actor=actor)
                 formset.deleted_objects.append(line_form.instance)
         for line_form in formset.initial_forms:
             if line_form in formset.deleted_forms or not line_form.has_changed():
                 continue
-            services.update_line(line_form.instance, actor=actor, changes=_line_values(line_form))
+            receiving.update_line(line_form.instance, actor=actor, changes=_line_values(line_form))
             formset.changed_objects.append((line_form.instance, line_form.changed_data))
         for line_form in formset.extra_forms:
             if line_form in formset.deleted_forms or not line_form.has_changed():
@@ -331,7 +332,7 @@ class OrderAdmin(admin.ModelAdmin):
             values = _line_values(line_form)
             if "position" not in values:
                 values["position"] = (order.lines.aggregate(last=Max("position"))["last"] or 0) + 1
-            formset.new_objects.append(services.add_line(order, actor=actor, **values))
+            formset.new_objects.append(receiving.add_line(order, actor=actor, **values))
 
     # --- Actions --------------------------------------------------------------
 

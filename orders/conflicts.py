@@ -16,7 +16,7 @@ Why an action is not applied (`UnappliedReason`):
   the tick said it had been done);
 - superseded: an older value than the one set meanwhile (the progress, a line's
   mark, the appointment: the newest by the time it was given wins, in
-  orders.services); the server's value stays;
+  orders.services and orders.planning); the server's value stays;
 - invalid: what was sent cannot be read.
 
 Not relayed to the client's platform: nothing happened to the order.

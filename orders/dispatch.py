@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from orders import services, tasks
+from orders import planning, services, tasks
 from orders.durations import duration
 from orders.models import DEFAULT_VISIT, Order, OrderEvent, OrderSeen
 from orders.states import STATE_LABELS, Action, State
@@ -67,9 +67,9 @@ def reschedule_order(
     when = {"planned_start": planned_start, "planned_end": planned_end}
     if appointment is not None:
         when = {"appointment": appointment}
-    if (appointment is not None or planned_start is not None) and services.changes_date(order, **when):
+    if (appointment is not None or planned_start is not None) and planning.changes_date(order, **when):
         # A date moved needs its reason: `plan_order` refuses it without, and relays it.
-        events.append(services.plan_order(order, actor=actor, reason=reason, **when))
+        events.append(planning.plan_order(order, actor=actor, reason=reason, **when))
     if events and order.technician_id is not None and order.technician_id != getattr(actor, "pk", None):
         # Told once the change is saved; a broker that is down loses only the email.
         changes = [event.label for event in events]

@@ -26,8 +26,9 @@ from django.utils import timezone
 
 from orders import images, uploads
 from orders.models import Order, OrderLine, PhotoKind, SignatureStatus
+from orders.planning import REASON_NEEDED
+from orders.receiving import DETAIL_FIELDS, LINE_FIELDS
 from orders.reports import MAX_PHOTOS_PER_KIND, MAX_TIME_ON_SITE_MINUTES, ReportPhotoUpload
-from orders.services import DETAIL_FIELDS, LINE_FIELDS, REASON_NEEDED
 from orders.sharing import missing_for_platform, platform_requirement_message
 from orders.states import CLOSE_OUTCOME_LABELS, SUSPEND_REASON_LABELS
 from portal.dates import PlausibleDateField, PlausibleDateTimeField, PlausibleSplitDateTimeField
@@ -37,7 +38,7 @@ from portal.models import Client, Contract
 
 def add_refusal(form: forms.Form, error: Refused) -> None:
     """A service's refusal shown on `form`: on the field it is about when the
-    form has it (a reschedule's missing reason, `services.ReasonNeeded`), else
+    form has it (a reschedule's missing reason, `orders.planning.ReasonNeeded`), else
     above the form."""
     field = getattr(error, "field", None)
     form.add_error(field if field in form.fields else None, str(error))
@@ -216,7 +217,7 @@ class TechnicianPlanForm(TechnicianActionForm):
 
     def __init__(self, *args: Any, replanning: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # An order planned before (`services.plans_again`): the form is only
+        # An order planned before (`orders.planning.plans_again`): the form is only
         # there to move its date, so the reason is asked, here and by the phone
         # before it queues the action offline. Whether a date really moves is
         # `plan_order`'s rule, which refuses a move without its reason.

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from orders import services
+from orders import receiving, services
 from orders.models import CriticalLevel, Order, Origin, WorkType
 from portal.models import Contract
 from portal.relay import catalogue, inbound, intent, vcard
@@ -131,7 +131,7 @@ def upsert_order(connection: Connection, contract: Contract, operation: dict[str
         order = Order.objects.select_for_update().filter(contract=contract, reference=reference).first()
         if order is None:
             created = _parse_datetime(operation.get("creationDate")) or timezone.now()
-            return services.register_order(
+            return receiving.register_order(
                 contract=contract,
                 reference=reference,
                 actor=None,
@@ -143,7 +143,7 @@ def upsert_order(connection: Connection, contract: Contract, operation: dict[str
                 **details,
             )
         if order.is_open:
-            services.update_order_from_platform(order, changes=details, address=catalogue.street_address(location))
+            receiving.update_order_from_platform(order, changes=details, address=catalogue.street_address(location))
             if str(operation.get("status") or "") in CANCELLED_STATUSES:
                 reason = _platform_cancel_reason(operation)
                 services.cancel_order(order, actor=None, reason=reason)

@@ -1,6 +1,7 @@
 """Orders (*bons de commande*), their lines and their history.
 
-Nothing here changes an order: `orders.services` does, and only it.
+Nothing here changes an order: `orders.services` and the modules built on its
+core (`orders.receiving`, `orders.planning`) do, and only they.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from orders import receiving
 from orders import services as order_services
 from orders.deadlines import local_date
 from orders.models import Order
@@ -69,7 +70,7 @@ def _add_lines_to_order(quote: Quote, order: Order, actor: User | None) -> int:
         reference = f"{quote.number}-{line.position}"
         if order.lines.filter(reference=reference).exists():
             continue  # applied twice (a repeated answer): once is enough
-        order_services.add_line(
+        receiving.add_line(
             order,
             actor=actor,
             reference=reference,

@@ -153,7 +153,7 @@ def make_company(*, logo: bytes | None = None, **fields: Any) -> Company:
 def register_order(contract: Contract, **fields: Any) -> Order:
     """The shared cast's order as the platform sends it (a leak, two lines,
     notified on Friday 20 November 2026 at 9:30), through the services."""
-    from orders import services
+    from orders import receiving
 
     values = {
         "reference": "OPH57_241122093015",
@@ -165,7 +165,7 @@ def register_order(contract: Contract, **fields: Any) -> Order:
         "lines": [dict(line) for line in ORDER_LINES],
         **fields,
     }
-    return services.register_order(contract=contract, **values)
+    return receiving.register_order(contract=contract, **values)
 
 
 def bring_to(
@@ -181,12 +181,12 @@ def bring_to(
     with an `appointment`, in progress, suspended for `reason`, finished), each
     step by `actor` at `at` (now when None). The appointment defaults to three
     hours after `at`. Returns the order read again."""
-    from orders import services
+    from orders import planning, services
 
     when = at or timezone.now()
     appointment = appointment or when + timedelta(hours=3)
     acknowledge = [lambda: services.acknowledge_order(order, actor=actor, at=at)]
-    plan = [*acknowledge, lambda: services.plan_order(order, actor=actor, appointment=appointment, at=at)]
+    plan = [*acknowledge, lambda: planning.plan_order(order, actor=actor, appointment=appointment, at=at)]
     start = [*plan, lambda: services.start_work(order, actor=actor, at=at)]
     routes = {
         State.TO_ACKNOWLEDGE: [],

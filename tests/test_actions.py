@@ -17,7 +17,7 @@ import pytest
 from django.urls import resolve, reverse
 from django.utils import timezone
 
-from orders import actions, offline, services, views
+from orders import actions, offline, planning, services, views
 from orders.models import ActionReceipt
 from orders.states import ACTION_LABELS, TRANSITIONS, Action, State
 from portal.errors import Refused
@@ -30,7 +30,7 @@ def walk(order, state: State, actor) -> None:
     """Bring `order` to `state` through the services."""
     at = timezone.now() - timedelta(hours=1)
     acknowledge = partial(services.acknowledge_order, order, actor=actor, at=at)
-    plan = partial(services.plan_order, order, actor=actor, appointment=at + timedelta(hours=3), at=at)
+    plan = partial(planning.plan_order, order, actor=actor, appointment=at + timedelta(hours=3), at=at)
     start = partial(services.start_work, order, actor=actor, at=at)
     suspend = partial(services.suspend_work, order, actor=actor, reason="occupant_absent", at=at)
     finish = partial(services.finish_work, order, actor=actor, at=at + timedelta(minutes=30))

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders import services
+from orders import receiving, services
 from orders.models import Order
 from orders.states import State
 from portal.models import Asset, Client, Contract, Role, User
@@ -737,9 +737,9 @@ def test_an_unknown_action_is_not_found(office_client, order):
 
 
 def test_acknowledging_selected_orders_reports_each_success_and_failure(office_client, order, contract):
-    second = services.register_order(contract=contract, reference="OPH57_SECOND", actor=None)
+    second = receiving.register_order(contract=contract, reference="OPH57_SECOND", actor=None)
     services.acknowledge_order(second, actor=None)
-    third = services.register_order(contract=contract, reference="OPH57_THIRD", actor=None)
+    third = receiving.register_order(contract=contract, reference="OPH57_THIRD", actor=None)
 
     response = office_client.post(
         "/admin/orders/order/",
@@ -758,7 +758,7 @@ def test_acknowledging_selected_orders_reports_each_success_and_failure(office_c
 
 
 def test_the_order_list_filters_by_state_and_searches_by_reference(office_client, order, contract):
-    other = services.register_order(contract=contract, reference="OPH57_AUTRE", actor=None)
+    other = receiving.register_order(contract=contract, reference="OPH57_AUTRE", actor=None)
     services.acknowledge_order(other, actor=None)
 
     response = office_client.get("/admin/orders/order/?state__exact=acknowledged")
@@ -780,7 +780,7 @@ def test_the_order_list_needs_no_more_queries_for_more_orders(office_client, ord
 
     few = count_queries()
     for number in range(3):
-        services.register_order(
+        receiving.register_order(
             contract=contract, reference=f"OPH57_{number}", actor=None, asset=asset, technician=technician
         )
 

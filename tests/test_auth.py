@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 from django.core.mail.backends import locmem
 
-from orders import services
+from orders import receiving
 from portal.tasks import send_password_reset
 from tests.conftest import PASSWORD
 
@@ -181,7 +181,7 @@ def test_office_staff_may_open_the_overview(client, office, order):
 
 
 def test_a_technician_sees_only_their_own_orders(client, order, other_technician, contract):
-    services.register_order(contract=contract, reference="AUTRE-1", actor=None, technician=other_technician)
+    receiving.register_order(contract=contract, reference="AUTRE-1", actor=None, technician=other_technician)
     client.force_login(other_technician)
     html = client.get("/mes-commandes/").content.decode()
     assert "AUTRE-1" in html

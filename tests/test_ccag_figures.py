@@ -15,7 +15,7 @@ import time_machine
 from django.utils import timezone
 from pypdf import PdfReader
 
-from orders import buyer, deadlines, letters, remedies, services, tasks
+from orders import buyer, deadlines, letters, receiving, remedies, services, tasks
 from orders.models import AdmissionStep, BuyerStop, Letter, Order
 from orders.states import State
 from portal.relay import services as relay_services
@@ -60,7 +60,7 @@ def test_an_order_notified_on_friday_4_april_2025_for_15_days_is_due_on_tuesday_
 ):
     """§3.2: from Sat 5 Apr, 15 days → Sat 19 Apr; Sat, Sun, Easter Monday 21 →
     Tue 22 Apr, over at midnight (the portal said Sat 19 Apr 08:00)."""
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-PAQUES", actor=None, notified_at=paris(2025, 4, 4, 8, 0), asset=paris_asset
     )
     assert order.due_at == paris(2025, 4, 23, 0, 0)
@@ -77,7 +77,7 @@ def test_an_order_notified_on_friday_4_april_2025_for_15_days_is_due_on_tuesday_
 def test_in_moselle_good_friday_moves_the_last_day(contract, asset):
     """The default asset is in Metz (57): notified Thu 3 Apr 2025, 15 days → Fri 18
     Apr, Good Friday there; then Sat, Sun, Easter Monday → Tue 22 Apr."""
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-METZ", actor=None, notified_at=paris(2025, 4, 3, 10, 0), asset=asset
     )
     assert order.due_at == paris(2025, 4, 23, 0, 0)
@@ -85,7 +85,7 @@ def test_in_moselle_good_friday_moves_the_last_day(contract, asset):
 
 def test_a_72_hour_service_code_notified_at_14_20_is_due_three_days_later_at_15_00(contract, asset, service_code):
     """§3.2.1: Mon 3 Mar 2025 14:20 → starts 15:00 → Thu 6 Mar 15:00."""
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract,
         reference="BC-72H",
         actor=None,
@@ -124,7 +124,7 @@ def test_works_ending_seven_days_after_the_last_day_cost_seven_days(contract, si
 
 def test_an_extension_may_be_asked_until_midnight_on_the_last_day(contract, paris_asset, supervisor):
     """§14.3.4 with §3.2.2: the period ends at midnight on Tue 22 Apr 2025."""
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-MINUIT", actor=None, notified_at=paris(2025, 4, 4, 8, 0), asset=paris_asset
     )
     with time_machine.travel(paris(2025, 4, 22, 23, 30), tick=False):
@@ -339,7 +339,7 @@ def test_ten_late_changes_in_one_outage_count_ten_days_or_one_as_the_contract_sa
 
 
 def test_two_causes_pending_at_once_each_get_their_answer_form(client, supervisor, contract, paris_asset):
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-2-CAUSES", actor=None, notified_at=paris(2026, 11, 2, 9, 0), asset=paris_asset
     )
     client.force_login(supervisor)
@@ -361,7 +361,7 @@ def test_a_suspension_stops_the_clock_and_moves_the_due_date_by_its_length(
 ):
     """§24, §30.6: due on Tue 17 Nov 2026 at midnight; suspended from 16 Nov, so not
     late on 24 Nov; resumed on 23 Nov after 7 days: 17 Nov + 7 = Tue 24 Nov."""
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-SUSP", actor=None, notified_at=paris(2026, 11, 2, 9, 0), asset=paris_asset
     )
     assert order.due_at == deadlines.end_of(date(2026, 11, 17))
@@ -380,7 +380,7 @@ def test_a_suspension_stops_the_clock_and_moves_the_due_date_by_its_length(
 
 
 def test_a_sursis_is_recorded_from_the_order_page(client, office, contract, paris_asset):
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-SURSIS", actor=None, notified_at=paris(2026, 11, 2, 9, 0), asset=paris_asset
     )
     client.force_login(office)
@@ -447,7 +447,7 @@ def test_a_contract_with_a_technical_test_gives_thirty_days(contract, signed_in)
 
 
 def test_an_admission_step_is_refused_before_the_works_end(contract, office, paris_asset):
-    order = services.register_order(contract=contract, reference="BC-PAS-FINIE", actor=None, asset=paris_asset)
+    order = receiving.register_order(contract=contract, reference="BC-PAS-FINIE", actor=None, asset=paris_asset)
     with pytest.raises(services.ServiceError, match="ne sont pas terminés"):
         buyer.record_admission_step(order, actor=office, kind="admitted", on=date(2026, 11, 24))
 
@@ -496,7 +496,7 @@ def test_observations_from_the_page_become_a_french_letter_to_the_buyers_represe
     received, from the acknowledgement."""
     contract.buyer_representative = "Mme Claire Fontaine, responsable de la maintenance"
     contract.save()
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-COURRIER", actor=None, notified_at=paris(2026, 11, 16, 9, 0), asset=paris_asset
     )
     client.force_login(supervisor)
@@ -535,7 +535,7 @@ def test_observations_from_the_page_become_a_french_letter_to_the_buyers_represe
 def test_an_extension_request_gets_its_letter_with_the_period_and_the_days_asked(
     contract, paris_asset, supervisor, media
 ):
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="BC-PROLONG", actor=None, notified_at=paris(2026, 11, 2, 9, 0), asset=paris_asset
     )
     with time_machine.travel(paris(2026, 11, 10, 9, 0), tick=False):
@@ -553,7 +553,7 @@ def test_the_answer_to_a_penalty_notice_is_due_within_fifteen_days_of_its_receip
     client, office, contract, paris_asset, media
 ):
     """§15.1: an invitation received Mon 2 Nov 2026: 15 days → Tue 17 Nov at midnight."""
-    order = services.register_order(contract=contract, reference="BC-PENAL", actor=None, asset=paris_asset)
+    order = receiving.register_order(contract=contract, reference="BC-PENAL", actor=None, asset=paris_asset)
     client.force_login(office)
     url = f"/pilotage/commandes/{order.pk}/penalites/observations/"
     with time_machine.travel(paris(2026, 11, 18, 0, 5), tick=False):
@@ -572,7 +572,7 @@ def test_the_answer_to_a_penalty_notice_is_due_within_fifteen_days_of_its_receip
 
 
 def test_outsiders_cannot_read_or_date_the_letters(client, technician, contract, supervisor, paris_asset, media):
-    order = services.register_order(contract=contract, reference="BC-SECRET", actor=None, asset=paris_asset)
+    order = receiving.register_order(contract=contract, reference="BC-SECRET", actor=None, asset=paris_asset)
     with time_machine.travel(timezone.now(), tick=False):
         letter = letters.send_observations(order, actor=supervisor, text="Observations")
     tasks.render_letter_pdf(letter.pk)
@@ -610,7 +610,7 @@ def test_the_error_queue_gives_a_message_up_with_the_moment_it_was_typed_by_hand
 
 
 def test_a_letter_whose_file_is_gone_is_a_404_and_can_be_made_again(client, supervisor, contract, paris_asset, media):
-    order = services.register_order(contract=contract, reference="BC-PERDU", actor=None, asset=paris_asset)
+    order = receiving.register_order(contract=contract, reference="BC-PERDU", actor=None, asset=paris_asset)
     letter = letters.send_observations(order, actor=supervisor, text="Observations")
     tasks.render_letter_pdf(letter.pk)
     letter.refresh_from_db()

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
-from orders import dispatch, notifications, services
+from orders import dispatch, notifications, receiving, services
 from orders.models import Order
 from orders.states import State
 from portal.models import NotificationPreference, Role, User
@@ -56,7 +56,7 @@ def team(db, supervisor, office):
 
 @pytest.fixture
 def received(contract, asset, service_code, technician, outbox_connection) -> Order:
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract,
         reference="OPH57_261122090000",
         actor=None,

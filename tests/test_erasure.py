@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders import images, reports, services
+from orders import images, receiving, reports
 from orders.models import InterventionReport, Order, OrderEvent, PhotoKind, ReportPhoto, SignatureStatus
 from orders.states import State
 from orders.tasks import erase_ended_contracts
@@ -53,7 +53,7 @@ def finished(ended, asset, service_code, technician, outbox_connection):
         ended, asset=asset, service_code=service_code, occupant_email=EMAIL, access_notes="Code 4521B, 3e étage"
     )
     order = factories.bring_to(order, State.IN_PROGRESS, technician)
-    services.update_order_details(order, actor=technician, changes={"occupant_mobile": "07 98 76 54 32"})
+    receiving.update_order_details(order, actor=technician, changes={"occupant_mobile": "07 98 76 54 32"})
     InboundNotification.objects.create(
         connection=outbox_connection,
         notification_id="n-1",

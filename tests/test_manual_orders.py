@@ -10,7 +10,7 @@ from http import HTTPStatus
 
 import pytest
 
-from orders import services
+from orders import receiving, services
 from orders.models import Order
 from tests import factories
 
@@ -110,24 +110,24 @@ def test_an_edit_cannot_take_away_what_the_platform_requires(office_client, outb
 
 def test_the_service_refuses_it_too(outbox_connection, contract, asset, service_code):
     with pytest.raises(services.ServiceError) as refusal:
-        services.register_order(contract=contract, reference="OPH57_API", actor=None, asset=asset)
+        receiving.register_order(contract=contract, reference="OPH57_API", actor=None, asset=asset)
 
     assert str(refusal.value) == (
         f"La plateforme du client (marché {contract.reference}) refuse une commande sans code prestation : "
         "complétez la commande."
     )
     with pytest.raises(services.ServiceError, match="sans élément de patrimoine ni code prestation"):
-        services.register_order(contract=contract, reference="OPH57_API", actor=None)
+        receiving.register_order(contract=contract, reference="OPH57_API", actor=None)
     assert not Order.objects.exists()
 
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract, reference="OPH57_API", actor=None, asset=asset, service_code=service_code
     )
     assert order.origin == "manual"
 
 
 def test_the_service_takes_what_the_platform_itself_sent(outbox_connection, contract):
-    order = services.register_order(contract=contract, reference="OPH57_PLATEFORME", actor=None, origin="platform")
+    order = receiving.register_order(contract=contract, reference="OPH57_PLATEFORME", actor=None, origin="platform")
 
     assert (order.asset, order.service_code) == (None, None)
 
@@ -136,7 +136,7 @@ def test_the_service_refuses_an_edit_that_takes_away_what_the_platform_requires(
     """Whatever page edits the order (the admin, the supervisor's corrections), the
     service itself keeps a connected order complete."""
     with pytest.raises(services.ServiceError, match="refuse une commande sans élément de patrimoine"):
-        services.update_order_details(order, actor=supervisor, changes={"asset": None})
+        receiving.update_order_details(order, actor=supervisor, changes={"asset": None})
     order.refresh_from_db()
     assert order.asset is not None
-    assert services.update_order_details(order, actor=supervisor, changes={"description": "Fuite"}) is not None
+    assert receiving.update_order_details(order, actor=supervisor, changes={"description": "Fuite"}) is not None

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfWriter
 
-from orders import documents, services
+from orders import documents, planning, services
 from orders.models import DocumentKind, Order
 from orders.services import ServiceError
 from portal.relay import claims, pubsub, pull, tasks, watch
@@ -135,7 +135,7 @@ def pdf_bytes() -> bytes:
 def a_day(order: Order, technician) -> None:
     """Acknowledge, plan, start, progress, report PDF, finish."""
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(hours=2))
+    planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(hours=2))
     services.start_work(order, actor=technician)
     services.set_progress(order, actor=technician, progress=50)
     documents.attach_document(
@@ -208,7 +208,7 @@ def test_the_bus_stopped_then_restarted_loses_nothing_and_keeps_the_order(bus, c
     first = bus.read()
     bus.emulator.stop()
     try:
-        services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(hours=2))
+        planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(hours=2))
         services.start_work(order, actor=technician)
         services.set_progress(order, actor=technician, progress=30)
         due = claims.due_messages().values_list("pk", flat=True)

@@ -30,7 +30,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from orders import services
+from orders import planning, services
 from orders.models import Order
 from portal.celery import app as celery_app
 from portal.models import User
@@ -95,7 +95,7 @@ def make_changes(orders: list[Order], technician: User) -> None:
     moment = timezone.now() - timedelta(minutes=5)
     steps: list[Any] = [
         lambda order, at: services.acknowledge_order(order, actor=technician, at=at),
-        lambda order, at: services.plan_order(
+        lambda order, at: planning.plan_order(
             order, actor=technician, appointment=timezone.now() + timedelta(days=1), at=at
         ),
         lambda order, at: services.start_work(order, actor=technician, at=at),

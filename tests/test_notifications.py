@@ -16,7 +16,7 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
-from orders import services, tasks
+from orders import receiving, services, tasks
 from orders.models import Order
 from orders.states import State
 from portal import emails
@@ -41,7 +41,7 @@ def now():
 @pytest.fixture
 def received(contract, asset, service_code, technician) -> Order:
     """The order as the platform sent it an hour ago."""
-    return services.register_order(
+    return receiving.register_order(
         contract=contract,
         reference="OPH57_261122090000",
         actor=None,
@@ -166,7 +166,7 @@ def test_a_new_order_is_announced_in_french_to_those_who_want_it_once(team, rece
 
 
 def test_several_new_orders_go_in_one_email(team, received, contract):
-    services.register_order(contract=contract, reference="MANUELLE-1", actor=team["office"])
+    receiving.register_order(contract=contract, reference="MANUELLE-1", actor=team["office"])
     tasks.announce_new_orders()
     [email] = mail.outbox
     assert email.subject == "2 nouvelles commandes reçues"
@@ -177,8 +177,8 @@ def test_several_new_orders_go_in_one_email(team, received, contract):
 
 
 def test_orders_received_more_than_a_day_ago_or_cancelled_are_no_news(team, contract):
-    services.register_order(contract=contract, reference="ANCIENNE", actor=None, received_at=NOW - timedelta(hours=25))
-    cancelled = services.register_order(contract=contract, reference="ANNULEE", actor=None)
+    receiving.register_order(contract=contract, reference="ANCIENNE", actor=None, received_at=NOW - timedelta(hours=25))
+    cancelled = receiving.register_order(contract=contract, reference="ANNULEE", actor=None)
     services.cancel_order(cancelled, actor=None, reason="Doublon")
     assert tasks.announce_new_orders() == 0
     assert mail.outbox == []
@@ -186,7 +186,7 @@ def test_orders_received_more_than_a_day_ago_or_cancelled_are_no_news(team, cont
 
 def test_an_order_that_arrives_after_a_run_is_announced_by_the_next(team, received, contract):
     tasks.announce_new_orders()
-    services.register_order(contract=contract, reference="SUIVANTE", actor=None)
+    receiving.register_order(contract=contract, reference="SUIVANTE", actor=None)
     mail.outbox.clear()
     tasks.announce_new_orders()
     [email] = mail.outbox
@@ -240,20 +240,22 @@ def test_an_order_late_within_48_hours_is_warned_about_once_in_french(team, rece
 
 def test_a_new_due_date_may_earn_a_new_warning(team, received):
     tasks.warn_orders_late_soon()
-    services.update_order_details(received, actor=team["supervisor"], changes={"due_at": NOW + timedelta(hours=40)})
+    receiving.update_order_details(received, actor=team["supervisor"], changes={"due_at": NOW + timedelta(hours=40)})
     mail.outbox.clear()
     assert tasks.warn_orders_late_soon() == 1
     assert "Échéance le mardi 24 novembre 2026 à 2 h" in mail.outbox[0].body
 
 
 def test_orders_due_later_already_late_or_finished_get_no_warning(team, contract, technician):
-    later = services.register_order(
+    later = receiving.register_order(
         contract=contract, reference="PLUS-TARD", actor=None, due_at=NOW + timedelta(days=3)
     )
-    late = services.register_order(
+    late = receiving.register_order(
         contract=contract, reference="DEJA-EN-RETARD", actor=None, due_at=NOW - timedelta(hours=1)
     )
-    done = services.register_order(contract=contract, reference="TERMINEE", actor=None, due_at=NOW + timedelta(hours=5))
+    done = receiving.register_order(
+        contract=contract, reference="TERMINEE", actor=None, due_at=NOW + timedelta(hours=5)
+    )
     services.acknowledge_order(done, actor=technician, at=NOW - timedelta(hours=3))
     services.start_work(done, actor=technician, at=NOW - timedelta(hours=2))
     services.finish_work(done, actor=technician, at=NOW - timedelta(hours=1))
@@ -263,7 +265,7 @@ def test_orders_due_later_already_late_or_finished_get_no_warning(team, contract
 
 
 def test_several_orders_late_soon_go_in_one_email_most_urgent_first(team, received, contract):
-    services.register_order(contract=contract, reference="URGENTE", actor=None, due_at=NOW + timedelta(hours=2))
+    receiving.register_order(contract=contract, reference="URGENTE", actor=None, due_at=NOW + timedelta(hours=2))
     tasks.warn_orders_late_soon()
     email = mail.outbox[0]
     assert email.subject == "2 commandes seront en retard dans moins de 48 heures"

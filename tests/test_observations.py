@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from django.db import IntegrityError, transaction
 
-from orders import deadlines, remedies, services
+from orders import deadlines, receiving, remedies, services
 from orders.models import ExtensionDecision, ExtensionRequest, Observation, Order
 from portal.relay.models import Connection, OutboxMessage
 from tests.conftest import PARIS
@@ -32,7 +32,7 @@ def paris(*args: int) -> datetime:
 @pytest.fixture
 def received(contract, asset, service_code, technician) -> Order:
     with time_machine.travel(RECEIVED, tick=False):
-        return services.register_order(
+        return receiving.register_order(
             contract=contract,
             reference="OPH57_OBS",
             actor=None,
@@ -245,8 +245,8 @@ def test_no_extension_for_finished_works_or_an_order_without_due_date(received, 
     with pytest.raises(services.ServiceError, match="« Terminé » : ses travaux ne sont plus en cours"):
         ask(received, supervisor, at, cause_date=date(2026, 11, 23))
 
-    other = services.register_order(contract=contract, reference="SANS-ECHEANCE", actor=None, received_at=RECEIVED)
-    services.update_order_details(other, actor=supervisor, changes={"due_at": None})
+    other = receiving.register_order(contract=contract, reference="SANS-ECHEANCE", actor=None, received_at=RECEIVED)
+    receiving.update_order_details(other, actor=supervisor, changes={"due_at": None})
     with pytest.raises(services.ServiceError, match="n'a pas d'échéance"):
         ask(other, supervisor, at, cause_date=date(2026, 11, 23))
 

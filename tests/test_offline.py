@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from django.contrib.staticfiles import finders
 
-from orders import services
+from orders import receiving, services
 from orders.models import ActionReceipt, OrderEvent
 from orders.states import State
 from portal.relay.models import Connection, OutboxMessage
@@ -103,7 +103,7 @@ def test_a_key_is_kept_only_when_the_action_is_applied(signed_in, order):
 
 
 def test_a_key_used_for_another_order_is_refused(signed_in, order, started, contract, asset, technician):
-    other = services.register_order(
+    other = receiving.register_order(
         contract=contract,
         reference="OPH57_OTHER",
         actor=None,

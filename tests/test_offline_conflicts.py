@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from django.core import mail
 
-from orders import notifications, services
+from orders import notifications, planning, receiving, services
 from orders.models import OrderEvent, UnappliedAction
 from orders.states import State
 from portal.models import NotificationPreference
@@ -102,16 +102,16 @@ def test_a_line_ticked_offline_keeps_a_newer_progress(phone, started, supervisor
 
 
 def test_a_replanning_older_than_the_latest_is_a_conflict(started, order, technician, supervisor, contract, asset):
-    other = services.register_order(
+    other = receiving.register_order(
         contract=contract, reference="AUTRE", actor=None, asset=asset, technician=technician, notified_at=NOW
     )
     services.acknowledge_order(other, actor=technician, at=NOW - timedelta(hours=1))
-    services.plan_order(other, actor=supervisor, appointment=NOW + timedelta(days=1), at=NOW - timedelta(minutes=5))
-    services.plan_order(
+    planning.plan_order(other, actor=supervisor, appointment=NOW + timedelta(days=1), at=NOW - timedelta(minutes=5))
+    planning.plan_order(
         other, actor=supervisor, appointment=NOW + timedelta(days=2), reason="Client", at=NOW - timedelta(minutes=1)
     )
     with pytest.raises(services.Superseded, match="c'est ce rendez-vous"):
-        services.plan_order(
+        planning.plan_order(
             other, actor=technician, appointment=NOW + timedelta(days=3), reason="Pluie", at=NOW - timedelta(minutes=3)
         )
     other.refresh_from_db()
@@ -181,7 +181,7 @@ def test_someone_who_never_had_the_order_still_gets_the_plain_404(client, other_
 
 def test_a_tick_on_a_removed_line_says_so_and_that_the_office_is_told(phone, started, supervisor):
     line = started.lines.get(reference="L2")
-    services.remove_line(line, actor=supervisor)
+    receiving.remove_line(line, actor=supervisor)
     response = replay(phone, f"/commandes/{started.pk}/lignes/{line.pk}/", {"done": "on"}, NOW - timedelta(minutes=1))
     assert response.status_code == HTTPStatus.CONFLICT
     answer = response.json()
@@ -197,7 +197,7 @@ def test_a_tick_on_a_removed_line_says_so_and_that_the_office_is_told(phone, sta
 
 def test_online_a_tick_on_a_removed_line_shows_the_order_with_the_reason(phone, started, supervisor):
     line = started.lines.get(reference="L2")
-    services.remove_line(line, actor=supervisor)
+    receiving.remove_line(line, actor=supervisor)
     response = phone.post(f"/commandes/{started.pk}/lignes/{line.pk}/", {"done": "on"}, follow=True)
     assert response.status_code == HTTPStatus.OK
     assert "La ligne L2 (Remplacement du siphon) a été retirée" in response.content.decode()

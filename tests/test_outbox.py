@@ -11,7 +11,7 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
-from orders import services
+from orders import planning, receiving, services
 from orders.models import Order
 from portal.relay import claims, delivery, watch
 from portal.relay.models import Breach, Connection, MessageStatus, OutboxMessage, ServiceLevelWarning
@@ -36,7 +36,7 @@ def test_every_change_is_recorded_with_the_next_sequence_number(connection, orde
     moment = timezone.now().replace(microsecond=0)
     services.acknowledge_order(order, actor=technician, at=moment)
     services.assign_order(order, actor=supervisor, pilot=supervisor, at=moment)
-    services.plan_order(order, actor=technician, appointment=moment + timedelta(days=1), at=moment)
+    planning.plan_order(order, actor=technician, appointment=moment + timedelta(days=1), at=moment)
     services.set_progress(order, actor=technician, progress=20, at=moment)
     recorded = messages_of(order)
     # register_order's own events (received, lines, technician) are not sent: before the
@@ -65,7 +65,7 @@ def test_the_message_and_the_change_commit_or_roll_back_together(connection, ord
 
 
 def test_what_came_from_the_platform_is_not_echoed_back(connection, contract, technician):
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract,
         reference="PF-1",
         actor=None,
@@ -162,7 +162,7 @@ def test_a_message_waiting_past_fifteen_minutes_is_a_breach_that_grows(mid_month
 
 def test_a_late_delivery_records_its_delay(connection, order, technician):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     message = messages_of(order)[0]
     age(message, 16)
     message.refresh_from_db()

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders import services
+from orders import planning, services
 from orders.models import Order
 from orders.states import State
 from portal.models import Role
@@ -296,7 +296,7 @@ def test_finished_works_hold_nobody(signed_in, contract, technician):
 @pytest.fixture
 def planned(order, technician):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=at(2, 9))
+    planning.plan_order(order, actor=technician, appointment=at(2, 9))
     order.refresh_from_db()
     return order
 
@@ -341,7 +341,7 @@ def test_rescheduling_from_the_planning_replans_the_appointment(signed_in, plann
 
 def test_a_planned_period_is_rescheduled_with_its_start_and_end(signed_in, order, technician):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, planned_start=at(1, 8), planned_end=at(2, 17))
+    planning.plan_order(order, actor=technician, planned_start=at(1, 8), planned_end=at(2, 17))
     change(
         signed_in,
         order,

@@ -8,13 +8,13 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from orders import queries, services
+from orders import planning, queries, receiving, services
 from orders.models import Order
 
 
 def test_an_orders_value_is_the_same_in_a_lists_query_and_on_the_order(order, price_item, office):
-    services.add_line(order, actor=office, price_item=price_item, quantity=Decimal("2.5"))
-    services.add_line(order, actor=office, reference="HB-1", label="Hors bordereau", unit_price=Decimal("19.99"))
+    receiving.add_line(order, actor=office, price_item=price_item, quantity=Decimal("2.5"))
+    receiving.add_line(order, actor=office, reference="HB-1", label="Hors bordereau", unit_price=Decimal("19.99"))
     annotated = Order.objects.with_value().get(pk=order.pk)
     assert annotated.value == order.value_excl_vat()
     assert order.value_excl_vat() == sum(line.amount_excl_vat for line in order.lines.all())
@@ -42,7 +42,7 @@ def test_late_is_the_same_for_an_order_already_read_as_in_a_query(order, technic
         assert queries.is_late(order, now) == Order.objects.late(now).filter(pk=order.pk).exists(), due_at
     Order.objects.filter(pk=order.pk).update(due_at=now - timedelta(days=1))
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=now - timedelta(hours=3), at=now - timedelta(hours=4))
+    planning.plan_order(order, actor=technician, appointment=now - timedelta(hours=3), at=now - timedelta(hours=4))
     services.start_work(order, actor=technician, at=now - timedelta(hours=2))
     services.finish_work(order, actor=technician, at=now - timedelta(hours=1))
     order.refresh_from_db()

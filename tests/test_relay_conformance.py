@@ -23,7 +23,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders import reports, services
+from orders import planning, receiving, reports, services
 from orders.models import Order
 from portal.models import Role
 from portal.relay import inbound, tasks
@@ -233,14 +233,14 @@ def test_a_whole_life_with_assignments_and_edits_before_and_after_acknowledgemen
     appointment = (timezone.now() + timedelta(days=1)).replace(microsecond=0)
     # Before acknowledgement: a technician and a pilot in one action, the details corrected.
     services.assign_order(order, actor=supervisor, technician=other_technician, pilot=pilot)
-    services.update_order_details(order, actor=office, changes={"description": "Fuite sous l'évier, urgent"})
-    services.add_line(order, actor=office, label="Remplacement du siphon", quantity=1, unit="u")
+    receiving.update_order_details(order, actor=office, changes={"description": "Fuite sous l'évier, urgent"})
+    receiving.add_line(order, actor=office, label="Remplacement du siphon", quantity=1, unit="u")
     services.acknowledge_order(order, actor=technician)
     # After it: the technician again, the pilot's replacement, the details.
     services.assign_order(order, actor=supervisor, technician=technician, pilot=supervisor)
-    services.update_order_details(order, actor=office, changes={"occupant_phone": "03 87 11 22 33"})
-    services.plan_order(order, actor=technician, appointment=appointment)
-    services.plan_order(order, actor=technician, appointment=appointment + timedelta(days=1), reason="Pluie")
+    receiving.update_order_details(order, actor=office, changes={"occupant_phone": "03 87 11 22 33"})
+    planning.plan_order(order, actor=technician, appointment=appointment)
+    planning.plan_order(order, actor=technician, appointment=appointment + timedelta(days=1), reason="Pluie")
     services.assign_order(order, actor=supervisor, pilot=pilot)
     services.start_work(order, actor=technician)
     services.set_progress(order, actor=technician, progress=40)
@@ -280,14 +280,14 @@ def test_a_whole_life_with_assignments_and_edits_before_and_after_acknowledgemen
 def test_a_suspension_and_its_resumption_conform(platform, connection, order, technician, supervisor, pilot):
     services.assign_order(order, actor=supervisor, pilot=pilot)
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(
+    planning.plan_order(
         order, actor=technician, appointment=(timezone.now() + timedelta(hours=2)).replace(microsecond=0)
     )
     services.start_work(order, actor=technician)
     services.suspend_work(order, actor=technician, reason="quote_request", note="Colonne à remplacer")
     services.resume_work(order, actor=technician)
     services.suspend_work(order, actor=technician, reason="occupant_absent")
-    services.plan_order(
+    planning.plan_order(
         order,
         actor=supervisor,
         appointment=(timezone.now() + timedelta(days=2)).replace(microsecond=0),
@@ -315,7 +315,7 @@ def test_cancellations_before_and_after_acknowledgement_conform(
     late = factories.register_order(contract, asset=asset, service_code=service_code, reference="OPH57_A2")
     services.acknowledge_order(late, actor=technician)
     services.assign_order(late, actor=supervisor, technician=technician, pilot=pilot)
-    services.plan_order(late, actor=technician, appointment=(timezone.now() + timedelta(days=1)).replace(microsecond=0))
+    planning.plan_order(late, actor=technician, appointment=(timezone.now() + timedelta(days=1)).replace(microsecond=0))
     services.cancel_order(late, actor=supervisor, reason="Travaux faits par l'occupant")
 
     drain()
@@ -332,7 +332,7 @@ def test_an_order_from_the_platform_changed_before_acknowledgement_conforms(
 ):
     order = the_manager_requests(client, live_server)
     services.assign_order(order, actor=supervisor, technician=technician, pilot=pilot)
-    services.update_order_details(order, actor=office, changes={"access_notes": "Code 1234B, 4e étage"})
+    receiving.update_order_details(order, actor=office, changes={"access_notes": "Code 1234B, 4e étage"})
     services.add_note(order, actor=supervisor, text="Occupante joignable le matin")
     assert not order.outbox_messages.exists()  # nothing before the acknowledgement
     services.acknowledge_order(order, actor=technician)

@@ -30,7 +30,7 @@ from django.db import connections as db_connections
 from django.db import transaction
 from django.utils import timezone
 
-from orders import formatting, services
+from orders import formatting, planning, receiving, services
 from orders import inbound as orders_inbound
 from orders.models import Order
 from portal.models import Asset, ServiceCode
@@ -144,7 +144,7 @@ def make_orders(contract, service_code, asset, count: int, *, acknowledged: bool
     """Orders typed in; `acknowledged`, each with its first log (before the
     acknowledgement the contractor sends nothing)."""
     orders = [
-        services.register_order(
+        receiving.register_order(
             contract=contract,
             reference=f"OPH57_2411220930{number:02d}",
             actor=None,
@@ -385,8 +385,8 @@ def test_a_whole_order_life_reaches_the_platform_once_in_order_with_its_codes_an
     at = iter(moment + timedelta(seconds=second) for second in range(20))
     appointment = moment + timedelta(days=1)
     services.acknowledge_order(order, actor=technician, at=next(at))
-    services.plan_order(order, actor=technician, appointment=appointment, at=next(at))
-    services.plan_order(
+    planning.plan_order(order, actor=technician, appointment=appointment, at=next(at))
+    planning.plan_order(
         order, actor=technician, appointment=appointment + timedelta(days=1), reason="Pièce en commande", at=next(at)
     )
     services.start_work(order, actor=technician, at=next(at))
@@ -474,7 +474,7 @@ def test_while_the_platform_is_down_messages_wait_with_backoff_and_nothing_is_lo
 ):
     set_behaviour(platform, down=True)
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     first = order.outbox_messages.get(sequence=1)
 
     assert deliver_due() == ["retry"]
@@ -525,7 +525,7 @@ def test_once_the_platform_answers_again_the_messages_waiting_out_their_backoff_
     # A new change goes through: the platform is back, and what waited goes now,
     # without waiting out its backoff (no clock moved, no message touched here).
     set_behaviour(platform, error_rate_429=0)
-    fresh = services.register_order(
+    fresh = receiving.register_order(
         contract=contract, reference="OPH57_NOUVELLE", actor=None, asset=asset, service_code=service_code
     )
     services.acknowledge_order(fresh, actor=None)
@@ -548,7 +548,7 @@ def test_with_30_percent_of_answers_500_every_change_arrives_once_and_in_order(
     moment = timezone.now().replace(microsecond=0)
     for order in orders:
         services.acknowledge_order(order, actor=technician, at=moment)
-        services.plan_order(order, actor=technician, appointment=moment + timedelta(days=1), at=moment)
+        planning.plan_order(order, actor=technician, appointment=moment + timedelta(days=1), at=moment)
         services.start_work(order, actor=technician, at=moment + timedelta(seconds=1))
         services.set_progress(order, actor=technician, progress=30, at=moment + timedelta(seconds=2))
     assert OutboxMessage.objects.count() == 12
@@ -654,7 +654,7 @@ def test_a_rejected_message_waits_in_the_error_queue_and_goes_once_corrected_and
     assert email.subject == f"Refus de la plateforme : commande {order.reference}"
     assert "Code prestation inconnu" in email.body
 
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     services.start_work(order, actor=technician, at=timezone.now() - timedelta(minutes=1))
     assert drain() == []  # the later messages wait behind the rejected one
     assert platform_logs(platform, order.reference) == []
@@ -666,7 +666,7 @@ def test_a_rejected_message_waits_in_the_error_queue_and_goes_once_corrected_and
     assert "Code prestation inconnu" in queue.text
 
     unblocked = ServiceCode.objects.create(contract=contract, code="PLB-DEBOUCH", label="Débouchage de canalisation")
-    services.update_order_details(order, actor=office, changes={"service_code": unblocked})
+    receiving.update_order_details(order, actor=office, changes={"service_code": unblocked})
     response = client.post(
         f"/admin/relay/outboxmessage/{rejected.pk}/renvoyer/", {"note": "Code prestation corrigé : PLB-DEBOUCH"}
     )
@@ -688,7 +688,7 @@ def test_giving_up_a_rejected_message_needs_a_reason_and_lets_the_next_ones_go(
     platform, connection, order, technician, office, client
 ):
     rejected = reject_the_acknowledgement(platform, order, technician)
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     assert drain() == []
     client.force_login(office)
 
@@ -918,7 +918,7 @@ def test_changes_delivered_more_than_fifteen_minutes_late_are_breaches_with_thei
     platform, connection, order, technician, supervisor
 ):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     late = list(order.outbox_messages.order_by("sequence")[:2])
     OutboxMessage.objects.filter(pk__in=[message.pk for message in late]).update(
         created_at=timezone.now() - timedelta(minutes=20)

@@ -35,7 +35,7 @@ from django.db import connection as database
 from django.utils import timezone
 from kombu import pools
 
-from orders import services
+from orders import planning, services
 from orders.models import Order
 from portal.celery import app as celery_app
 from portal.models import User
@@ -254,7 +254,7 @@ def received_logs(sandbox_url: str, order: Order) -> list[dict]:
 def make_changes(order: Order, actor: User) -> None:
     """Three changes, three messages: pris en compte, planifié, en cours."""
     services.acknowledge_order(order, actor=actor)
-    services.plan_order(order, actor=actor, appointment=timezone.now() + timedelta(days=1))
+    planning.plan_order(order, actor=actor, appointment=timezone.now() + timedelta(days=1))
     services.start_work(order, actor=actor)
 
 
@@ -311,7 +311,7 @@ def test_a_worker_killed_mid_delivery_leaves_each_change_on_the_platform_once_an
     wait_for_delivery(order, sandbox_url, workers, timeout=30)  # a first change goes through
     # The platform stores the next log at once and answers 5 s later: the worker is waiting.
     set_behaviour(sandbox_url, timeout_after_store_rate=1, timeout_after_store_seconds=5)
-    services.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=timezone.now() + timedelta(days=1))
     message = order.outbox_messages.order_by("sequence").last()
     wait_until(lambda: len(received_logs(sandbox_url, order)) == 2, 10, workers, "the log stored by the platform")
     workers.kill(first_worker)

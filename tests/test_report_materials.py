@@ -15,7 +15,7 @@ import time_machine
 from pypdf import PdfReader
 
 from invoices import services as invoicing
-from orders import materials, reports, services, tasks
+from orders import materials, receiving, reports, tasks
 from orders.models import InterventionReport, MaterialDestination, ReportMaterial
 from orders.states import State
 from quotes.models import Quote, QuoteState
@@ -166,7 +166,7 @@ def test_added_to_the_order_s_lines_they_are_done_and_invoiced(
     client, started, technician, supervisor, office, reported, schedule
 ):
     # The order already has a PLB-012 line: the supply's line takes another reference.
-    services.add_line(started, actor=supervisor, price_item=schedule["siphon"], quantity=Decimal(1))
+    receiving.add_line(started, actor=supervisor, price_item=schedule["siphon"], quantity=Decimal(1))
     client.force_login(supervisor)
     response = client.post(f"/pilotage/commandes/{started.pk}/fournitures/")
     assert response.status_code == HTTPStatus.FOUND

@@ -26,7 +26,7 @@ from django.db.models import F
 from django.test import Client
 from PIL import ExifTags, Image
 
-from orders import report_photos, services
+from orders import receiving, report_photos, services
 from orders.models import ActionReceipt, InterventionReport, OrderEvent, StagedPhoto, StagedPhotoPart
 from orders.report_photos import MAX_PART_BYTES
 from orders.tasks import forget_stale_photos
@@ -222,7 +222,7 @@ def test_photos_are_only_for_those_who_see_the_order(client, started, technician
 def test_a_key_already_used_on_another_order_is_refused(signed_in, started, contract, asset, technician):
     content = png_bytes((400, 300), (10, 20, 30))
     key = send_photo(signed_in, started, content)
-    other = services.register_order(
+    other = receiving.register_order(
         contract=contract, reference="OPH57-OTHER", actor=None, asset=asset, technician=technician
     )
     _, response = open_photo(signed_in, other, content, key=key)

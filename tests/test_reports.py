@@ -17,7 +17,7 @@ from django.utils import timezone
 from PIL import ExifTags, Image, ImageDraw
 from pypdf import PdfReader
 
-from orders import documents, images, reports, services, tasks
+from orders import documents, images, planning, reports, services, tasks
 from orders.models import (
     Document,
     DocumentKind,
@@ -44,7 +44,7 @@ def started(order, technician):
     """The order at the appointment: acknowledged, planned, works started."""
     services.acknowledge_order(order, actor=technician)
     appointment = datetime(2026, 11, 23, 8, 30, tzinfo=PARIS)
-    services.plan_order(order, actor=technician, appointment=appointment, at=appointment - timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=appointment, at=appointment - timedelta(days=1))
     services.start_work(order, actor=technician, at=appointment + timedelta(minutes=10))
     order.refresh_from_db()
     return order

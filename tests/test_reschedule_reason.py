@@ -15,7 +15,7 @@ from http import HTTPStatus
 import pytest
 import time_machine
 
-from orders import services
+from orders import planning, services
 from orders.models import Order
 from orders.states import State, TransitionError
 from portal.relay.models import OutboxMessage
@@ -43,7 +43,7 @@ def acknowledged(order, technician, outbox_connection):
 
 @pytest.fixture
 def planned(acknowledged, technician):
-    services.plan_order(acknowledged, actor=technician, appointment=FIRST)
+    planning.plan_order(acknowledged, actor=technician, appointment=FIRST)
     acknowledged.refresh_from_db()
     return acknowledged
 
@@ -129,7 +129,7 @@ def test_a_period_of_works_moved_from_the_week_planning_needs_a_reason_too(
 ):
     client.force_login(supervisor)
     start, end = datetime(2026, 12, 2, 8, 0, tzinfo=PARIS), datetime(2026, 12, 3, 17, 0, tzinfo=PARIS)
-    services.plan_order(acknowledged, actor=technician, planned_start=start, planned_end=end)
+    planning.plan_order(acknowledged, actor=technician, planned_start=start, planned_end=end)
     data = {"planned_start": "2026-12-04T08:00", "planned_end": "2026-12-04T17:00"}
     response = planning_change(client, acknowledged, **data)
     assert response.status_code == HTTPStatus.OK
@@ -319,18 +319,18 @@ def test_outsiders_cannot_move_the_appointment_from_the_admin(client, planned, t
 
 
 def test_the_same_appointment_again_is_no_reschedule_and_the_first_one_none_either(acknowledged, technician):
-    assert not services.is_replanning(acknowledged, appointment=FIRST)
-    services.plan_order(acknowledged, actor=technician, appointment=FIRST)
+    assert not planning.is_replanning(acknowledged, appointment=FIRST)
+    planning.plan_order(acknowledged, actor=technician, appointment=FIRST)
     acknowledged.refresh_from_db()
-    assert not services.is_replanning(acknowledged, appointment=FIRST + timedelta(seconds=30))
-    assert services.is_replanning(acknowledged, appointment=FIRST + timedelta(minutes=30))
-    assert services.is_replanning(acknowledged, planned_start=FIRST, planned_end=FIRST + timedelta(hours=8))
-    with pytest.raises(services.ReasonNeeded, match="Indiquez le motif du report"):
-        services.plan_order(acknowledged, actor=technician, appointment=FIRST + timedelta(minutes=30), reason=" ")
+    assert not planning.is_replanning(acknowledged, appointment=FIRST + timedelta(seconds=30))
+    assert planning.is_replanning(acknowledged, appointment=FIRST + timedelta(minutes=30))
+    assert planning.is_replanning(acknowledged, planned_start=FIRST, planned_end=FIRST + timedelta(hours=8))
+    with pytest.raises(planning.ReasonNeeded, match="Indiquez le motif du report"):
+        planning.plan_order(acknowledged, actor=technician, appointment=FIRST + timedelta(minutes=30), reason=" ")
 
 
 def test_a_move_the_state_machine_refuses_says_so_before_asking_the_reason(planned, technician):
     services.start_work(planned, actor=technician)
     services.finish_work(planned, actor=technician, at=NOW + timedelta(hours=1))
     with pytest.raises(TransitionError, match="Action « Planifier » impossible"):
-        services.plan_order(planned, actor=technician, appointment=FIRST + timedelta(days=1))
+        planning.plan_order(planned, actor=technician, appointment=FIRST + timedelta(days=1))

@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
-from orders import services, sharing
+from orders import planning, receiving, services, sharing
 from orders.models import Order, OrderEvent
 from orders.states import IllegalTransition, MissingRequirement, State
 from tests.conftest import PARIS
@@ -40,7 +40,7 @@ def test_a_registered_order_is_to_acknowledge_with_its_due_date_lines_and_histor
 
 def test_without_a_service_code_the_contracts_default_delay_sets_the_due_date(contract):
     notified = datetime(2026, 11, 2, 14, 0, tzinfo=PARIS)
-    order = services.register_order(contract=contract, reference="R-1", actor=None, notified_at=notified)
+    order = receiving.register_order(contract=contract, reference="R-1", actor=None, notified_at=notified)
     # CCAG-MI §3.2 (issue 11; it was notified + 15 × 24 h): from Tuesday 3 November,
     # 15 calendar days, the last is Tuesday 17 November, over at midnight.
     assert order.due_at == datetime(2026, 11, 18, 0, 0, tzinfo=PARIS)
@@ -48,7 +48,7 @@ def test_without_a_service_code_the_contracts_default_delay_sets_the_due_date(co
 
 def test_the_same_reference_twice_on_one_contract_is_refused_in_french(order, contract):
     with pytest.raises(services.ServiceError, match="Une commande OPH57_241122093015 existe déjà"):
-        services.register_order(contract=contract, reference="OPH57_241122093015", actor=None)
+        receiving.register_order(contract=contract, reference="OPH57_241122093015", actor=None)
     assert Order.objects.count() == 1
 
 
@@ -58,7 +58,7 @@ def test_an_asset_of_another_client_is_refused(contract):
     stranger = Client.objects.create(name="Autre bailleur")
     foreign = Asset.objects.create(client=stranger, reference="X-1", label="Ailleurs")
     with pytest.raises(services.ServiceError, match="n'appartient pas au client"):
-        services.register_order(contract=contract, reference="R-2", actor=None, asset=foreign)
+        receiving.register_order(contract=contract, reference="R-2", actor=None, asset=foreign)
     assert not Order.objects.exists()
 
 
@@ -71,8 +71,8 @@ def at_t0():
 
 def test_a_whole_order_life_leaves_a_french_history_in_order(at_t0, order, supervisor, technician):
     services.acknowledge_order(order, actor=technician, at=T0)
-    services.plan_order(order, actor=technician, appointment=T0 + timedelta(days=1, minutes=30), at=T0)
-    services.plan_order(
+    planning.plan_order(order, actor=technician, appointment=T0 + timedelta(days=1, minutes=30), at=T0)
+    planning.plan_order(
         order, actor=technician, appointment=T0 + timedelta(days=2, hours=6), reason="Occupant absent", at=T0
     )
     services.start_work(order, actor=technician, at=T0 + timedelta(days=2, hours=6, minutes=5))
@@ -128,7 +128,7 @@ def test_the_suspension_is_recorded_with_its_reason(order, technician):
 
 def test_planning_by_period_records_both_dates(order, technician):
     services.acknowledge_order(order, actor=technician)
-    event = services.plan_order(
+    event = planning.plan_order(
         order, actor=technician, planned_start=T0, planned_end=T0 + timedelta(days=2), at=T0 - timedelta(days=1)
     )
     assert event.label == "Travaux planifiés du lun. 23 nov. à 8 h 00 au mer. 25 nov. à 8 h 00"
@@ -149,7 +149,7 @@ def test_an_illegal_action_raises_a_clear_error_and_changes_nothing(order, techn
 def test_an_action_missing_its_data_is_refused(order, technician):
     services.acknowledge_order(order, actor=technician)
     with pytest.raises(MissingRequirement, match="il faut un rendez-vous"):
-        services.plan_order(order, actor=technician)
+        planning.plan_order(order, actor=technician)
     with pytest.raises(MissingRequirement, match="motif d'annulation"):
         services.cancel_order(order, actor=technician, reason="  ")
     order.refresh_from_db()
@@ -205,10 +205,10 @@ def test_only_an_active_technician_can_be_assigned(order, supervisor, other_tech
 
 
 def test_editing_details_records_what_changed(order, office):
-    event = services.update_order_details(order, actor=office, changes={"occupant_name": "M. Paul Martin"})
+    event = receiving.update_order_details(order, actor=office, changes={"occupant_name": "M. Paul Martin"})
     assert event.label == "Commande modifiée : occupant"
     assert event.data == {"occupant_name": {"avant": "Mme Claire Martin", "après": "M. Paul Martin"}}
-    assert services.update_order_details(order, actor=office, changes={"occupant_name": "M. Paul Martin"}) is None
+    assert receiving.update_order_details(order, actor=office, changes={"occupant_name": "M. Paul Martin"}) is None
 
 
 def test_a_line_done_cannot_be_removed(order, technician):
@@ -216,11 +216,11 @@ def test_a_line_done_cannot_be_removed(order, technician):
     line = order.lines.first()
     services.mark_line(line, actor=technician, done=True)
     with pytest.raises(services.ServiceError, match="ne peut plus être retirée"):
-        services.remove_line(line, actor=technician)
+        receiving.remove_line(line, actor=technician)
 
 
 def test_a_line_from_the_price_schedule_takes_its_label_and_price(order, price_item, office):
-    line = services.add_line(order, actor=office, price_item=price_item, quantity=Decimal(2))
+    line = receiving.add_line(order, actor=office, price_item=price_item, quantity=Decimal(2))
     assert (line.reference, line.label, line.unit_price, line.amount_excl_vat) == (
         "PLB-012",
         "Remplacement de siphon d'évier",
@@ -234,12 +234,12 @@ def test_every_change_passes_through_the_relay_seam(order, technician, superviso
     original = sharing.share_event
     monkeypatch.setattr(sharing, "share_event", lambda o, event: (shared.append(event.pk), original(o, event)))
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
     services.assign_order(order, actor=supervisor, pilot=supervisor)
     services.start_work(order, actor=technician)
     services.set_progress(order, actor=technician, progress=30)
     services.mark_line(order.lines.first(), actor=technician, done=True)
-    services.update_order_details(order, actor=supervisor, changes={"description": "Fuite importante"})
+    receiving.update_order_details(order, actor=supervisor, changes={"description": "Fuite importante"})
     services.finish_work(order, actor=technician)
     assert len(shared) == 8
     assert shared == list(order.events.order_by("pk").values_list("pk", flat=True))[-8:]
@@ -330,7 +330,7 @@ def test_of_two_concurrent_starts_exactly_one_wins(order, technician):
 @pytest.mark.django_db(transaction=True)
 def test_of_eight_simultaneous_transitions_exactly_one_wins(order, technician):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
+    planning.plan_order(order, actor=technician, appointment=T0, at=T0 - timedelta(days=1))
     barrier = threading.Barrier(8)
     results: list = [None] * 8
 

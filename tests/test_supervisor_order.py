@@ -16,7 +16,7 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders import services
+from orders import planning, receiving, services
 from orders.durations import duration
 from orders.models import Order, OrderEvent
 from orders.states import State
@@ -316,7 +316,7 @@ def test_a_line_needs_a_price_or_a_label_and_a_done_line_stays(signed_in, order)
 
 
 def test_a_line_of_another_order_is_a_404(signed_in, order, contract):
-    other = services.register_order(
+    other = receiving.register_order(
         contract=contract, reference="AUTRE-1", actor=None, lines=[{"reference": "L1", "label": "Autre"}]
     )
     line = other.lines.get()
@@ -340,7 +340,7 @@ def test_the_timeline_says_when_each_change_reached_the_platform_or_why_not(sign
     deliver_everything(order)  # nothing: before the acknowledgement the contractor sends no log
     services.acknowledge_order(order, actor=technician)
     relay_outcome(last_message(order), after=timedelta(seconds=4))
-    services.plan_order(order, actor=technician, appointment=NOW + timedelta(days=2))
+    planning.plan_order(order, actor=technician, appointment=NOW + timedelta(days=2))
     relay_outcome(last_message(order), after=timedelta(minutes=20))  # past the contract's 15 minutes
     services.set_progress(order, actor=technician, progress=30)
     refused = last_message(order)
@@ -390,7 +390,7 @@ def test_without_a_platform_the_timeline_says_nothing_is_sent(signed_in, order):
 
 
 def test_what_the_platform_sent_is_marked_as_coming_from_it(signed_in, connection, contract):
-    order = services.register_order(contract=contract, reference="PF-1", actor=None, origin="platform")
+    order = receiving.register_order(contract=contract, reference="PF-1", actor=None, origin="platform")
     text = text_of(signed_in.get(page_url(order)))
     assert "Commande reçue" in text
     assert "Reçu de la plateforme du client." in text
@@ -456,7 +456,7 @@ def test_only_a_refused_message_is_resent_and_only_from_its_own_order(
     assert response.status_code == HTTPStatus.OK
     assert "Seul un message refusé peut être renvoyé (celui-ci est « À envoyer »)." in response.content.decode()
 
-    other = services.register_order(
+    other = receiving.register_order(
         contract=contract, reference="AUTRE-1", actor=None, asset=order.asset, service_code=order.service_code
     )
     response = signed_in.post(f"/pilotage/commandes/{other.pk}/messages/{pending.pk}/renvoyer/", {"note": ""})

@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from orders import services
+from orders import planning, receiving, services
 from orders.models import Order, OrderEvent
 from orders.states import State
 from portal.models import Asset
@@ -110,7 +110,7 @@ def test_my_orders_reads_today_then_to_acknowledge_then_the_rest_then_recently_f
 
 def test_a_card_shows_the_reference_address_occupant_time_and_state(signed_in, order, technician):
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=datetime(2026, 11, 24, 14, 30, tzinfo=PARIS))
+    planning.plan_order(order, actor=technician, appointment=datetime(2026, 11, 24, 14, 30, tzinfo=PARIS))
 
     html = signed_in.get("/mes-commandes/").content.decode()
 
@@ -239,7 +239,7 @@ def test_the_order_page_takes_as_many_queries_with_500_orders_and_many_lines_as_
     many_orders(contract, asset, technician, 490, start=10)
     services.acknowledge_order(order, actor=technician)
     for number in range(3, 23):
-        services.add_line(order, actor=technician, reference=f"L{number}", label=f"Ligne {number}")
+        receiving.add_line(order, actor=technician, reference=f"L{number}", label=f"Ligne {number}")
     with_500 = queries_for(signed_in, f"/commandes/{order.pk}/")
     assert with_500 == with_10
 
@@ -582,7 +582,7 @@ def test_marking_a_line_of_an_order_not_yet_acknowledged_is_refused_in_french(si
 
 
 def test_a_line_of_another_order_is_not_found(signed_in, order, contract, technician):
-    other = services.register_order(
+    other = receiving.register_order(
         contract=contract, reference="AUTRE", actor=None, technician=technician, lines=[{"label": "Autre ligne"}]
     )
     line = other.lines.get()
@@ -690,7 +690,7 @@ def test_supervisors_and_office_staff_may_open_any_order_and_act_on_it(client, r
 
 def test_a_line_quantity_shows_in_french_without_useless_decimals(signed_in, order, technician):
     bring_to(order, State.ACKNOWLEDGED, technician)
-    services.add_line(order, actor=technician, reference="L3", label="Joint", quantity=Decimal("2.50"), unit="m")
+    receiving.add_line(order, actor=technician, reference="L3", label="Joint", quantity=Decimal("2.50"), unit="m")
     html = signed_in.get(f"/commandes/{order.pk}/").content.decode()
     assert "L3 · 2,50 m" in html
     assert "L1 · 1 u" in html

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
-from orders import onsite, reports, services, tasks, timing
+from orders import onsite, planning, reports, services, tasks, timing
 from orders.models import InterventionReport
 from tests.conftest import PARIS
 
@@ -34,7 +34,7 @@ def clock():
 def started(order, technician, clock):
     """Planned for 8:30 on Monday, started at 8:40 (the technician's time)."""
     services.acknowledge_order(order, actor=technician)
-    services.plan_order(order, actor=technician, appointment=START - timedelta(minutes=10))
+    planning.plan_order(order, actor=technician, appointment=START - timedelta(minutes=10))
     clock.move_to(START)
     services.start_work(order, actor=technician, at=START)
     order.refresh_from_db()

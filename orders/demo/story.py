@@ -5,9 +5,9 @@ Planning is pure Python: each line of `data.SCENARIOS` picks a contract and one
 of its problems, and a `Script` tells the order's story forward from its
 receipt (acknowledged, assigned, planned, started, lines done, finished...),
 one `Step` per action, in working hours, from the fixed random seed and
-today's date. `replay` then makes the order through `orders.services`, action
-by action, each dated with `at=`, so that every order has the history it would
-have had.
+today's date. `replay` then makes the order through the order services
+(`orders.services`, `orders.receiving`, `orders.planning`), action by action,
+each dated with `at=`, so that every order has the history it would have had.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from django.db.models import F, Max
 from django.utils import timezone
 
-from orders import deadlines, services
+from orders import deadlines, planning, receiving, services
 from orders.demo import contracts, data
 from orders.demo.world import World
 from orders.models import Order, OrderEvent, Origin
@@ -110,7 +110,7 @@ class Script:
 
     def plan(self, appointment: datetime | None = None, *, days: tuple[int, int] = (1, 3)) -> Script:
         self._after(10, 180)
-        # A date after an absence replaces the missed one: it says why (services.plan_order).
+        # A date after an absence replaces the missed one: it says why (planning.plan_order).
         again = {"reason": "Occupant absent au premier rendez-vous"} if self.appointment or self.planned else {}
         self.appointment = appointment or self._slot(*days)
         self.planned = None
@@ -430,7 +430,7 @@ def replay(plan: OrderPlan, world: World) -> Order:
     supervisor, office = world.users[data.SUPERVISOR], world.users[data.OFFICE]
     asset = world.assets[plan.asset_reference]
     delay_days = plan.problem.delay_days
-    order = services.register_order(
+    order = receiving.register_order(
         contract=contract,
         reference=plan.reference,
         actor=None,  # from the client's platform
@@ -466,7 +466,7 @@ def replay(plan: OrderPlan, world: World) -> Order:
                 services.assign_order(order, actor=supervisor, technician=technician, at=at)
             case "plan":
                 actor = technician if args.get("appointment") else supervisor
-                services.plan_order(order, actor=actor, at=at, **args)
+                planning.plan_order(order, actor=actor, at=at, **args)
             case "start":
                 services.start_work(order, actor=technician, at=at)
             case "progress":

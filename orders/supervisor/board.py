@@ -46,7 +46,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from orders import dispatch, services
+from orders import dispatch, planning
 from orders.models import Order
 from orders.queries import OrderQuerySet
 from orders.states import WORK_STATES
@@ -410,7 +410,7 @@ def dispatch_check(request: HttpRequest) -> HttpResponse:
         if order is None
         else check_slot(order, data.get("technician"), data.get("appointment"), data.get("visit_minutes"))
     )
-    if order is not None and data.get("appointment") and services.is_replanning(order, appointment=data["appointment"]):
+    if order is not None and data.get("appointment") and planning.is_replanning(order, appointment=data["appointment"]):
         result = Check(result.warnings, result.checked, reason_asked=True)
     return render(request, "orders/_dispatch_check.html", {"check": result, "order": order})
 
@@ -441,8 +441,8 @@ def _dispatch(request: HttpRequest, order: Order | None, problem: str, form: Dis
         return Outcome(False, f"Commande {order.reference} : {errors}", order=order)
     data = form.cleaned_data
     technician, appointment, minutes = data["technician"], data["appointment"], data["visit_minutes"]
-    if services.is_replanning(order, appointment=appointment) and not data["reason"].strip():
-        text = f"Commande {order.reference} : rien n'a été enregistré. {services.REASON_NEEDED}"
+    if planning.is_replanning(order, appointment=appointment) and not data["reason"].strip():
+        text = f"Commande {order.reference} : rien n'a été enregistré. {planning.REASON_NEEDED}"
         return Outcome(False, text, order=order)
     warnings = check_slot(order, technician, appointment, minutes).warnings
     if warnings and not data["force"]:

@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from orders.models import CriticalLevel, Order
-from orders.services import plans_again
+from orders.planning import plans_again
 from portal import moments
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _due(order: Order, due: str) -> SafeString:
 
 def _replan(order: Order, *, appointment: bool) -> SafeString:
     """For the script: a new time moves the date it has (or had, then lost its
-    technician), so the reason is asked (`services.is_replanning`); with the
+    technician), so the reason is asked (`orders.planning.is_replanning`); with the
     appointment (`data-appointment`), the same time is no move."""
     if not plans_again(order):
         return EMPTY

@@ -79,7 +79,7 @@ class AssignForm(forms.Form):
 class DetailsForm(forms.Form):
     """What the platform checks in every log and may refuse: the service code,
     the element of the property, the kind of works and the criticality. The
-    cleaned data is the `changes` of `services.update_order_details`."""
+    cleaned data is the `changes` of `orders.receiving.update_order_details`."""
 
     service_code = forms.ModelChoiceField(
         label="Code prestation", queryset=ServiceCode.objects.none(), required=False, empty_label="— Aucun —"
@@ -397,7 +397,7 @@ class PlanningChangeForm(forms.Form):
     appointment = _datetime_field("Rendez-vous")
     planned_start = _datetime_field("Début prévu")
     planned_end = _datetime_field("Fin prévue")
-    # Required by `services.plan_order` when the date moves (then relayed to the
+    # Required by `orders.planning.plan_order` when the date moves (then relayed to the
     # client with it); changing the technician alone needs none.
     reason = forms.CharField(label="Motif du report", required=False, max_length=200)
 

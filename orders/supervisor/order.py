@@ -28,7 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import actions, buyer, deadlines, formatting, letters, materials, remedies, services, timing
+from orders import actions, buyer, deadlines, formatting, letters, materials, receiving, remedies, services, timing
 from orders.access import get_order_for
 from orders.forms import add_refusal
 from orders.models import ExtensionDecision, ExtensionRequest, MaterialDestination, Order
@@ -304,7 +304,7 @@ def supervisor_details(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_order_for(request, pk)
 
     def apply(data: dict[str, Any]) -> str:
-        return _label(services.update_order_details(order, actor=request.user, changes=data))
+        return _label(receiving.update_order_details(order, actor=request.user, changes=data))
 
     return _change(request, order, "details", DetailsForm(request.POST, order=order), apply, anchor="details")
 
@@ -316,7 +316,7 @@ def supervisor_line_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = NewLineForm(request.POST, order=order, auto_id="new-line-%s")
 
     def apply(data: dict[str, Any]) -> str:
-        line = services.add_line(order, actor=request.user, **data)
+        line = receiving.add_line(order, actor=request.user, **data)
         return f"Ligne ajoutée : {line.reference} – {line.label}"
 
     return _change(request, order, "line-new", form, apply, anchor="lignes")
@@ -342,7 +342,7 @@ def supervisor_line_update(request: HttpRequest, pk: int, line_pk: int) -> HttpR
     form = LineEditForm(request.POST, auto_id=f"line-{line.pk}-%s")
 
     def apply(data: dict[str, Any]) -> str:
-        return _label(services.update_line(line, actor=request.user, changes=data))
+        return _label(receiving.update_line(line, actor=request.user, changes=data))
 
     return _change(request, order, f"line-{line.pk}", form, apply, anchor="lignes")
 
@@ -354,7 +354,7 @@ def supervisor_line_remove(request: HttpRequest, pk: int, line_pk: int) -> HttpR
     line = get_object_or_404(order.lines, pk=line_pk)
 
     def apply(data: dict[str, Any]) -> str:
-        return services.remove_line(line, actor=request.user).label
+        return receiving.remove_line(line, actor=request.user).label
 
     return _change(request, order, f"line-{line.pk}", forms.Form(request.POST), apply, anchor="lignes")
 

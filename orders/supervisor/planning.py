@@ -24,10 +24,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orders import dispatch, services
+from orders import dispatch
 from orders.access import get_order_for
 from orders.forms import add_refusal
 from orders.models import DEFAULT_VISIT, Order
+from orders.planning import plans_again
 from orders.queries import is_late
 from orders.states import WORK_STATES, Action, State
 from orders.supervisor.forms import PlanningChangeForm
@@ -135,7 +136,7 @@ class Item:
     conflicts: list[Item] = field(default_factory=list)
     can_assign: bool = False
     can_plan: bool = False
-    asks_reason: bool = False  # planned before: moving its date asks why (`services.plans_again`)
+    asks_reason: bool = False  # planned before: moving its date asks why (`orders.planning.plans_again`)
     typed: Typed | None = None  # its form as sent, when it was refused
 
     @property
@@ -249,7 +250,7 @@ def build_rows(
             continue
         allowed = order.allowed_actions
         item.can_assign, item.can_plan = Action.ASSIGN in allowed, Action.PLAN in allowed
-        item.asks_reason = item.can_plan and services.plans_again(order)
+        item.asks_reason = item.can_plan and plans_again(order)
         if refused is not None and refused[0] == order.pk:
             item.typed = refused[1]
         by_technician.setdefault(order.technician_id, []).append(item)

@@ -97,7 +97,7 @@ def asset_for(connection: Connection, contract: Contract, location: Any) -> Asse
     made up (the platform would get it back in every log). The operation's
     street address is the platform's latest word on where the work is: the
     order services give it to the asset, or to an order without one
-    (`orders.services.place_works`, which records its change); the operation's
+    (`orders.receiving.place_works`, which records its change); the operation's
     complement (floor, door) is the order's access notes (orders.inbound)."""
     location = location if isinstance(location, dict) else {}
     reference = str(location.get("assetReference") or "").strip()[:100]

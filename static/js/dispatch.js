@@ -100,7 +100,7 @@
     return order.visit ? order.reference + " reste à sa place." : order.reference + " reste à planifier.";
   }
 
-  // The server's `services.is_replanning`: a date it had is moved.
+  // The server's `orders.planning.is_replanning`: a date it had is moved.
   function needsReason(order, result) {
     return order.replan && result.start !== order.appointment;
   }

@@ -17,7 +17,7 @@ from django.core import mail
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from orders import notifications, services
+from orders import notifications, planning, services
 from orders.models import OrderEvent, UnappliedAction
 from tests.conftest import PASSWORD
 from tests.e2e.helpers import Screens, drain, refused_on_phone, wait_until_sent
@@ -31,7 +31,7 @@ def piloted(order, technician, supervisor):
     services.assign_order(order, actor=supervisor, pilot=supervisor)
     earlier = timezone.now() - timedelta(hours=1)
     services.acknowledge_order(order, actor=technician, at=earlier)
-    services.plan_order(order, actor=supervisor, appointment=timezone.now() + timedelta(hours=1))
+    planning.plan_order(order, actor=supervisor, appointment=timezone.now() + timedelta(hours=1))
     return order
 
 

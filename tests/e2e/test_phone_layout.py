@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page
 
-from orders import services
+from orders import planning, receiving, services
 from tests.conftest import PASSWORD
 from tests.e2e.helpers import phone_page
 
@@ -88,7 +88,7 @@ def test_every_technician_screen_fits_360_px_with_44_px_tap_targets(
     now = timezone.now()
     orders = {}
     for state in ("to_acknowledge", "acknowledged", "planned", "in_progress", "suspended", "finished"):
-        orders[state] = order = services.register_order(
+        orders[state] = order = receiving.register_order(
             contract=contract,
             reference=f"OPH57_{state.upper()}",
             actor=None,
@@ -106,7 +106,7 @@ def test_every_technician_screen_fits_360_px_with_44_px_tap_targets(
         services.acknowledge_order(order, actor=technician)
         if state == "acknowledged":
             continue
-        services.plan_order(order, actor=technician, appointment=now + timedelta(hours=2))
+        planning.plan_order(order, actor=technician, appointment=now + timedelta(hours=2))
         if state == "planned":
             continue
         services.start_work(order, actor=technician)

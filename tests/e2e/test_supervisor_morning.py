@@ -23,7 +23,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, expect
 
-from orders import services
+from orders import planning, receiving, services
 from orders.models import Order
 from portal.relay.models import MessageStatus, OutboxMessage
 from tests.conftest import PARIS, PASSWORD
@@ -73,7 +73,7 @@ def morning(platform, connection, contract, asset, service_code, technician, oth
     ]
 
     def register(reference: str, ago: timedelta, technician=None, **details) -> Order:
-        return services.register_order(
+        return receiving.register_order(
             contract=contract,
             reference=reference,
             actor=None,
@@ -89,7 +89,7 @@ def morning(platform, connection, contract, asset, service_code, technician, oth
 
     late = register("OPH57_MATIN_RETARD", timedelta(days=5), technician, description="Fuite sous l'évier")
     services.acknowledge_order(late, actor=technician, at=now - timedelta(days=5) + timedelta(hours=1))
-    services.plan_order(late, actor=technician, appointment=today_at(7), at=now - timedelta(days=5, hours=-2))
+    planning.plan_order(late, actor=technician, appointment=today_at(7), at=now - timedelta(days=5, hours=-2))
 
     # Registered, acknowledged and planned before its 9 o'clock appointment (one in the past is refused), and
     # recently enough that its 72 hours end more than 48 hours from now, whatever the hour.
@@ -97,7 +97,7 @@ def morning(platform, connection, contract, asset, service_code, technician, oth
     registered = min(now - timedelta(hours=12), nine - timedelta(hours=3))
     visit = register("OPH57_MATIN_RDV", now - registered, other_technician, description="Robinet qui goutte")
     services.acknowledge_order(visit, actor=other_technician, at=registered + timedelta(hours=1))
-    services.plan_order(visit, actor=other_technician, appointment=nine, at=registered + timedelta(hours=2))
+    planning.plan_order(visit, actor=other_technician, appointment=nine, at=registered + timedelta(hours=2))
 
     soon = register("OPH57_MATIN_BIENTOT", timedelta(days=2), technician, description="Chasse d'eau")
     services.acknowledge_order(soon, actor=technician, at=now - timedelta(days=2) + timedelta(hours=1))

@@ -17,7 +17,8 @@ minutes late this month: the relay's breaches, and the data-sharing penalty.
 The tables are in `orders.demo.data` and `orders.demo.contracts`; `orders.demo.world`
 makes the company, people, clients and contracts; `orders.demo.story` plans
 every order's story (pure Python, from a fixed random seed and today's date),
-then replays it through `orders.services`, action by action, each dated with
+then replays it through the order services (`orders.services`,
+`orders.receiving`, `orders.planning`), action by action, each dated with
 `at=`, so that every order has the history it would have had.
 
 Run again, it creates nothing and says so. Either way it ends with how to sign
