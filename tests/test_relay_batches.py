@@ -263,6 +263,32 @@ def test_a_task_hands_its_streams_over_to_one_task_when_its_share_is_done(
         assert_on_platform_once_in_order(platform, order)
 
 
+def test_a_task_past_its_time_hands_its_streams_over_rather_than_going_on(
+    platform, connection, contract, service_code, asset, settings, monkeypatch
+):
+    """A task also stops claiming once it has run TASK_SECONDS (a slow
+    platform must not bring it near Celery's time limit, which would kill it
+    mid-batch): what it holds is recorded, what follows goes to one task."""
+    settings.RELAY_BATCH = 3
+    monkeypatch.setattr(delivery, "TASK_SECONDS", 0.0)
+    orders = busy_orders(contract, service_code, asset, 3, changes=2)
+    queued: list[tuple[int, list[int] | None]] = []
+    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: queued.append((message_id, also)))
+    first = OutboxMessage.objects.order_by("pk").first()
+
+    assert tasks.deliver_message(first.pk) == "delivered"
+
+    assert OutboxMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 3  # its first batch only
+    assert len(queued) == 1
+    message_id, also = queued[0]
+    assert OutboxMessage.objects.filter(pk__in=[message_id, *(also or [])], sequence=2).count() == 3
+    monkeypatch.setattr(delivery, "TASK_SECONDS", 20.0)
+    while queued:
+        tasks.deliver_message(*queued.pop())
+    for order in orders:
+        assert_on_platform_once_in_order(platform, order)
+
+
 def test_a_change_behind_an_undelivered_message_queues_no_task_and_follows_it(
     platform, connection, contract, service_code, asset, django_capture_on_commit_callbacks, monkeypatch
 ):

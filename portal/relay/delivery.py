@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -136,14 +137,16 @@ def send(message: OutboxMessage, *, check_first: bool, bearer: str | None = None
 # together and claims the next batch (the following messages of the streams it
 # delivered among them) in one transaction: the bookkeeping of a backlog costs
 # one transaction per batch, not one per message. The task stops after
-# MAX_PER_TASK messages, so that one worker never holds a backlog for long.
+# MAX_PER_TASK messages or TASK_SECONDS, whichever comes first, so that one
+# worker never holds a backlog for long (nor nears the task's time limit).
 #
 # While a backlog drains, a task holds two batches of different streams: one is
 # sent (by the process's sender thread) while the other's outcomes are recorded
 # and its streams' next messages claimed, so the platform never waits for the
 # bookkeeping. One request is in flight at a time, as before, and a stream's
 # next message is still claimed only once its predecessor's outcome is recorded.
-MAX_PER_TASK = 200
+MAX_PER_TASK = 1000
+TASK_SECONDS = 20.0
 
 
 @dataclass
@@ -171,13 +174,19 @@ def deliver(message_id: int, *, also: Sequence[int] = ()) -> Delivery:
     claimed with it, then the following batches while messages are due. The
     outcome is the first message's, None when it was not ours to send."""
     size = claims.batch_size()
+    deadline = time.monotonic() + TASK_SECONDS
     batch = claims.claim_batch(message_id, limit=size, also=also)
     if not batch:
         return Delivery(None)
     waiting: deque[list[OutboxMessage]] = deque([batch])
     overlap = records_while_sending()
-    # A full batch: a backlog. A second one, of other streams, is sent while the first is recorded.
-    if overlap and len(batch) == size and (second := claims.claim_more(size, wait=claims.batch_budget(batch))):
+    # A full batch of logs: a backlog. A second one, of other streams, is sent while the first is recorded.
+    if (
+        overlap
+        and len(batch) == size
+        and plain_logs(batch)
+        and (second := claims.claim_more(size, wait=claims.batch_budget(batch)))
+    ):
         waiting.append(second)
     delivery = Delivery(None)
     handled = 0
@@ -198,7 +207,7 @@ def deliver(message_id: int, *, also: Sequence[int] = ()) -> Delivery:
         finished = record(
             sent,
             released=released,
-            claim_next=handled + len(in_flight) < MAX_PER_TASK,
+            claim_next=handled + len(in_flight) < MAX_PER_TASK and time.monotonic() < deadline,
             wait=claims.batch_budget(in_flight),
         )
         delivery.outcome = delivery.outcome or sent[0].result.outcome
@@ -298,14 +307,21 @@ def records_while_sending() -> bool:
 PLAIN_LOGS = (MessageKind.INTERVENTION_LOG, MessageKind.QUOTATION_LOG)
 
 
-def _bearers(batch: list[OutboxMessage]) -> dict[int, str] | None:
-    """A token for each connection of the batch, when every message is a log to
-    an Intent platform that needs no read-back; None otherwise (or when a token
-    cannot be had now: the sends here say why, message by message)."""
-    if not all(
+def plain_logs(batch: list[OutboxMessage]) -> bool:
+    """Whether every message is a log to an Intent platform that needs no
+    read-back: sent with a token, and nothing else (a bus's publishes are all
+    in flight at once already)."""
+    return all(
         message.connection.kind == ConnectionKind.INTENT and message.kind in PLAIN_LOGS and not message.ambiguous
         for message in batch
-    ):
+    )
+
+
+def _bearers(batch: list[OutboxMessage]) -> dict[int, str] | None:
+    """A token for each connection of the batch, when its messages are
+    `plain_logs`; None otherwise (or when a token cannot be had now: the sends
+    here say why, message by message)."""
+    if not plain_logs(batch):
         return None
     bearers = {}
     try:
@@ -318,6 +334,7 @@ def _bearers(batch: list[OutboxMessage]) -> dict[int, str] | None:
 
 
 _sender_pool: tuple[int, ThreadPoolExecutor] | None = None
+SWITCH_INTERVAL = 0.0005  # seconds
 
 
 def _sender() -> ThreadPoolExecutor:
@@ -326,6 +343,9 @@ def _sender() -> ThreadPoolExecutor:
     global _sender_pool
     if _sender_pool is None or _sender_pool[0] != os.getpid():
         _sender_pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-sender"))
+        # The platform's answer is taken up at once: with Python's default (5 ms)
+        # the sender waited for the recording thread to let go of the interpreter.
+        sys.setswitchinterval(SWITCH_INTERVAL)
     return _sender_pool[1]
 
 
