@@ -50,6 +50,22 @@ def busy_orders(contract, service_code, asset, count: int, changes: int):
     return orders
 
 
+def queued_here(monkeypatch) -> list[tuple[int, list[int] | None]]:
+    """From now on, the deliveries the tasks queue (a message, and those handed
+    over with it), kept here rather than sent to a broker (`run_queued` runs them)."""
+    queued: list[tuple[int, list[int] | None]] = []
+    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: queued.append((message_id, also)))
+    return queued
+
+
+def run_queued(queued: list[tuple[int, list[int] | None]]) -> None:
+    """What the workers would do next: the queued tasks, then any message
+    still due, until none is."""
+    while queued or (due := list(claims.due_messages().values_list("pk", flat=True)[:1])):
+        message_id, also = queued.pop() if queued else (due[0], None)
+        tasks.deliver_message(message_id, also)
+
+
 def transactions_in(queries: list[dict]) -> int:
     """Transactions opened (savepoints inside the test's own transaction)."""
     return sum(1 for query in queries if query["sql"].startswith("SAVEPOINT"))
@@ -240,8 +256,7 @@ def test_a_task_hands_its_streams_over_to_one_task_when_its_share_is_done(
     settings.RELAY_BATCH = 3
     monkeypatch.setattr(delivery, "MAX_PER_TASK", 3)
     orders = busy_orders(contract, service_code, asset, 3, changes=3)
-    queued: list[tuple[int, list[int] | None]] = []
-    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: queued.append((message_id, also)))
+    queued = queued_here(monkeypatch)
     first = OutboxMessage.objects.order_by("pk").first()
     assert tasks.deliver_message(first.pk) == "delivered"
     assert OutboxMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 3  # its share
@@ -256,9 +271,7 @@ def test_a_task_hands_its_streams_over_to_one_task_when_its_share_is_done(
     batch = claims.claim_batch(message_id, limit=3, also=also or [])
     assert sorted(message.pk for message in batch) == heads
     OutboxMessage.objects.filter(pk__in=heads).update(lease_until=None)  # given back: the task runs now
-    while (due := list(claims.due_messages().values_list("pk", flat=True)[:1])) or queued:
-        message_id, also = queued.pop() if queued else (due[0], None)
-        tasks.deliver_message(message_id, also)
+    run_queued(queued)
     for order in orders:
         assert_on_platform_once_in_order(platform, order)
 
@@ -272,8 +285,7 @@ def test_a_task_past_its_time_hands_its_streams_over_rather_than_going_on(
     settings.RELAY_BATCH = 3
     monkeypatch.setattr(delivery, "TASK_SECONDS", 0.0)
     orders = busy_orders(contract, service_code, asset, 3, changes=2)
-    queued: list[tuple[int, list[int] | None]] = []
-    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: queued.append((message_id, also)))
+    queued = queued_here(monkeypatch)
     first = OutboxMessage.objects.order_by("pk").first()
 
     assert tasks.deliver_message(first.pk) == "delivered"
@@ -283,8 +295,7 @@ def test_a_task_past_its_time_hands_its_streams_over_rather_than_going_on(
     message_id, also = queued[0]
     assert OutboxMessage.objects.filter(pk__in=[message_id, *(also or [])], sequence=2).count() == 3
     monkeypatch.setattr(delivery, "TASK_SECONDS", 20.0)
-    while queued:
-        tasks.deliver_message(*queued.pop())
+    run_queued(queued)
     for order in orders:
         assert_on_platform_once_in_order(platform, order)
 

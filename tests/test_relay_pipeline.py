@@ -20,7 +20,7 @@ from django.utils import timezone
 from portal.relay import claims, delivery, tasks
 from portal.relay.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from portal.sandbox.models import AccessToken
-from tests.test_relay_batches import busy_orders
+from tests.test_relay_batches import busy_orders, queued_here, run_queued
 from tests.test_relay_sandbox import assert_on_platform_once_in_order, set_behaviour
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("database_before_the_live_server")]
@@ -194,8 +194,7 @@ def test_a_task_that_has_done_its_share_hands_each_batch_streams_over_to_one_tas
     settings.RELAY_BATCH = 3
     monkeypatch.setattr(delivery, "MAX_PER_TASK", 6)
     orders = busy_orders(contract, service_code, asset, 6, changes=3)
-    queued: list[tuple[int, list[int] | None]] = []
-    monkeypatch.setattr(tasks, "queue_delivery", lambda message_id, also=None: queued.append((message_id, also)))
+    queued = queued_here(monkeypatch)
     first = OutboxMessage.objects.order_by("pk").first()
 
     assert tasks.deliver_message(first.pk) == "delivered"
@@ -207,8 +206,6 @@ def test_a_task_that_has_done_its_share_hands_each_batch_streams_over_to_one_tas
     assert {pk for message_id, also in queued for pk in [message_id, *(also or [])]} == seconds
     for message_id, also in queued:
         assert len([message_id, *(also or [])]) == 3
-    while queued or (due := list(claims.due_messages().values_list("pk", flat=True)[:1])):
-        message_id, also = queued.pop() if queued else (due[0], None)
-        tasks.deliver_message(message_id, also)
+    run_queued(queued)
     for order in orders:
         assert_on_platform_once_in_order(platform, order)
