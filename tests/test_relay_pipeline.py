@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from portal.relay import claims, delivery, tasks
+from portal.relay import claims, delivery, intent, tasks
 from portal.relay.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from portal.sandbox.models import AccessToken
 from tests.test_relay_batches import busy_orders, queued_here, run_queued
@@ -135,8 +136,7 @@ def test_the_second_batch_is_leased_for_the_first_batch_sends_too(
     assert len(second) == 3
     assert not {message.stream for message in batch} & {message.stream for message in second}
     # Sent after the first batch, the second's lease covers that batch's sends too.
-    assert second[0].lease_until - batch[0].lease_until >= claims.batch_budget(batch) - claims.batch_budget(second)
-    assert second[0].lease_until > batch[0].lease_until
+    assert second[0].lease_until - batch[0].lease_until >= claims.batch_budget(batch) > timedelta(0)
     assert not claims.due_messages().exists()
 
 
@@ -174,8 +174,6 @@ def test_a_token_refused_midway_is_renewed_and_the_rest_sent_once_in_order(
     first, *_ = OutboxMessage.objects.order_by("pk")
     # The worker holds a token the platform has forgotten (revoked, or the
     # platform restarted): the sender thread's first post meets a 401.
-    from portal.relay import intent
-
     intent.client_for(first.connection).token()
     AccessToken.objects.all().delete()
 
